@@ -1,0 +1,14 @@
+"""The bundle runtime: hosting components, running handlers and consumer engines."""
+
+from evento.bundle.bundle import Bundle
+from evento.bundle.consumers import ConsumerEngine, ConsumerSettings, ConsumerStatus
+from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
+
+__all__ = [
+    "Bundle",
+    "ConsumerEngine",
+    "ConsumerSettings",
+    "ConsumerStatus",
+    "MessageHandlerInterceptor",
+    "TracingAgent",
+]

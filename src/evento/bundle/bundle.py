@@ -1,0 +1,345 @@
+"""The bundle: a deployable unit hosting components, connected to the Evento Server.
+
+>>> bundle = Bundle("todolist", components=[])  # doctest: +SKIP
+>>> await bundle.start(server)                 # doctest: +SKIP
+
+Building a bundle reads and checks every component (capability table, handler signatures) and does no I/O;
+``start()`` connects, registers, runs the projectors (and waits for those marked ``wait_for_head_reached``),
+enables routing, then starts sagas and observers. ``stop()`` reverses that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import logging
+import pkgutil
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import Any, TypeVar
+
+from evento.bundle.calls import HandlerRunner
+from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
+from evento.bundle.request_handlers import RequestHandlers
+from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
+from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
+from evento.components.model import ComponentSpec, is_component, read_component
+from evento.consumer_stores.base import ConsumerStateStore
+from evento.consumer_stores.memory import MemoryConsumerStateStore
+from evento.discovery import BundleRegistration, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
+from evento.errors import RegistrationError
+from evento.gateways import CommandGateway, QueryGateway
+from evento.messages import (
+    AggregateCommandRequest,
+    BundleRequest,
+    BundleResponse,
+    CommandMessage,
+    EventsAppended,
+    HandledMessage,
+    Metadata,
+    QueryRequest,
+    ServerRequest,
+    ServerResponse,
+    ServiceCommandRequest,
+    new_message_id,
+)
+from evento.payloads import Payload, payload_class, payload_description, payload_kind, payload_schema
+from evento.transport.base import Connector, ServerLink
+
+__all__ = ["Bundle"]
+
+log = logging.getLogger(__name__)
+
+InvokerT = TypeVar("InvokerT", bound=Invoker)
+
+_CONSUMER_KINDS = (ComponentKind.PROJECTOR, ComponentKind.SAGA, ComponentKind.OBSERVER)
+
+
+class _Invocation:
+    """The handled message of an invoker call: the root of a correlation chain."""
+
+    def __init__(self, metadata: dict[str, str] | None = None) -> None:
+        self.message_id = new_message_id()
+        self.metadata = dict(metadata or {})
+
+
+class Bundle:
+    """A set of components deployed together, with its own identity, consumer state store and settings."""
+
+    def __init__(
+        self,
+        bundle_id: str,
+        *,
+        components: Iterable[type[Any]] = (),
+        package: ModuleType | str | None = None,
+        version: int = 1,
+        description: str | None = None,
+        consumer_store: ConsumerStateStore | None = None,
+        contexts: Mapping[type[Any], Sequence[str]] | None = None,
+        injector: Callable[[Any], Any] | None = None,
+        interceptors: Sequence[MessageHandlerInterceptor] = (),
+        tracing_agent: TracingAgent | None = None,
+        consumer_settings: ConsumerSettings | None = None,
+        request_timeout: float = 30.0,
+        instance_id: str | None = None,
+    ) -> None:
+        if not bundle_id or not bundle_id.strip():
+            raise RegistrationError("a bundle needs a non-blank id")
+        self.bundle_id = bundle_id
+        self.version = version
+        self.description = description or bundle_id
+        self.info = NodeInfo(bundle_id, version, instance_id or uuid.uuid4().hex)
+        self.consumer_store = consumer_store or MemoryConsumerStateStore()
+        self.tracing_agent = tracing_agent or TracingAgent()
+        self.consumer_settings = consumer_settings or ConsumerSettings()
+        self.request_timeout = request_timeout
+        self._injector = injector
+        self._dependencies: dict[Any, Any] = {}
+        self._runner = HandlerRunner(interceptors, self.tracing_agent)
+
+        classes = list(components)
+        if package is not None:
+            classes.extend(_scan(package))
+        if not classes:
+            raise RegistrationError(f"bundle {bundle_id} has no components")
+        self.components: list[tuple[ComponentSpec, Any]] = []
+        for cls in dict.fromkeys(classes):
+            spec = read_component(cls, self._dependency)
+            self.components.append((spec, self._instantiate(cls)))
+        self._contexts = {cls: list(ctx) for cls, ctx in (contexts or {}).items()}
+        unknown = [cls.__name__ for cls in self._contexts if cls not in dict.fromkeys(classes)]
+        if unknown:
+            raise RegistrationError(f"contexts given for components not in the bundle: {', '.join(unknown)}")
+
+        self._requests = RequestHandlers(self.components, self._runner, self.gateways, self._event_metadata)
+        self._dispatch: dict[type[Any], Callable[[Any], Any]] = {
+            AggregateCommandRequest: self._requests.aggregate_command,
+            ServiceCommandRequest: self._requests.service_command,
+            QueryRequest: self._requests.query,
+        }
+        self.consumers: dict[str, ConsumerEngine] = {}
+        self._link: ServerLink | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.owner = f"{bundle_id}/{self.info.instance_id}"
+
+    # --- building ----------------------------------------------------------------------------------------------
+
+    def _dependency(self, annotation: Any) -> Any:
+        if annotation in self._dependencies:
+            return self._dependencies[annotation]
+        value = self._injector(annotation) if self._injector is not None else None
+        if value is None:
+            name = getattr(annotation, "__name__", repr(annotation))
+            raise RegistrationError(f"nothing to inject for {name}: pass an injector that provides it")
+        self._dependencies[annotation] = value
+        return value
+
+    def _instantiate(self, cls: type[Any]) -> Any:
+        init = cls.__init__
+        if init is object.__init__:
+            return cls()
+        hints = _hints(init)
+        kwargs = {}
+        for name, param in list(inspect.signature(init).parameters.items())[1:]:
+            if param.default is not inspect.Parameter.empty and name not in hints:
+                continue
+            if name not in hints:
+                raise RegistrationError(f"{cls.__name__}.__init__: parameter '{name}' needs a type annotation")
+            kwargs[name] = self._dependency(hints[name])
+        return cls(**kwargs)
+
+    def registration(self) -> BundleRegistration:
+        """The discovery metadata this bundle sends when it joins."""
+        handlers = [h.info() for spec, _ in self.components for h in spec.handlers.values()]
+        names = {h.payload for h in handlers}
+        for h in handlers:
+            names.update(h.invoked_commands)
+            names.update(h.invoked_queries)
+        payloads = []
+        for name in sorted(names):
+            cls = payload_class(name)
+            if cls is not None:
+                payloads.append(_payload_info(cls))
+        return BundleRegistration(
+            bundle_id=self.bundle_id,
+            bundle_version=self.version,
+            description=self.description,
+            handlers=handlers,
+            payloads=payloads,
+            consumers=[engine.info for engine in self.consumers.values()],
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self, server: Connector | Any) -> None:
+        """Connect to a server (an :class:`EventoServer` in this process, or a connector) and start consuming."""
+        from evento.server.server import EventoServer
+        from evento.transport.inprocess import InProcessConnector
+
+        connector: Connector = InProcessConnector(server) if isinstance(server, EventoServer) else server
+        self.loop = asyncio.get_running_loop()
+        await self.consumer_store.start()
+        self._build_engines()
+        self._link = await connector.connect(self)
+        await self._link.register(self.registration())
+
+        projectors = [e for e in self.consumers.values() if e.spec.kind is ComponentKind.PROJECTOR]
+        for engine in projectors:
+            engine.start()
+        gate = [e.head_reached.wait() for e in projectors if e.spec.options.wait_for_head_reached]
+        if gate:
+            await asyncio.gather(*gate)
+        await self._link.set_enabled(True)
+        for engine in self.consumers.values():
+            if engine.spec.kind is not ComponentKind.PROJECTOR:
+                engine.start()
+        log.info("bundle %s started with %d components", self.info, len(self.components))
+
+    async def stop(self) -> None:
+        if self._link is not None:
+            await self._link.set_enabled(False)
+        await asyncio.gather(*(engine.stop() for engine in self.consumers.values()))
+        if self._link is not None:
+            await self._link.close()
+            self._link = None
+        await self.consumer_store.stop()
+
+    def _build_engines(self) -> None:
+        self.consumers.clear()
+        for spec, instance in self.components:
+            if spec.kind not in _CONSUMER_KINDS:
+                continue
+            for context in self._contexts.get(spec.cls, ["*"]):
+                engine = ConsumerEngine(
+                    bundle_id=self.bundle_id,
+                    spec=spec,
+                    instance=instance,
+                    context=context,
+                    store=self.consumer_store,
+                    outbox=self,
+                    runner=self._runner,
+                    settings=self.consumer_settings,
+                )
+                self.consumers[engine.consumer_id] = engine
+
+    async def wait_for_head(self, timeout: float = 30.0) -> None:
+        """Wait until every consumer has caught up with the log once (handy in tests and scripts)."""
+        await asyncio.wait_for(asyncio.gather(*(e.head_reached.wait() for e in self.consumers.values())), timeout)
+
+    # --- transport endpoint ------------------------------------------------------------------------------------
+
+    async def handle_request(self, message: BundleRequest) -> BundleResponse:
+        handler = self._dispatch.get(type(message))
+        if handler is None:
+            raise TypeError(f"unknown request type {type(message).__name__}")
+        response: BundleResponse = await handler(message)
+        return response
+
+    def on_notification(self, message: EventsAppended) -> None:
+        for engine in self.consumers.values():
+            engine.wake()
+
+    # --- outbox used by gateways and engines -------------------------------------------------------------------
+
+    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
+        if self._link is None:
+            raise RuntimeError(f"bundle {self.bundle_id} is not started")
+        return await self._link.request(message, timeout)
+
+    def correlate(self, metadata: Metadata | None, handled: HandledMessage | None) -> dict[str, str]:
+        return self.tracing_agent.correlate(metadata, handled)
+
+    def count_invocation(self, payload: str) -> None:
+        """Hook for telemetry (invocation counts per handler); nothing is recorded yet."""
+
+    def gateways(self, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:
+        return CommandGateway(self, handled), QueryGateway(self, handled)
+
+    def _event_metadata(self, command: CommandMessage) -> dict[str, str]:
+        return self.tracing_agent.correlate(None, command)
+
+    # --- invokers ----------------------------------------------------------------------------------------------
+
+    def invoker(self, cls: type[InvokerT], metadata: dict[str, str] | None = None) -> InvokerT:
+        """An instance of ``cls`` whose invocation handlers send through this bundle."""
+        if not (isinstance(cls, type) and issubclass(cls, Invoker)):
+            raise RegistrationError(f"{cls!r} must subclass evento.Invoker")
+        spec = read_component(cls, self._dependency) if is_component(cls) else None
+        instance: InvokerT = self._instantiate(cls)
+        handler_names = (
+            [h.name for h in spec.handlers_of(HandlerKind.INVOCATION)]
+            if spec is not None
+            else [n for n, f in vars(cls).items() if hasattr(f, "__evento_handler__")]
+        )
+        for name in handler_names:
+            setattr(instance, name, self._bind_invocation(getattr(instance, name), metadata))
+        return instance
+
+    def _bind_invocation(self, method: Callable[..., Any], metadata: dict[str, str] | None) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                token = bind_invocation(*self.gateways(_Invocation(metadata)))
+                try:
+                    return await method(*args, **kwargs)
+                finally:
+                    unbind_invocation(token)
+
+            return call_async
+
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            token = bind_invocation(*self.gateways(_Invocation(metadata)))
+            try:
+                return method(*args, **kwargs)
+            finally:
+                unbind_invocation(token)
+
+        return call
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception as exc:
+        raise RegistrationError(f"cannot resolve annotations of {fn.__qualname__}: {exc}") from exc
+
+
+def _payload_info(cls: type[Payload]) -> PayloadInfo:
+    description, detail = payload_description(cls)
+    try:
+        source_file = inspect.getsourcefile(cls)
+        line = inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):
+        source_file, line = None, None
+    return PayloadInfo(
+        name=cls.__name__,
+        kind=payload_kind(cls),
+        json_schema=payload_schema(cls),
+        domain=getattr(cls, "__evento_domain__", None),
+        description=description,
+        detail=detail,
+        source_file=source_file,
+        line=line,
+    )
+
+
+def _scan(package: ModuleType | str) -> list[type[Any]]:
+    """Every component class defined in a package and its subpackages."""
+    module = importlib.import_module(package) if isinstance(package, str) else package
+    modules = [module]
+    if hasattr(module, "__path__"):
+        for found in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
+            modules.append(importlib.import_module(found.name))
+    classes: list[type[Any]] = []
+    for mod in modules:
+        for value in vars(mod).values():
+            if is_component(value) and value.__module__ == mod.__name__:
+                classes.append(value)
+    return classes

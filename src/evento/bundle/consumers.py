@@ -1,0 +1,368 @@
+"""Consumer engines: projectors, sagas and observers pulling events from the server with a checkpoint.
+
+One engine runs per consumer component and context. A cycle takes the consumer lock (a lease renewed every
+cycle, so one instance consumes at a time and another takes over when it dies), reads the checkpoint, fetches
+the next events of its context and handles them in order, committing the checkpoint after each one. Engines sleep
+until the server pushes "events appended"; polling is only the fallback.
+
+Failures (reference §3.4): a *transient* error (timeout, lost connection, :class:`TransientConsumerError`) leaves
+the checkpoint where it is and the event is redelivered after an exponential backoff; any other error is
+retried ``retry`` times ``retry_delay`` apart (-1: forever), then the event goes to the dead event queue and the
+checkpoint moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from evento.bundle.calls import CallContext, HandlerRunner
+from evento.components.model import ComponentSpec, HandlerSpec, ProjectorStatus
+from evento.components.state import SagaState
+from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, DeadEvent, ErrorState, SagaInstance
+from evento.discovery import ComponentKind, ConsumerInfo, HandlerKind
+from evento.errors import EventoError, TransientConsumerError
+from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
+from evento.payloads import decode_payload, encode_payload
+
+__all__ = ["ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT_MESSAGES = (
+    "connection refused",
+    "connection reset",
+    "connection closed",
+    "connection is closed",
+    "broken pipe",
+    "timed out",
+    "temporarily unavailable",
+    "no available connection",
+    "database is locked",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error (or one in its cause chain) means "try again later" rather than "this event is bad"."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TransientConsumerError | TimeoutError | ConnectionError):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current):
+            return True
+        text = str(current).lower()
+        if any(marker in text for marker in _TRANSIENT_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def consumer_id(bundle_id: str, component: str, version: int, context: str) -> str:
+    """``bundle_Component_version_context``: a new version is a new consumer (a projector then replays)."""
+    return f"{bundle_id}_{component}_{version}_{context}"
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    fetch_size: int = 1000
+    error_delay: float = 1.0
+    max_backoff: float = 30.0
+    idle_poll: float = 5.0
+    lease_seconds: float = 15.0
+    observer_concurrency: int = 32
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    consumer_id: str
+    component: str
+    kind: ComponentKind
+    context: str
+    checkpoint: int | None
+    head_reached: bool
+    enabled: bool
+    error: ErrorState
+    dead_events: int
+
+
+class ConsumerEngine:
+    """Runs one consumer (component × context)."""
+
+    def __init__(
+        self,
+        *,
+        bundle_id: str,
+        spec: ComponentSpec,
+        instance: Any,
+        context: str,
+        store: ConsumerStateStore,
+        outbox: Any,
+        runner: HandlerRunner,
+        settings: ConsumerSettings,
+    ) -> None:
+        self.spec = spec
+        self.instance = instance
+        self.context = context
+        self.consumer_id = consumer_id(bundle_id, spec.name, spec.options.version, context)
+        self.store = store
+        self._outbox = outbox
+        self._runner = runner
+        self.settings = settings
+        self.status = ProjectorStatus()
+        self.head_reached = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._cycle_lock = asyncio.Lock()
+        self._observer_slots = asyncio.Semaphore(settings.observer_concurrency)
+        self._observer_tasks: set[asyncio.Task[None]] = set()
+        self._kind = spec.kind
+        self._handler_kind = HandlerKind.SAGA_EVENT if self._kind is ComponentKind.SAGA else HandlerKind.EVENT
+
+    @property
+    def info(self) -> ConsumerInfo:
+        return ConsumerInfo(
+            consumer_id=self.consumer_id, component=self.spec.name, component_kind=self._kind, context=self.context
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"evento-consumer-{self.consumer_id}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._observer_tasks:
+            await asyncio.gather(*self._observer_tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.unlock(self.consumer_id, self._outbox.owner)
+
+    def wake(self) -> None:
+        """New events were appended: fetch now instead of at the next poll."""
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                consumed = await self._cycle()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(self.settings.max_backoff, self.settings.error_delay * 2 ** (failures - 1))
+                delay *= random.uniform(0.8, 1.2)
+                log.warning("consumer %s cycle failed (%s); retrying in %.2fs", self.consumer_id, exc, delay)
+                await self._sleep(delay)
+                continue
+            if consumed is None:  # disabled, or another instance holds the lock
+                await self._sleep(self.settings.idle_poll)
+            elif consumed < self.settings.fetch_size:
+                if not self.head_reached.is_set():
+                    log.info("consumer %s reached the head", self.consumer_id)
+                    self.status.head_reached = True
+                    self.head_reached.set()
+                await self._sleep(self.settings.idle_poll)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    # --- one cycle ---------------------------------------------------------------------------------------------
+
+    async def _cycle(self) -> int | None:
+        cid = self.consumer_id
+        if not await self.store.is_enabled(cid):
+            return None
+        if not await self.store.try_lock(cid, self._outbox.owner, self.settings.lease_seconds):
+            return None
+        async with self._cycle_lock:
+            checkpoint = await self.store.read_checkpoint(cid)
+            if checkpoint is None:
+                checkpoint = await self.store.seed_checkpoint(cid, await self._start_position())
+            batch = await self._outbox.request(
+                FetchEvents(self.context, checkpoint.sequence_number, self.settings.fetch_size), 30.0
+            )
+            assert isinstance(batch, EventBatch)
+            for event in batch.events:
+                if self._stopping:
+                    break
+                await self._process(event)
+                checkpoint = await self.store.commit_checkpoint(cid, event.sequence_number, checkpoint.version)
+            return len(batch.events)
+
+    async def _start_position(self) -> int:
+        if self._kind is ComponentKind.PROJECTOR:
+            return 0  # a new projector replays everything
+        head = await self._outbox.request(GetHead(), 30.0)
+        assert isinstance(head, Head)
+        return head.sequence_number  # sagas and observers start from now
+
+    async def _process(self, event: StoredEvent) -> None:
+        handler = self.spec.handler_for(self._handler_kind, event.event_name)
+        if handler is None:
+            return  # consumers see every event of their context; those without a handler just advance
+        if self._kind is ComponentKind.OBSERVER:
+            await self._submit_observer(handler, event)
+            return
+        await self._with_retries(handler, event)
+
+    async def _with_retries(self, handler: HandlerSpec, event: StoredEvent) -> bool:
+        """Handle with the handler's retry policy; false when the event ended in the dead event queue."""
+        attempt = 0
+        # Observers run detached from the fetch loop, so "retry forever" would pin a slot for ever (as in Evento).
+        retry = max(handler.options.retry, 0) if self._kind is ComponentKind.OBSERVER else handler.options.retry
+        while True:
+            try:
+                await self._handle(handler, event)
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc) and self._kind is not ComponentKind.OBSERVER:
+                    await self.store.record_error(self.consumer_id, f"transient: {exc!r}")
+                    raise TransientConsumerError(f"event {event.sequence_number} will be redelivered: {exc}") from exc
+                await self.store.record_error(self.consumer_id, f"{type(exc).__name__}: {exc}")
+                if retry != -1 and attempt >= retry:
+                    log.error(
+                        "consumer %s parks event %d (%s) in its dead event queue: %r",
+                        self.consumer_id,
+                        event.sequence_number,
+                        event.event_name,
+                        exc,
+                    )
+                    await self.store.add_dead_event(self.consumer_id, event, f"{type(exc).__name__}: {exc}")
+                    return False
+                attempt += 1
+                log.warning(
+                    "consumer %s failed on event %d (attempt %d): %r",
+                    self.consumer_id,
+                    event.sequence_number,
+                    attempt,
+                    exc,
+                )
+                await asyncio.sleep(handler.options.retry_delay)
+
+    async def _handle(self, handler: HandlerSpec, event: StoredEvent) -> None:
+        assert handler.payload_type is not None
+        payload = decode_payload(event.payload, handler.payload_type)
+        commands, queries = self._outbox.gateways(event)
+        ctx = CallContext(
+            payload,
+            event,
+            event.metadata,
+            event.timestamp,
+            commands=commands,
+            queries=queries,
+            sequence_number=event.sequence_number,
+            status=self.status,
+        )
+        if self._kind is ComponentKind.SAGA:
+            await self._handle_saga(handler, payload, ctx)
+        else:
+            await self._runner.run(handler, self.instance, ctx)
+
+    async def _handle_saga(self, handler: HandlerSpec, payload: Any, ctx: CallContext) -> None:
+        prop = handler.options.association_property
+        assert prop is not None
+        value = getattr(payload, prop, None)
+        if value is None:
+            raise EventoError(f"{type(payload).__name__} has no association property '{prop}'")
+        found = await self.store.find_saga(self.spec.name, prop, str(value))
+        if found is None and not handler.options.init:
+            return  # no live saga instance for this association: the event is not for this saga
+        state_type = self.spec.state_type
+        assert state_type is not None
+        ctx.state = decode_payload(found.state, state_type) if found is not None else None
+        result = await self._runner.run(handler, self.instance, ctx)
+        state = result if result is not None else ctx.state
+        if state is None:
+            return
+        if not isinstance(state, SagaState):
+            raise EventoError(f"{handler.qualname} must return a SagaState or None")
+        if state.ended:
+            if found is not None:
+                await self.store.delete_saga(found.id)
+            return
+        instance_id = found.id if found is not None else uuid.uuid4().hex
+        await self.store.save_saga(SagaInstance(instance_id, self.spec.name, encode_payload(state)), state.associations)
+
+    async def _submit_observer(self, handler: HandlerSpec, event: StoredEvent) -> None:
+        # Checkpoint on submit, unordered, bounded concurrency; the claim makes each event run once.
+        if not await self.store.try_claim(self.consumer_id, event.sequence_number):
+            return
+        await self._observer_slots.acquire()
+        task = asyncio.create_task(self._observe(handler, event))
+        self._observer_tasks.add(task)
+        task.add_done_callback(self._observer_tasks.discard)
+
+    async def _observe(self, handler: HandlerSpec, event: StoredEvent) -> None:
+        try:
+            if not await self._with_retries(handler, event):
+                await self.store.release_claim(self.consumer_id, event.sequence_number)
+        except Exception:
+            log.exception("observer %s failed on event %d", self.consumer_id, event.sequence_number)
+        finally:
+            self._observer_slots.release()
+
+    # --- administration ----------------------------------------------------------------------------------------
+
+    async def consume_dead_queue(self) -> int:
+        """Reprocess dead events flagged for retry; each is removed on success and parked again on failure."""
+        processed = 0
+        async with self._cycle_lock:
+            for dead in await self.store.dead_events(self.consumer_id, retriable_only=True):
+                handler = self.spec.handler_for(self._handler_kind, dead.event.event_name)
+                await self.store.remove_dead_event(self.consumer_id, dead.event.sequence_number)
+                if handler is None:
+                    continue
+                saved = self.status.head_reached
+                self.status.head_reached = True
+                try:
+                    await self._handle(handler, dead.event)
+                    processed += 1
+                except Exception as exc:
+                    await self.store.add_dead_event(self.consumer_id, dead.event, f"{type(exc).__name__}: {exc}")
+                finally:
+                    self.status.head_reached = saved
+        return processed
+
+    async def dead_events(self) -> list[DeadEvent]:
+        return await self.store.dead_events(self.consumer_id)
+
+    async def reset(self) -> None:
+        """Forget the checkpoint: a projector replays from the start, a saga or observer restarts at the head."""
+        async with self._cycle_lock:
+            await self.store.reset(self.consumer_id)
+            self.head_reached.clear()
+            self.status.head_reached = False
+        self.wake()
+
+    async def describe(self) -> ConsumerStatus:
+        checkpoint: Checkpoint | None = await self.store.read_checkpoint(self.consumer_id)
+        return ConsumerStatus(
+            consumer_id=self.consumer_id,
+            component=self.spec.name,
+            kind=self._kind,
+            context=self.context,
+            checkpoint=checkpoint.sequence_number if checkpoint else None,
+            head_reached=self.head_reached.is_set(),
+            enabled=await self.store.is_enabled(self.consumer_id),
+            error=await self.store.error_state(self.consumer_id),
+            dead_events=len(await self.store.dead_events(self.consumer_id)),
+        )

@@ -1,0 +1,239 @@
+"""Bundle side of commands and queries: aggregates, services and projections.
+
+Aggregates hold no state between commands: the server sends the story (snapshot + later events) with each
+command, the aggregate replays it, runs the handler and returns the one event, the new snapshot when due, and
+whether the aggregate is now deleted. The server stores; the bundle never writes the event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from evento.bundle.calls import CallContext, HandlerRunner
+from evento.components.model import ComponentSpec, HandlerSpec
+from evento.discovery import HandlerKind
+from evento.errors import (
+    AggregateDeletedError,
+    AggregateInitializedError,
+    AggregateNotInitializedError,
+    EventoError,
+    HandlerNotFoundError,
+)
+from evento.gateways import CommandGateway, QueryGateway
+from evento.messages import (
+    AggregateCommandRequest,
+    AggregateCommandResponse,
+    CommandMessage,
+    EventMessage,
+    HandledMessage,
+    QueryRequest,
+    QueryResult,
+    ServiceCommandRequest,
+    ServiceCommandResponse,
+    new_message_id,
+    now_ms,
+)
+from evento.payloads import (
+    DomainEvent,
+    Event,
+    QueryResponse,
+    ServiceEvent,
+    decode_payload,
+    encode_payload,
+    payload_name,
+)
+
+__all__ = ["RequestHandlers"]
+
+GatewayFactory = Callable[[HandledMessage | None], tuple[CommandGateway, QueryGateway]]
+
+
+class RequestHandlers:
+    """Routes server requests to the handler that owns the payload type."""
+
+    def __init__(
+        self,
+        components: list[tuple[ComponentSpec, Any]],
+        runner: HandlerRunner,
+        gateways: GatewayFactory,
+        correlate_event: Callable[[CommandMessage], dict[str, str]],
+    ) -> None:
+        self._runner = runner
+        self._gateways = gateways
+        self._correlate_event = correlate_event
+        self._owners: dict[tuple[HandlerKind, str], tuple[ComponentSpec, Any, HandlerSpec]] = {}
+        for spec, instance in components:
+            for (kind, name), handler in spec.handlers.items():
+                if kind in (HandlerKind.AGGREGATE_COMMAND, HandlerKind.COMMAND, HandlerKind.QUERY):
+                    # One handler per payload type in a bundle; the last component listed wins, as in Evento.
+                    self._owners[(kind, name)] = (spec, instance, handler)
+
+    def _owner(self, kind: HandlerKind, name: str) -> tuple[ComponentSpec, Any, HandlerSpec]:
+        owner = self._owners.get((kind, name))
+        if owner is None:
+            raise HandlerNotFoundError(f"this bundle has no {kind} for {name}")
+        return owner
+
+    # --- aggregates --------------------------------------------------------------------------------------------
+
+    async def aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
+        spec, instance, handler = self._owner(HandlerKind.AGGREGATE_COMMAND, request.command.payload_name)
+        commands, _ = self._gateways(request.command)
+        if handler.is_async or any(h.is_async for h in spec.handlers_of(HandlerKind.EVENT_SOURCING)):
+            return await self._aggregate_async(spec, instance, handler, request, commands)
+        # Replay and handler in one hop to a worker thread: plain def handlers never block the loop.
+        return await asyncio.to_thread(self._aggregate_sync, spec, instance, handler, request, commands)
+
+    def _prepare(
+        self, spec: ComponentSpec, handler: HandlerSpec, request: AggregateCommandRequest, commands: CommandGateway
+    ) -> tuple[CallContext, Any]:
+        message = request.command
+        assert handler.payload_type is not None
+        command = decode_payload(message.payload, handler.payload_type)
+        exists = request.snapshot is not None or bool(request.events)
+        if not exists and not handler.options.init:
+            raise AggregateNotInitializedError(f"aggregate {message.aggregate_id} does not exist")
+        if exists and handler.options.init:
+            raise AggregateInitializedError(f"aggregate {message.aggregate_id} already exists")
+        state = None
+        if request.snapshot is not None:
+            if spec.state_type is None:
+                raise EventoError(f"{spec.name} received a snapshot but declares no state type")
+            state = decode_payload(request.snapshot, spec.state_type)
+        ctx = CallContext(command, message, message.metadata, message.timestamp, state=state, commands=commands)
+        return ctx, command
+
+    def _replay_sync(
+        self, spec: ComponentSpec, instance: Any, request: AggregateCommandRequest, ctx: CallContext
+    ) -> None:
+        for stored in request.events:
+            es = spec.handler_for(HandlerKind.EVENT_SOURCING, stored.event_name)
+            if es is None:
+                continue
+            assert es.payload_type is not None
+            event = decode_payload(stored.payload, es.payload_type)
+            self._apply_sync(es, instance, ctx, event, stored.metadata, stored.timestamp)
+            if ctx.state is not None and ctx.state.deleted:
+                raise AggregateDeletedError(f"aggregate {request.command.aggregate_id} was deleted")
+
+    def _apply_sync(
+        self, es: HandlerSpec, instance: Any, ctx: CallContext, event: Any, metadata: dict[str, str], ts: int
+    ) -> None:
+        es_ctx = CallContext(event, None, metadata, ts, state=ctx.state)
+        new_state = self._runner.run_sync(es, instance, es_ctx)
+        if new_state is not None:
+            ctx.state = new_state
+
+    async def _apply_async(
+        self, es: HandlerSpec, instance: Any, ctx: CallContext, event: Any, metadata: dict[str, str], ts: int
+    ) -> None:
+        es_ctx = CallContext(event, None, metadata, ts, state=ctx.state)
+        new_state = await self._runner.run(es, instance, es_ctx)
+        if new_state is not None:
+            ctx.state = new_state
+
+    def _aggregate_sync(
+        self,
+        spec: ComponentSpec,
+        instance: Any,
+        handler: HandlerSpec,
+        request: AggregateCommandRequest,
+        commands: CommandGateway,
+    ) -> AggregateCommandResponse:
+        ctx, _ = self._prepare(spec, handler, request, commands)
+        self._replay_sync(spec, instance, request, ctx)
+        event = self._check_event(handler, self._runner.run_sync(handler, instance, ctx))
+        message = self._event_message(request.command, event)
+        es = spec.handler_for(HandlerKind.EVENT_SOURCING, payload_name(event))
+        if es is not None:
+            self._apply_sync(es, instance, ctx, event, message.metadata, message.timestamp)
+        return self._response(spec, request, message, ctx.state)
+
+    async def _aggregate_async(
+        self,
+        spec: ComponentSpec,
+        instance: Any,
+        handler: HandlerSpec,
+        request: AggregateCommandRequest,
+        commands: CommandGateway,
+    ) -> AggregateCommandResponse:
+        ctx, _ = self._prepare(spec, handler, request, commands)
+        for stored in request.events:
+            es = spec.handler_for(HandlerKind.EVENT_SOURCING, stored.event_name)
+            if es is None:
+                continue
+            assert es.payload_type is not None
+            event = decode_payload(stored.payload, es.payload_type)
+            await self._apply_async(es, instance, ctx, event, stored.metadata, stored.timestamp)
+            if ctx.state is not None and ctx.state.deleted:
+                raise AggregateDeletedError(f"aggregate {request.command.aggregate_id} was deleted")
+        event = self._check_event(handler, await self._runner.run(handler, instance, ctx))
+        message = self._event_message(request.command, event)
+        es = spec.handler_for(HandlerKind.EVENT_SOURCING, payload_name(event))
+        if es is not None:
+            await self._apply_async(es, instance, ctx, event, message.metadata, message.timestamp)
+        return self._response(spec, request, message, ctx.state)
+
+    @staticmethod
+    def _check_event(handler: HandlerSpec, event: Any) -> DomainEvent:
+        if not isinstance(event, DomainEvent):
+            raise EventoError(
+                f"{handler.qualname} must return exactly one DomainEvent, returned {type(event).__name__}"
+            )
+        return event
+
+    def _event_message(self, command: CommandMessage, event: Event) -> EventMessage:
+        return EventMessage(
+            payload_name=payload_name(event),
+            payload=encode_payload(event),
+            message_id=new_message_id(),
+            metadata=self._correlate_event(command),
+            timestamp=now_ms(),
+            context=event.context,
+        )
+
+    @staticmethod
+    def _response(
+        spec: ComponentSpec, request: AggregateCommandRequest, message: EventMessage, state: Any
+    ) -> AggregateCommandResponse:
+        frequency = spec.options.snapshot_frequency
+        since_snapshot = len(request.events) + 1
+        snapshot = None
+        if state is not None and frequency >= 0 and since_snapshot >= frequency:
+            snapshot = encode_payload(state)
+        deleted = bool(state is not None and state.deleted)
+        return AggregateCommandResponse(message, snapshot, deleted)
+
+    # --- services ----------------------------------------------------------------------------------------------
+
+    async def service_command(self, request: ServiceCommandRequest) -> ServiceCommandResponse:
+        message = request.command
+        _, instance, handler = self._owner(HandlerKind.COMMAND, message.payload_name)
+        assert handler.payload_type is not None
+        command = decode_payload(message.payload, handler.payload_type)
+        commands, _ = self._gateways(message)
+        ctx = CallContext(command, message, message.metadata, message.timestamp, commands=commands)
+        result = await self._runner.run(handler, instance, ctx)
+        if result is None:
+            return ServiceCommandResponse(None)
+        if not isinstance(result, ServiceEvent):
+            raise EventoError(
+                f"{handler.qualname} must return a ServiceEvent or None, returned {type(result).__name__}"
+            )
+        return ServiceCommandResponse(self._event_message(message, result))
+
+    # --- projections -------------------------------------------------------------------------------------------
+
+    async def query(self, request: QueryRequest) -> QueryResult:
+        message = request.query
+        _, instance, handler = self._owner(HandlerKind.QUERY, message.payload_name)
+        assert handler.payload_type is not None
+        query = decode_payload(message.payload, handler.payload_type)
+        _, queries = self._gateways(message)
+        ctx = CallContext(query, message, message.metadata, message.timestamp, queries=queries)
+        result = await self._runner.run(handler, instance, ctx)
+        if not isinstance(result, QueryResponse):
+            raise EventoError(f"{handler.qualname} must return Single or Multiple, returned {type(result).__name__}")
+        return QueryResult(encode_payload(result))

@@ -1,0 +1,156 @@
+"""The consumer state store contract: checkpoints, consumer locks, saga state, dead event queues, dedupe.
+
+Every backend implements :class:`ConsumerStateStore` and passes the same test cases (``tests/consumer_store_cases.py``).
+Methods are coroutines; SQL backends run their blocking drivers off the event loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import msgspec
+
+from evento.messages import StoredEvent
+
+__all__ = ["Checkpoint", "ConsumerStateStore", "DeadEvent", "ErrorState", "SagaInstance"]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The last sequence number a consumer finished, and the row version for optimistic commits."""
+
+    sequence_number: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorState:
+    in_error: bool
+    error_count: int
+    message: str | None
+    first_error_at: int | None
+    last_error_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEvent:
+    """An event a consumer gave up on, with why; ``retry`` marks it for the next dead-queue replay."""
+
+    consumer_id: str
+    event: StoredEvent
+    error: str
+    retry: bool
+    dead_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SagaInstance:
+    id: str
+    saga_name: str
+    state: bytes
+
+
+_event_encoder = msgspec.msgpack.Encoder()
+_event_decoder = msgspec.msgpack.Decoder(StoredEvent)
+
+
+def encode_event(event: StoredEvent) -> bytes:
+    return _event_encoder.encode(event)
+
+
+def decode_event(data: bytes) -> StoredEvent:
+    return _event_decoder.decode(data)
+
+
+class ConsumerStateStore(ABC):
+    """Where projectors, sagas and observers keep their progress and state."""
+
+    async def start(self) -> None:
+        """Open connections and apply migrations."""
+
+    async def stop(self) -> None:
+        """Release connections and held locks."""
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def read_checkpoint(self, consumer_id: str) -> Checkpoint | None:
+        """The consumer's checkpoint, or ``None`` if it never ran."""
+
+    @abstractmethod
+    async def seed_checkpoint(self, consumer_id: str, sequence_number: int) -> Checkpoint:
+        """Create the checkpoint at ``sequence_number`` unless one exists; return the one that is stored."""
+
+    @abstractmethod
+    async def commit_checkpoint(self, consumer_id: str, sequence_number: int, expected_version: int) -> Checkpoint:
+        """Advance the checkpoint if its version is still ``expected_version``; clears the error state.
+
+        Raises :class:`~evento.errors.ConcurrentCheckpointError` otherwise.
+        """
+
+    @abstractmethod
+    async def reset(self, consumer_id: str) -> None:
+        """Forget the checkpoint (and errors), so the consumer starts again as if new (replay)."""
+
+    # --- consumer lock -----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def try_lock(self, consumer_id: str, owner: str, lease_seconds: float) -> bool:
+        """Take or renew the consumer lock for ``owner``; false when someone else holds a live lease."""
+
+    @abstractmethod
+    async def unlock(self, consumer_id: str, owner: str) -> None:
+        """Release the lock if ``owner`` holds it."""
+
+    # --- enabled flag and error state --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def is_enabled(self, consumer_id: str) -> bool: ...
+
+    @abstractmethod
+    async def set_enabled(self, consumer_id: str, enabled: bool) -> None: ...
+
+    @abstractmethod
+    async def record_error(self, consumer_id: str, message: str) -> None: ...
+
+    @abstractmethod
+    async def error_state(self, consumer_id: str) -> ErrorState: ...
+
+    # --- dead event queue --------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_dead_event(self, consumer_id: str, event: StoredEvent, error: str) -> None: ...
+
+    @abstractmethod
+    async def dead_events(self, consumer_id: str, *, retriable_only: bool = False) -> list[DeadEvent]:
+        """The consumer's dead events in sequence order."""
+
+    @abstractmethod
+    async def set_dead_event_retry(self, consumer_id: str, sequence_number: int, retry: bool) -> bool:
+        """Flag a dead event for retry; false if there is no such entry."""
+
+    @abstractmethod
+    async def remove_dead_event(self, consumer_id: str, sequence_number: int) -> bool: ...
+
+    # --- sagas -------------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def find_saga(self, saga_name: str, association: str, value: str) -> SagaInstance | None:
+        """The saga instance whose association ``association`` equals ``value``."""
+
+    @abstractmethod
+    async def save_saga(self, instance: SagaInstance, associations: dict[str, str]) -> None:
+        """Insert or update an instance and replace its associations."""
+
+    @abstractmethod
+    async def delete_saga(self, instance_id: str) -> None: ...
+
+    # --- observer dedupe ---------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def try_claim(self, consumer_id: str, sequence_number: int) -> bool:
+        """Claim an event for processing; false if it was already claimed (observer effectively-once)."""
+
+    @abstractmethod
+    async def release_claim(self, consumer_id: str, sequence_number: int) -> None: ...

@@ -1,0 +1,1 @@
+"""Demo systems shipped with Evento: the TodoList tutorial."""

@@ -1,0 +1,77 @@
+"""``evento demo``: the TodoList system on the embedded default (SQLite, in-process transport).
+
+Everything lives under the data directory, so the demo resumes where it stopped, after a kill -9 too: every
+acknowledged command's event is on disk (the event store commits with fsync before replying) and consumers
+continue from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from evento import ConsumerSettings
+from evento.demo.todolist.system import TodoListSystem
+from evento.demo.todolist.web import create_app
+from evento.server import EventoServer, SQLiteEventStore
+from evento.server.http import EmbeddedUvicorn, create_server_app
+
+log = logging.getLogger("evento.demo")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data_dir: Path = Path(".evento-demo")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    bus_port: int = 3030
+    todo_port: int = 8080
+    service_delay: float = 1.0
+
+
+async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or until ``stop`` is set), then shut down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    server = EventoServer(SQLiteEventStore(options.data_dir / "events.db"), server_id="evento-demo")
+    await server.start()
+    system = TodoListSystem(
+        options.data_dir, service_delay=options.service_delay, consumer_settings=ConsumerSettings(error_delay=0.2)
+    )
+    await system.start(server)
+    https = [
+        EmbeddedUvicorn(uvicorn.Config(create_server_app(server), options.host, options.port, log_level="warning")),
+        EmbeddedUvicorn(
+            uvicorn.Config(create_app(system.invoker()), options.host, options.todo_port, log_level="warning")
+        ),
+    ]
+    tasks = [asyncio.create_task(h.serve()) for h in https]
+    while not all(h.started for h in https):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        if task.done() and task.exception() is not None:
+            raise RuntimeError(f"an HTTP server failed to start: {task.exception()}")
+    print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
+    print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
+    print(f"Data directory  {options.data_dir.resolve()}", flush=True)
+    print("Ready. Ctrl-C stops.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("Stopping...", flush=True)
+        for h in https:
+            h.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await system.stop()
+        await server.stop()
+        print("Stopped.", flush=True)

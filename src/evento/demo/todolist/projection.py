@@ -1,0 +1,79 @@
+"""The TodoList projection: answers queries from the read model."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from evento import Multiple, Single, projection, query_handler
+from evento.demo.todolist.payloads import (
+    TodoListListItemView,
+    TodoListListItemViewSearchQuery,
+    TodoListView,
+    TodoListViewFindByIdentifierQuery,
+    TodoView,
+)
+from evento.demo.todolist.read_model import TodoListReadModel
+
+
+class TodoListNotFoundError(LookupError):
+    """No todo list with this identifier in the read model (HTTP 404)."""
+
+
+@projection()
+class TodoListProjection:
+    """Reads todo lists by identifier and searches them by name."""
+
+    def __init__(self, read_model: TodoListReadModel) -> None:
+        self.read_model = read_model
+
+    @query_handler
+    def find_by_identifier(self, query: TodoListViewFindByIdentifierQuery) -> Single[TodoListView]:
+        def find(c: sqlite3.Connection) -> TodoListView:
+            row = c.execute(
+                "SELECT identifier, name, created_by, updated_by, created_at, updated_at, status"
+                " FROM todolist_list WHERE identifier = ?",
+                (query.identifier,),
+            ).fetchone()
+            if row is None:
+                raise TodoListNotFoundError(f"todo list {query.identifier} not found")
+            todos = [
+                TodoView(
+                    identifier=t[0],
+                    content=t[1],
+                    completed=bool(t[2]),
+                    created_by=t[3],
+                    completed_by=t[4],
+                    created_at=t[5],
+                    completed_at=t[6],
+                )
+                for t in c.execute(
+                    "SELECT identifier, content, completed, created_by, completed_by, created_at, completed_at"
+                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY created_at, rowid",
+                    (query.identifier,),
+                )
+            ]
+            return TodoListView(
+                identifier=row[0],
+                name=row[1],
+                todos=todos,
+                created_by=row[2],
+                updated_by=row[3],
+                created_at=row[4],
+                updated_at=row[5],
+                status=row[6],
+            )
+
+        return Single(self.read_model.read(find))
+
+    @query_handler
+    def search(self, query: TodoListListItemViewSearchQuery) -> Multiple[TodoListListItemView]:
+        size = max(1, min(query.size, 100))
+        pattern = "%" + query.name_like.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.read_model.read(
+            lambda c: c.execute(
+                "SELECT identifier, name FROM todolist_list WHERE name LIKE ? ESCAPE '\\'"
+                " ORDER BY created_at DESC, identifier LIMIT ? OFFSET ?",
+                (pattern, size, max(0, query.page) * size),
+            ).fetchall()
+        )
+        return Multiple([TodoListListItemView(identifier=r[0], name=r[1]) for r in rows])

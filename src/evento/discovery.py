@@ -1,0 +1,98 @@
+"""Self-discovery metadata: what a bundle tells the server about its components, handlers and payloads.
+
+The server routes from it (which payload types an instance handles, and how) and the catalogs, graphs and flows
+are drawn from it. Everything here is plain data so it crosses the wire unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = ["BundleRegistration", "ComponentKind", "HandlerInfo", "HandlerKind", "NodeInfo", "PayloadInfo"]
+
+
+class ComponentKind(enum.StrEnum):
+    AGGREGATE = "Aggregate"
+    SERVICE = "Service"
+    PROJECTOR = "Projector"
+    PROJECTION = "Projection"
+    INVOKER = "Invoker"
+    SAGA = "Saga"
+    OBSERVER = "Observer"
+
+
+class HandlerKind(enum.StrEnum):
+    AGGREGATE_COMMAND = "AggregateCommandHandler"
+    COMMAND = "CommandHandler"
+    QUERY = "QueryHandler"
+    EVENT = "EventHandler"
+    EVENT_SOURCING = "EventSourcingHandler"
+    INVOCATION = "InvocationHandler"
+    SAGA_EVENT = "SagaEventHandler"
+
+
+class NodeInfo(msgspec.Struct, frozen=True):
+    """Who a bundle instance is."""
+
+    bundle_id: str
+    bundle_version: int
+    instance_id: str
+
+    def __str__(self) -> str:
+        return f"{self.bundle_id}@{self.bundle_version}/{self.instance_id[:8]}"
+
+
+class HandlerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One handler of one component, with what it sends (found by AST analysis of its body)."""
+
+    component: str
+    component_kind: ComponentKind
+    handler_kind: HandlerKind
+    payload: str
+    payload_kind: str
+    handler_name: str
+    return_type: str | None = None
+    return_is_multiple: bool = False
+    association_property: str | None = None
+    init: bool = False
+    source_file: str | None = None
+    line: int | None = None
+    invoked_commands: dict[str, str] = {}
+    invoked_queries: dict[str, str] = {}
+    description: str | None = None
+
+    @property
+    def routes_requests(self) -> bool:
+        """Whether the server routes commands or queries of this payload to the component."""
+        return self.handler_kind in (HandlerKind.AGGREGATE_COMMAND, HandlerKind.COMMAND, HandlerKind.QUERY)
+
+
+class PayloadInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    json_schema: dict[str, object]
+    domain: str | None = None
+    description: str | None = None
+    detail: str | None = None
+    source_file: str | None = None
+    line: int | None = None
+
+
+class ConsumerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    consumer_id: str
+    component: str
+    component_kind: ComponentKind
+    context: str
+
+
+class BundleRegistration(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a bundle instance declares when it joins."""
+
+    bundle_id: str
+    bundle_version: int
+    description: str | None = None
+    handlers: list[HandlerInfo] = []
+    payloads: list[PayloadInfo] = []
+    consumers: list[ConsumerInfo] = []

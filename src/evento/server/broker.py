@@ -1,0 +1,173 @@
+"""The message gateway and command broker: route by payload type, serialise by lock id, append the one event.
+
+For an aggregate command the broker locks the command's lock id, loads the aggregate's story (snapshot + later
+events, from an LRU cache or the store), forwards the decorated command to a random enabled instance, appends the
+event it returns with the snapshot and deletion flag, and replies with the stored event. A failing handler stores
+nothing and its error goes back to the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from evento.discovery import HandlerKind
+from evento.errors import AggregateDeletedError, EventoError
+from evento.messages import (
+    AggregateCommandRequest,
+    AggregateCommandResponse,
+    CommandMessage,
+    CommandResult,
+    QueryMessage,
+    QueryRequest,
+    QueryResult,
+    ServiceCommandRequest,
+    ServiceCommandResponse,
+    StoredEvent,
+)
+from evento.server.event_store import AppendRequest, EventStore, Story
+from evento.server.registry import Registry
+
+__all__ = ["CommandBroker", "LockManager", "StoryCache"]
+
+
+class LockManager:
+    """One asyncio lock per lock id, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, lock_id: str | None) -> AsyncIterator[None]:
+        if lock_id is None:
+            yield
+            return
+        lock, users = self._locks.get(lock_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[lock_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[lock_id]
+            if users == 1:
+                del self._locks[lock_id]
+            else:
+                self._locks[lock_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class StoryCache:
+    """LRU cache of aggregate stories with an expiry (reference defaults: 1024 entries, 150 s)."""
+
+    def __init__(self, size: int = 1024, ttl: float = 150.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[Story, float]] = OrderedDict()
+
+    def get(self, aggregate_id: str) -> Story | None:
+        entry = self._entries.get(aggregate_id)
+        if entry is None:
+            return None
+        story, expires = entry
+        if expires < time.monotonic():
+            del self._entries[aggregate_id]
+            return None
+        self._entries.move_to_end(aggregate_id)
+        return story
+
+    def put(self, aggregate_id: str, story: Story) -> None:
+        if self.size <= 0:
+            return
+        self._entries[aggregate_id] = (story, time.monotonic() + self.ttl)
+        self._entries.move_to_end(aggregate_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def evict(self, aggregate_id: str) -> None:
+        self._entries.pop(aggregate_id, None)
+
+
+class CommandBroker:
+    """Handles commands and queries on behalf of callers, whichever transport they came by."""
+
+    def __init__(self, registry: Registry, store: EventStore, *, cache: StoryCache | None = None) -> None:
+        self.registry = registry
+        self.store = store
+        self.cache = cache or StoryCache()
+        self.locks = LockManager()
+
+    async def command(self, command: CommandMessage, timeout: float) -> CommandResult:
+        kind, _ = self.registry.route(command.payload_name)  # fail fast when nobody handles it
+        async with self.locks.hold(command.lock_id):
+            if kind is HandlerKind.AGGREGATE_COMMAND:
+                return CommandResult(await self._aggregate_command(command, timeout))
+            return CommandResult(await self._service_command(command, timeout))
+
+    async def query(self, query: QueryMessage, timeout: float) -> QueryResult:
+        _, node = self.registry.route(query.payload_name)
+        response = await node.peer.request(QueryRequest(query), timeout)
+        assert isinstance(response, QueryResult)
+        return response
+
+    async def _aggregate_command(self, command: CommandMessage, timeout: float) -> StoredEvent:
+        aggregate_id = command.aggregate_id
+        if aggregate_id is None:
+            raise EventoError(f"{command.payload_name} names no aggregate id")
+        story = await self._story(command, aggregate_id)
+        if story.deleted:
+            raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
+        # Route again after the lock wait: the node chosen before may have left meanwhile.
+        _, node = self.registry.route(command.payload_name)
+        request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
+        response = await node.peer.request(request, timeout)
+        assert isinstance(response, AggregateCommandResponse)
+        version = story.version + 1
+        try:
+            stored = await self.store.append(
+                AppendRequest(response.event, aggregate_id, version, response.snapshot, response.deleted)
+            )
+        except BaseException:
+            self.cache.evict(aggregate_id)
+            raise
+        self._remember(aggregate_id, story, stored, response)
+        return stored
+
+    async def _story(self, command: CommandMessage, aggregate_id: str) -> Story:
+        if command.invalidate_caches:
+            self.cache.evict(aggregate_id)
+        if not command.invalidate_snapshot:
+            cached = self.cache.get(aggregate_id)
+            if cached is not None:
+                if not self.store.exclusive:
+                    cached.events.extend(await self.store.load_events_after(aggregate_id, cached.version))
+                return cached
+        story = await self.store.load_story(aggregate_id, use_snapshot=not command.invalidate_snapshot)
+        self.cache.put(aggregate_id, story)
+        return story
+
+    def _remember(
+        self, aggregate_id: str, story: Story, stored: StoredEvent, response: AggregateCommandResponse
+    ) -> None:
+        if response.deleted:
+            self.cache.put(aggregate_id, Story(deleted=True))
+        elif response.snapshot is not None:
+            assert stored.aggregate_version is not None
+            self.cache.put(aggregate_id, Story(response.snapshot, stored.aggregate_version, []))
+        else:
+            # A new list, not an append: a story handed to an in-flight request stays unchanged.
+            self.cache.put(aggregate_id, Story(story.snapshot, story.snapshot_version, [*story.events, stored]))
+
+    async def _service_command(self, command: CommandMessage, timeout: float) -> StoredEvent | None:
+        _, node = self.registry.route(command.payload_name)
+        response = await node.peer.request(ServiceCommandRequest(command), timeout)
+        assert isinstance(response, ServiceCommandResponse)
+        if response.event is None:
+            return None
+        return await self.store.append(AppendRequest(response.event, command.lock_id))

@@ -1,0 +1,183 @@
+"""The event store contract (the System State Store) and its group-commit machinery.
+
+A store appends events with their snapshots, loads an aggregate's story, and serves consumers by sequence
+number. Concurrent appends are group-committed: while one batch is being written, new appends queue up and go
+together in the next transaction, so throughput grows with concurrency instead of paying one commit each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from evento.errors import EventStoreError
+from evento.messages import EventMessage, StoredEvent
+
+__all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
+
+log = logging.getLogger(__name__)
+
+
+class VersionConflictError(EventStoreError):
+    """Another append already stored this aggregate version (the per-aggregate order was broken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One event to append, with what the command broker learnt about its aggregate.
+
+    ``aggregate_version`` is the version this event gives its aggregate (``None`` for service events);
+    ``snapshot`` replaces the aggregate's snapshot; ``delete_aggregate`` soft-deletes it after the append.
+    """
+
+    event: EventMessage
+    aggregate_id: str | None
+    aggregate_version: int | None = None
+    snapshot: bytes | None = None
+    delete_aggregate: bool = False
+
+
+@dataclass(slots=True)
+class Story:
+    """What an aggregate is made of: its snapshot and the events after it, in order."""
+
+    snapshot: bytes | None = None
+    snapshot_version: int = 0
+    events: list[StoredEvent] = field(default_factory=list)
+    deleted: bool = False
+
+    @property
+    def version(self) -> int:
+        """The aggregate's current version (number of events it has)."""
+        if self.events:
+            last = self.events[-1].aggregate_version
+            return last if last is not None else self.snapshot_version + len(self.events)
+        return self.snapshot_version
+
+    @property
+    def exists(self) -> bool:
+        return self.snapshot is not None or bool(self.events) or self.deleted
+
+
+class EventStore(ABC):
+    """Abstract event store. Backends implement the ``_``-prefixed batch primitives and nothing else."""
+
+    max_batch = 512
+    #: True when this process is the only writer (SQLite): cached stories need no revalidation.
+    exclusive = False
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[AppendRequest, asyncio.Future[StoredEvent]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._head = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open connections, apply migrations, read the head."""
+        await self._open()
+        self._head = await self._read_head()
+
+    async def stop(self) -> None:
+        """Finish the appends already accepted, then close."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await self._close()
+
+    # --- writes ------------------------------------------------------------------------------------------------
+
+    async def append(self, request: AppendRequest) -> StoredEvent:
+        """Append one event; it is durable when this returns. Group-committed with concurrent appends."""
+        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="evento-event-store-writer")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            requests = [request for request, _ in batch]
+            try:
+                stored = await self._write_batch(requests)
+            except VersionConflictError:
+                # One request broke an aggregate's order; write the others one by one so only it fails.
+                await self._write_individually(batch)
+                continue
+            except Exception as exc:
+                log.exception("event store append failed for a batch of %d", len(batch))
+                error = exc if isinstance(exc, EventStoreError) else EventStoreError(f"append failed: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), event in zip(batch, stored, strict=True):
+                if not future.done():
+                    future.set_result(event)
+            self._advance_head(stored[-1].sequence_number)
+
+    async def _write_individually(self, batch: list[tuple[AppendRequest, asyncio.Future[StoredEvent]]]) -> None:
+        for request, future in batch:
+            try:
+                (event,) = await self._write_batch([request])
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if not future.done():
+                future.set_result(event)
+            self._advance_head(event.sequence_number)
+
+    def _advance_head(self, sequence_number: int) -> None:
+        if sequence_number > self._head:
+            self._head = sequence_number
+            for listener in self._listeners:
+                listener(sequence_number)
+
+    # --- reads -------------------------------------------------------------------------------------------------
+
+    async def head(self) -> int:
+        """The highest committed sequence number (0 when empty)."""
+        return self._head
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(head)`` on the event loop after every commit."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[int], None]) -> None:
+        self._listeners.remove(listener)
+
+    @abstractmethod
+    async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
+        """The aggregate's snapshot (unless ``use_snapshot`` is false) and its later events, in order."""
+
+    @abstractmethod
+    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
+        """The aggregate's events with a version above ``version`` (a cached story's delta)."""
+
+    @abstractmethod
+    async def fetch(self, context: str, after: int, limit: int) -> list[StoredEvent]:
+        """Events with ``sequence_number > after`` in order; ``context="*"`` means every context."""
+
+    @abstractmethod
+    async def count_events(self) -> int:
+        """How many events are stored."""
+
+    # --- backend primitives ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def _open(self) -> None: ...
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+    @abstractmethod
+    async def _read_head(self) -> int: ...
+
+    @abstractmethod
+    async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        """Write all requests in one transaction (all or nothing), in order, and return them as stored."""

@@ -1,0 +1,131 @@
+"""The Evento Server core: registry, command broker and event store behind one transport-agnostic API.
+
+Transports (in-process, TCP) call :meth:`EventoServer.attach` when a bundle instance connects and
+:meth:`EventoServer.handle` for each request it sends; that is the whole surface they need.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from evento.discovery import BundleRegistration
+from evento.messages import (
+    CommandResult,
+    EventBatch,
+    EventsAppended,
+    FetchEvents,
+    GetHead,
+    Head,
+    QueryResult,
+    SendCommand,
+    SendQuery,
+    ServerRequest,
+    ServerResponse,
+)
+from evento.server.broker import CommandBroker, StoryCache
+from evento.server.event_store import EventStore
+from evento.server.registry import Node, Registry
+from evento.transport.base import BundlePeer
+
+__all__ = ["EventoServer"]
+
+log = logging.getLogger(__name__)
+
+MAX_FETCH = 10_000
+
+
+class EventoServer:
+    """Routes every command and query by payload type and keeps the event store.
+
+    >>> import asyncio, tempfile, pathlib
+    >>> from evento.server import SQLiteEventStore
+    >>> async def main() -> int:
+    ...     with tempfile.TemporaryDirectory() as tmp:
+    ...         server = EventoServer(SQLiteEventStore(pathlib.Path(tmp) / "events.db"))
+    ...         await server.start()
+    ...         head = await server.store.head()
+    ...         await server.stop()
+    ...         return head
+    >>> asyncio.run(main())
+    0
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        server_id: str | None = None,
+        story_cache: StoryCache | None = None,
+    ) -> None:
+        self.server_id = server_id or f"server-{uuid.uuid4().hex[:8]}"
+        self.store = store
+        self.registry = Registry()
+        self.broker = CommandBroker(self.registry, store, cache=story_cache)
+        self._dispatch: dict[type[Any], Callable[[Any, float], Awaitable[ServerResponse]]] = {
+            SendCommand: self._send_command,
+            SendQuery: self._send_query,
+            FetchEvents: self._fetch,
+            GetHead: self._head,
+        }
+        self._started = False
+
+    async def start(self) -> None:
+        await self.store.start()
+        self.store.add_listener(self._on_append)
+        self._started = True
+        log.info("evento server %s started", self.server_id)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.store.remove_listener(self._on_append)
+        await self.store.stop()
+        log.info("evento server %s stopped", self.server_id)
+
+    # --- transport-facing API ----------------------------------------------------------------------------------
+
+    def attach(self, peer: BundlePeer) -> Node:
+        """A bundle instance connected (after its handshake was accepted)."""
+        log.info("node joined: %s", peer.info)
+        return self.registry.join(peer)
+
+    def detach(self, node: Node) -> None:
+        log.info("node left: %s", node.info)
+        self.registry.leave(node)
+
+    def register(self, node: Node, registration: BundleRegistration) -> None:
+        self.registry.register(node, registration)
+
+    def set_enabled(self, node: Node, enabled: bool) -> None:
+        self.registry.set_enabled(node, enabled)
+
+    async def handle(self, node: Node, request: ServerRequest, timeout: float) -> ServerResponse:
+        """Handle one request from a bundle; raises the error the caller should see."""
+        handler = self._dispatch.get(type(request))
+        if handler is None:
+            raise TypeError(f"unknown request type {type(request).__name__}")
+        return await handler(request, timeout)
+
+    # --- request handlers --------------------------------------------------------------------------------------
+
+    async def _send_command(self, request: SendCommand, timeout: float) -> CommandResult:
+        return await self.broker.command(request.command, timeout)
+
+    async def _send_query(self, request: SendQuery, timeout: float) -> QueryResult:
+        return await self.broker.query(request.query, timeout)
+
+    async def _fetch(self, request: FetchEvents, timeout: float) -> EventBatch:
+        limit = max(1, min(request.limit, MAX_FETCH))
+        return EventBatch(await self.store.fetch(request.context, request.after, limit))
+
+    async def _head(self, request: GetHead, timeout: float) -> Head:
+        return Head(await self.store.head())
+
+    def _on_append(self, head: int) -> None:
+        notification = EventsAppended(head)
+        for node in self.registry.nodes:
+            node.peer.notify(notification)

@@ -1,0 +1,297 @@
+"""The SQLite event store: the embedded default.
+
+WAL mode with ``synchronous=FULL``: a batch is on disk when its appends return, so an acknowledged command
+survives a kill -9 or a power cut. One writer thread owns the write connection; sequence numbers are the rowid,
+assigned inside the single writer's transactions, so they increase in commit order (CPES) by construction.
+Readers use their own connections on a small thread pool and never block the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from evento.messages import StoredEvent, now_ms
+from evento.server.event_store import AppendRequest, EventStore, Story, VersionConflictError
+
+__all__ = ["SQLiteEventStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS evento_schema (version INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS es_events (
+        sequence_number INTEGER PRIMARY KEY,
+        aggregate_id TEXT,
+        aggregate_version INTEGER,
+        context TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        timestamp INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        metadata BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        deleted_at INTEGER
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS es_events_aggregate
+        ON es_events (aggregate_id, aggregate_version) WHERE aggregate_version IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS es_events_aggregate_seq ON es_events (aggregate_id, sequence_number)""",
+    """CREATE INDEX IF NOT EXISTS es_events_context ON es_events (context, sequence_number)""",
+    """CREATE TABLE IF NOT EXISTS es_snapshots (
+        aggregate_id TEXT PRIMARY KEY,
+        state BLOB NOT NULL,
+        aggregate_version INTEGER NOT NULL,
+        sequence_number INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        deleted_at INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS es_deleted_aggregates (
+        aggregate_id TEXT PRIMARY KEY,
+        deleted_at INTEGER NOT NULL
+    )""",
+]
+_SCHEMA_VERSION = 1
+
+_EVENT_COLUMNS = (
+    "sequence_number, aggregate_id, aggregate_version, event_name, context, payload, metadata, message_id, timestamp"
+)
+_metadata_encoder = msgspec.msgpack.Encoder()
+_metadata_decoder = msgspec.msgpack.Decoder(dict[str, str])
+
+
+def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        sequence_number=row[0],
+        aggregate_id=row[1],
+        aggregate_version=row[2],
+        event_name=row[3],
+        context=row[4],
+        payload=row[5],
+        metadata=_metadata_decoder.decode(row[6]),
+        message_id=row[7],
+        timestamp=row[8],
+    )
+
+
+def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection set up the way every Evento SQLite file is used: WAL, busy timeout, autocommit."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SQLiteEventStore(EventStore):
+    """Event store in one SQLite file. Only one server process may own the file at a time."""
+
+    exclusive = True
+
+    def __init__(self, path: str | Path, *, readers: int = 2, synchronous: str = "FULL") -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="evento-es-write")
+        self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="evento-es-read")
+        self._write_conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._write_conn
+        assert conn is not None, "the event store is not started"
+        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, conn)
+
+    async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._with_reader, fn)
+
+    def _with_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, synchronous=self._synchronous)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return fn(conn)
+
+    async def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_conn = await asyncio.get_running_loop().run_in_executor(
+            self._writer_pool, lambda: connect(self.path, synchronous=self._synchronous)
+        )
+        await self._on_writer(_migrate)
+
+    async def _close(self) -> None:
+        def close_readers() -> None:
+            with self._reader_lock:
+                for conn in self._reader_conns:
+                    conn.close()
+                self._reader_conns.clear()
+
+        if self._write_conn is not None:
+            await self._on_writer(lambda conn: conn.close())
+            self._write_conn = None
+        close_readers()
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+
+    async def _read_head(self) -> int:
+        return await self._on_writer(
+            lambda conn: conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events").fetchone()[0]
+        )
+
+    async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        return await self._on_writer(lambda conn: _write(conn, requests))
+
+    async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
+        return await self._on_reader(lambda conn: _load_story(conn, aggregate_id, use_snapshot))
+
+    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
+        def query(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
+                " ORDER BY aggregate_version",
+                (aggregate_id, version),
+            ).fetchall()
+            return [_row_to_event(row) for row in rows]
+
+        return await self._on_reader(query)
+
+    async def fetch(self, context: str, after: int, limit: int) -> list[StoredEvent]:
+        def query(conn: sqlite3.Connection) -> list[StoredEvent]:
+            if context == "*":
+                sql = (
+                    f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE sequence_number > ? ORDER BY sequence_number LIMIT ?"
+                )
+                params: tuple[Any, ...] = (after, limit)
+            else:
+                sql = (
+                    f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE context = ? AND sequence_number > ?"
+                    " ORDER BY sequence_number LIMIT ?"
+                )
+                params = (context, after, limit)
+            return [_row_to_event(row) for row in conn.execute(sql, params)]
+
+        return await self._on_reader(query)
+
+    async def count_events(self) -> int:
+        return await self._on_reader(lambda conn: conn.execute("SELECT COUNT(*) FROM es_events").fetchone()[0])
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        row = conn.execute("SELECT MAX(version) FROM evento_schema").fetchone()
+        if row[0] is None:
+            conn.execute("INSERT INTO evento_schema (version) VALUES (?)", (_SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+    created_at = now_ms()
+    stored: list[StoredEvent] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for request in requests:
+            event = request.event
+            metadata = _metadata_encoder.encode(event.metadata)
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO es_events (aggregate_id, aggregate_version, context, event_name, message_id,"
+                    " timestamp, payload, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        request.aggregate_id,
+                        request.aggregate_version,
+                        event.context,
+                        event.payload_name,
+                        event.message_id,
+                        event.timestamp,
+                        event.payload,
+                        metadata,
+                        created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise VersionConflictError(
+                    f"aggregate {request.aggregate_id} already has version {request.aggregate_version}"
+                ) from exc
+            sequence_number = cursor.lastrowid
+            assert sequence_number is not None
+            if request.snapshot is not None and request.aggregate_id is not None:
+                conn.execute(
+                    "INSERT INTO es_snapshots (aggregate_id, state, aggregate_version, sequence_number, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE SET state = excluded.state,"
+                    " aggregate_version = excluded.aggregate_version, sequence_number = excluded.sequence_number,"
+                    " updated_at = excluded.updated_at",
+                    (
+                        request.aggregate_id,
+                        request.snapshot,
+                        request.aggregate_version or 0,
+                        sequence_number,
+                        created_at,
+                    ),
+                )
+            if request.delete_aggregate and request.aggregate_id is not None:
+                conn.execute(
+                    "UPDATE es_events SET deleted_at = ? WHERE aggregate_id = ? AND deleted_at IS NULL",
+                    (created_at, request.aggregate_id),
+                )
+                conn.execute(
+                    "UPDATE es_snapshots SET deleted_at = ? WHERE aggregate_id = ?", (created_at, request.aggregate_id)
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO es_deleted_aggregates (aggregate_id, deleted_at) VALUES (?, ?)",
+                    (request.aggregate_id, created_at),
+                )
+            stored.append(
+                StoredEvent(
+                    sequence_number=sequence_number,
+                    aggregate_id=request.aggregate_id,
+                    aggregate_version=request.aggregate_version,
+                    event_name=event.payload_name,
+                    context=event.context,
+                    payload=event.payload,
+                    metadata=event.metadata,
+                    message_id=event.message_id,
+                    timestamp=event.timestamp,
+                )
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return stored
+
+
+def _load_story(conn: sqlite3.Connection, aggregate_id: str, use_snapshot: bool) -> Story:
+    story = Story()
+    if conn.execute("SELECT 1 FROM es_deleted_aggregates WHERE aggregate_id = ?", (aggregate_id,)).fetchone():
+        story.deleted = True
+        return story
+    if use_snapshot:
+        row = conn.execute(
+            "SELECT state, aggregate_version FROM es_snapshots WHERE aggregate_id = ? AND deleted_at IS NULL",
+            (aggregate_id,),
+        ).fetchone()
+        if row is not None:
+            story.snapshot, story.snapshot_version = row[0], row[1]
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
+        " ORDER BY aggregate_version",
+        (aggregate_id, story.snapshot_version),
+    ).fetchall()
+    story.events = [_row_to_event(row) for row in rows]
+    return story

@@ -1,0 +1,84 @@
+"""In-process transport: bundles and the server in one event loop, talking by direct calls.
+
+Messages are handed over as objects (payloads are already bytes), and errors cross as :class:`Failure` exactly as
+they would over TCP, so a system behaves the same embedded or distributed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from evento.discovery import BundleRegistration, NodeInfo
+from evento.errors import Failure, RequestTimeoutError
+from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
+from evento.server.registry import Node
+from evento.server.server import EventoServer
+from evento.transport.base import BundleEndpoint
+
+__all__ = ["InProcessConnector"]
+
+T = TypeVar("T")
+
+
+async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str) -> T:
+    """Await with a deadline. The work is shielded: a timeout leaves it running (indeterminate outcome)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        raise RequestTimeoutError(f"{what} timed out after {timeout:g}s; its outcome is unknown") from None
+    except Exception as exc:
+        # The same translation the wire does: the caller sees the error class again, rebuilt from its name.
+        raise Failure.from_exception(exc).to_exception() from None
+
+
+class _InProcessPeer:
+    """The server's view of a bundle in the same process."""
+
+    def __init__(self, endpoint: BundleEndpoint) -> None:
+        self.endpoint = endpoint
+        self.info: NodeInfo = endpoint.info
+
+    async def request(self, message: BundleRequest, timeout: float) -> BundleResponse:
+        return await call_with_deadline(self.endpoint.handle_request(message), timeout, type(message).__name__)
+
+    def notify(self, message: EventsAppended) -> None:
+        self.endpoint.on_notification(message)
+
+
+class _InProcessLink:
+    """A bundle's view of a server in the same process."""
+
+    def __init__(self, server: EventoServer, node: Node) -> None:
+        self._server = server
+        self._node = node
+
+    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
+        return await call_with_deadline(self._server.handle(self._node, message, timeout), timeout, _describe(message))
+
+    async def register(self, registration: BundleRegistration) -> None:
+        self._server.register(self._node, registration)
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self._server.set_enabled(self._node, enabled)
+
+    async def close(self) -> None:
+        self._server.detach(self._node)
+
+
+def _describe(message: ServerRequest) -> str:
+    inner = getattr(message, "command", None) or getattr(message, "query", None)
+    return inner.payload_name if inner is not None else type(message).__name__
+
+
+class InProcessConnector:
+    """Connects bundles to a server running in the same event loop."""
+
+    def __init__(self, server: EventoServer) -> None:
+        self.server = server
+
+    async def connect(self, endpoint: BundleEndpoint) -> _InProcessLink:
+        node = self.server.attach(_InProcessPeer(endpoint))
+        return _InProcessLink(self.server, node)
