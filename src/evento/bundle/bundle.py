@@ -26,7 +26,7 @@ from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
 from evento.bundle.request_handlers import RequestHandlers
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
-from evento.components.model import ComponentSpec, is_component, read_component
+from evento.components.model import ComponentSpec, instantiate, is_component, read_component
 from evento.consumer_stores.base import ConsumerStateStore
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.discovery import BundleRegistration, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
@@ -138,18 +138,7 @@ class Bundle:
         return value
 
     def _instantiate(self, cls: type[Any]) -> Any:
-        init = cls.__init__
-        if init is object.__init__:
-            return cls()
-        hints = _hints(init)
-        kwargs = {}
-        for name, param in list(inspect.signature(init).parameters.items())[1:]:
-            if param.default is not inspect.Parameter.empty and name not in hints:
-                continue
-            if name not in hints:
-                raise RegistrationError(f"{cls.__name__}.__init__: parameter '{name}' needs a type annotation")
-            kwargs[name] = self._dependency(hints[name])
-        return cls(**kwargs)
+        return instantiate(cls, self._dependency)
 
     def registration(self) -> BundleRegistration:
         """The discovery metadata this bundle sends when it joins."""
@@ -300,15 +289,6 @@ class Bundle:
                 unbind_invocation(token)
 
         return call
-
-
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    import typing
-
-    try:
-        return typing.get_type_hints(fn)
-    except Exception as exc:
-        raise RegistrationError(f"cannot resolve annotations of {fn.__qualname__}: {exc}") from exc
 
 
 def _payload_info(cls: type[Payload]) -> PayloadInfo:

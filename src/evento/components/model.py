@@ -36,7 +36,15 @@ from evento.payloads import (
     query_response_type,
 )
 
-__all__ = ["ComponentSpec", "HandlerSpec", "Inject", "ProjectorStatus", "SequenceNumber", "read_component"]
+__all__ = [
+    "ComponentSpec",
+    "HandlerSpec",
+    "Inject",
+    "ProjectorStatus",
+    "SequenceNumber",
+    "instantiate",
+    "read_component",
+]
 
 
 class SequenceNumber(int):
@@ -194,6 +202,27 @@ class ComponentSpec:
         return [h for h in self.handlers.values() if h.kind in kinds]
 
 
+def instantiate(cls: type[Any], resolve_dependency: Callable[[Any], Any]) -> Any:
+    """Create the component's single instance, its constructor parameters resolved by annotation."""
+    init = cls.__init__
+    if init is object.__init__:
+        return cls()
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception as exc:
+        raise RegistrationError(f"cannot resolve annotations of {cls.__name__}.__init__: {exc}") from exc
+    kwargs = {}
+    for name, param in list(inspect.signature(init).parameters.items())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name not in hints:
+            if param.default is not inspect.Parameter.empty:
+                continue
+            raise RegistrationError(f"{cls.__name__}.__init__: parameter '{name}' needs a type annotation")
+        kwargs[name] = resolve_dependency(hints[name])
+    return cls(**kwargs)
+
+
 def is_component(cls: Any) -> bool:
     return isinstance(cls, type) and isinstance(getattr(cls, "__evento_component__", None), ComponentOptions)
 
@@ -202,7 +231,12 @@ def read_component(cls: type[Any], resolve_dependency: Callable[[Any], Any]) -> 
     """Read a decorated component class; raises :class:`RegistrationError` naming what is wrong."""
     options: ComponentOptions = cls.__evento_component__
     spec = ComponentSpec(cls, options)
-    for name, fn in vars(cls).items():
+    # Handlers of base classes count too (a subclass may override them by name), unlike Java Evento's
+    # declared-methods-only rule: sharing handlers through inheritance is ordinary Python.
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        members.update(vars(klass))
+    for name, fn in members.items():
         handler_options = getattr(fn, "__evento_handler__", None)
         if not isinstance(handler_options, HandlerOptions):
             continue

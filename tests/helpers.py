@@ -1,0 +1,44 @@
+"""Helpers shared by the tests: waiting on conditions with a deadline, a server on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore, SQLiteConsumerStateStore
+from evento.server import EventoServer, SQLiteEventStore
+
+
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, interval: float = 0.01, what: str = ""
+) -> None:
+    """Re-check ``predicate`` until it holds; fail with ``what`` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {what or predicate}")
+        await asyncio.sleep(interval)
+
+
+async def start_server(path: Path) -> EventoServer:
+    server = EventoServer(SQLiteEventStore(path / "events.db"))
+    await server.start()
+    return server
+
+
+def make_consumer_store(kind: str, path: Path, name: str = "consumers.db") -> ConsumerStateStore:
+    if kind == "memory":
+        return MemoryConsumerStateStore()
+    if kind == "sqlite":
+        return SQLiteConsumerStateStore(path / name)
+    raise ValueError(kind)
+
+
+CONSUMER_STORE_KINDS = ["memory", "sqlite"]
