@@ -14,6 +14,7 @@ from typing import Any
 
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import HandlerSpec, Inject, ProjectorStatus, SequenceNumber
+from evento.discovery import HandlerKind
 from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import Metadata
 
@@ -93,16 +94,20 @@ class HandlerRunner:
                 raise self._on_exception(handler, ctx, exc) from None
             return self._after(handler, ctx, result)
 
+    def _intercepted(self, handler: HandlerSpec) -> list[MessageHandlerInterceptor]:
+        # Replaying an aggregate's story is not handling a message: event-sourcing handlers are not intercepted.
+        return [] if handler.kind is HandlerKind.EVENT_SOURCING else self.interceptors
+
     def _before(self, handler: HandlerSpec, ctx: CallContext) -> None:
-        for interceptor in self.interceptors:
+        for interceptor in self._intercepted(handler):
             interceptor.before(handler.kind, handler.component.name, ctx.payload, ctx.metadata)
 
     def _after(self, handler: HandlerSpec, ctx: CallContext, result: Any) -> Any:
-        for interceptor in self.interceptors:
+        for interceptor in self._intercepted(handler):
             result = interceptor.after(handler.kind, handler.component.name, ctx.payload, result)
         return result
 
     def _on_exception(self, handler: HandlerSpec, ctx: CallContext, error: BaseException) -> BaseException:
-        for interceptor in self.interceptors:
+        for interceptor in self._intercepted(handler):
             error = interceptor.on_exception(handler.kind, handler.component.name, ctx.payload, error)
         return error
