@@ -22,6 +22,7 @@ from evento import (
     EventoServer,
     NoHandlerError,
     projector,
+    service,
 )
 from evento.consumer_stores import ConsumerStateStore
 from evento.payloads import decode_payload
@@ -30,6 +31,7 @@ from tests.bank import (
     AccountOpened,
     Alarm,
     BonusDesk,
+    BonusPaid,
     BonusSaga,
     BonusService,
     BonusState,
@@ -41,6 +43,7 @@ from tests.bank import (
     Ledger,
     LedgerProjector,
     OpenAccount,
+    PayBonus,
     SnapshottingAccount,
     Withdraw,
 )
@@ -552,3 +555,78 @@ async def test_deposit_event_type_is_decoded_for_callers(system: System) -> None
     commands = await accounts(system)
     await commands.send(OpenAccount(account="Q"))
     assert isinstance(await commands.send(Deposit(account="Q", amount=2)), Deposited)
+
+
+# --- service command locks, consumer reset, package scanning ------------------------------------------------------
+
+
+async def test_service_commands_sharing_a_lock_id_run_one_at_a_time(system: System) -> None:
+    desk = BonusDesk()
+    running: list[int] = []
+    peak = 0
+    original = BonusService.pay
+
+    async def slow_pay(self: BonusService, command: PayBonus) -> BonusPaid:
+        nonlocal peak
+        running.append(1)
+        peak = max(peak, len(running))
+        await asyncio.sleep(0.005)
+        running.pop()
+        return await original(self, command)
+
+    slow_pay.__evento_handler__ = original.__evento_handler__  # type: ignore[attr-defined]
+
+    @service()
+    class SlowBonusService(BonusService):
+        pay = slow_pay  # type: ignore[assignment]
+
+    await system.start(Bundle("bonus", components=[SlowBonusService], injector=provide(desk)))
+    commands, _ = system.client()
+    await asyncio.gather(*(commands.send(PayBonus(account="same", deposits=n)) for n in range(10)))
+    assert peak == 1 and len(desk.paid) == 10
+    peak = 0
+    await asyncio.gather(*(commands.send(PayBonus(account=f"acct{n}", deposits=n)) for n in range(10)))
+    assert peak > 1  # different lock ids do run concurrently
+    stored = await system.server.store.fetch("*", 0, 100)
+    assert {e.aggregate_id for e in stored if e.event_name == "BonusPaid"} >= {"bonus-same"}
+
+
+async def test_resetting_a_projector_replays_it_from_the_start(
+    server: EventoServer, tmp_path: Path, store_kind: str
+) -> None:
+    writer = Bundle("accounts", components=[Account])
+    await writer.start(server)
+    commands, _ = writer.gateways(None)
+    await commands.send(OpenAccount(account="R"))
+    await commands.send(Deposit(account="R", amount=1))
+    ledger = Ledger()
+    reader = Bundle(
+        "ledger",
+        components=[LedgerProjector],
+        injector=provide(ledger),
+        consumer_store=make_consumer_store(store_kind, tmp_path),
+        consumer_settings=FAST,
+    )
+    await reader.start(server)
+    try:
+        await reader.wait_for_head()
+        assert len(ledger.seen) == 2
+        await reader.consumers["ledger_LedgerProjector_1_*"].reset()
+        await wait_until(lambda: len(ledger.seen) == 4, what="replay after reset")
+        assert [name for _, name, _ in ledger.seen] == ["AccountOpened", "Deposited"] * 2
+    finally:
+        await reader.stop()
+        await writer.stop()
+
+
+def test_a_bundle_can_be_built_from_a_package() -> None:
+    from evento.demo.todolist.read_model import TodoListReadModel
+    from evento.demo.todolist.services import ServiceSettings
+
+    bundle = Bundle(
+        "all-in-one",
+        package="evento.demo.todolist",
+        injector={TodoListReadModel: TodoListReadModel(":memory:"), ServiceSettings: ServiceSettings()}.get,
+    )
+    kinds = sorted(str(spec.kind) for spec, _ in bundle.components)
+    assert kinds == ["Aggregate", "Invoker", "Observer", "Projection", "Projector", "Saga", "Service", "Service"]

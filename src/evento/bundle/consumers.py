@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -199,9 +200,16 @@ class ConsumerEngine:
                 FetchEvents(self.context, checkpoint.sequence_number, self.settings.fetch_size), 30.0
             )
             assert isinstance(batch, EventBatch)
+            renewed = time.monotonic()
             for event in batch.events:
                 if self._stopping:
                     break
+                if time.monotonic() - renewed > self.settings.lease_seconds / 3:
+                    # A long batch must not outlive the lease, or a second instance would start consuming.
+                    if not await self.store.try_lock(cid, self._outbox.owner, self.settings.lease_seconds):
+                        log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
+                        break
+                    renewed = time.monotonic()
                 await self._process(event)
                 checkpoint = await self.store.commit_checkpoint(cid, event.sequence_number, checkpoint.version)
             return len(batch.events)
@@ -344,6 +352,14 @@ class ConsumerEngine:
 
     async def dead_events(self) -> list[DeadEvent]:
         return await self.store.dead_events(self.consumer_id)
+
+    async def set_dead_event_retry(self, sequence_number: int, retry: bool) -> bool:
+        """Flag (or unflag) a dead event for the next :meth:`consume_dead_queue`."""
+        return await self.store.set_dead_event_retry(self.consumer_id, sequence_number, retry)
+
+    async def delete_dead_event(self, sequence_number: int) -> bool:
+        """Drop a dead event for good."""
+        return await self.store.remove_dead_event(self.consumer_id, sequence_number)
 
     async def reset(self) -> None:
         """Forget the checkpoint: a projector replays from the start, a saga or observer restarts at the head."""
