@@ -8,7 +8,7 @@ whether the aggregate is now deleted. The server stores; the bundle never writes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from evento.bundle.calls import CallContext, HandlerRunner
@@ -48,6 +48,12 @@ from evento.payloads import (
 __all__ = ["RequestHandlers"]
 
 GatewayFactory = Callable[[HandledMessage | None], tuple[CommandGateway, QueryGateway]]
+_Steps = Generator[tuple[HandlerSpec, CallContext], Any, AggregateCommandResponse]
+
+
+def _new_state(current: Any, returned: Any) -> Any:
+    """Event-sourcing handlers return the new state, or ``None`` after mutating the current one."""
+    return current if returned is None else returned
 
 
 class RequestHandlers:
@@ -81,14 +87,35 @@ class RequestHandlers:
     async def aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
         spec, instance, handler = self._owner(HandlerKind.AGGREGATE_COMMAND, request.command.payload_name)
         commands, _ = self._gateways(request.command)
+        steps = self._aggregate_steps(spec, handler, request, commands)
         if handler.is_async or any(h.is_async for h in spec.handlers_of(HandlerKind.EVENT_SOURCING)):
-            return await self._aggregate_async(spec, instance, handler, request, commands)
+            return await self._drive_async(steps, instance)
         # Replay and handler in one hop to a worker thread: plain def handlers never block the loop.
-        return await asyncio.to_thread(self._aggregate_sync, spec, instance, handler, request, commands)
+        return await asyncio.to_thread(self._drive_sync, steps, instance)
 
-    def _prepare(
+    def _drive_sync(self, steps: _Steps, instance: Any) -> AggregateCommandResponse:
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(self._runner.run_sync(call[0], instance, call[1]))
+        except StopIteration as done:
+            response: AggregateCommandResponse = done.value
+            return response
+
+    async def _drive_async(self, steps: _Steps, instance: Any) -> AggregateCommandResponse:
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(await self._runner.run(call[0], instance, call[1]))
+        except StopIteration as done:
+            response: AggregateCommandResponse = done.value
+            return response
+
+    def _aggregate_steps(
         self, spec: ComponentSpec, handler: HandlerSpec, request: AggregateCommandRequest, commands: CommandGateway
-    ) -> tuple[CallContext, Any]:
+    ) -> _Steps:
+        """The aggregate algorithm, written once: it yields each handler call and receives its result, so the same
+        steps run on a worker thread (plain handlers) or on the loop (async handlers)."""
         message = request.command
         assert handler.payload_type is not None
         command = decode_payload(message.payload, handler.payload_type)
@@ -102,79 +129,27 @@ class RequestHandlers:
             if spec.state_type is None:
                 raise EventoError(f"{spec.name} received a snapshot but declares no state type")
             state = decode_payload(request.snapshot, spec.state_type)
+
+        for stored in request.events:
+            es = spec.handler_for(HandlerKind.EVENT_SOURCING, stored.event_name)
+            if es is None:
+                continue  # events without an event-sourcing handler do not change the state
+            assert es.payload_type is not None
+            event = decode_payload(stored.payload, es.payload_type)
+            state = _new_state(
+                state, (yield es, CallContext(event, None, stored.metadata, stored.timestamp, state=state))
+            )
+            if state is not None and state.deleted:
+                raise AggregateDeletedError(f"aggregate {message.aggregate_id} was deleted")
+
         ctx = CallContext(command, message, message.metadata, message.timestamp, state=state, commands=commands)
-        return ctx, command
-
-    def _replay_sync(
-        self, spec: ComponentSpec, instance: Any, request: AggregateCommandRequest, ctx: CallContext
-    ) -> None:
-        for stored in request.events:
-            es = spec.handler_for(HandlerKind.EVENT_SOURCING, stored.event_name)
-            if es is None:
-                continue
-            assert es.payload_type is not None
-            event = decode_payload(stored.payload, es.payload_type)
-            self._apply_sync(es, instance, ctx, event, stored.metadata, stored.timestamp)
-            if ctx.state is not None and ctx.state.deleted:
-                raise AggregateDeletedError(f"aggregate {request.command.aggregate_id} was deleted")
-
-    def _apply_sync(
-        self, es: HandlerSpec, instance: Any, ctx: CallContext, event: Any, metadata: dict[str, str], ts: int
-    ) -> None:
-        es_ctx = CallContext(event, None, metadata, ts, state=ctx.state)
-        new_state = self._runner.run_sync(es, instance, es_ctx)
-        if new_state is not None:
-            ctx.state = new_state
-
-    async def _apply_async(
-        self, es: HandlerSpec, instance: Any, ctx: CallContext, event: Any, metadata: dict[str, str], ts: int
-    ) -> None:
-        es_ctx = CallContext(event, None, metadata, ts, state=ctx.state)
-        new_state = await self._runner.run(es, instance, es_ctx)
-        if new_state is not None:
-            ctx.state = new_state
-
-    def _aggregate_sync(
-        self,
-        spec: ComponentSpec,
-        instance: Any,
-        handler: HandlerSpec,
-        request: AggregateCommandRequest,
-        commands: CommandGateway,
-    ) -> AggregateCommandResponse:
-        ctx, _ = self._prepare(spec, handler, request, commands)
-        self._replay_sync(spec, instance, request, ctx)
-        event = self._check_event(handler, self._runner.run_sync(handler, instance, ctx))
-        message = self._event_message(request.command, event)
-        es = spec.handler_for(HandlerKind.EVENT_SOURCING, payload_name(event))
+        produced = self._check_event(handler, (yield handler, ctx))
+        event_message = self._event_message(message, produced)
+        es = spec.handler_for(HandlerKind.EVENT_SOURCING, payload_name(produced))
         if es is not None:
-            self._apply_sync(es, instance, ctx, event, message.metadata, message.timestamp)
-        return self._response(spec, request, message, ctx.state)
-
-    async def _aggregate_async(
-        self,
-        spec: ComponentSpec,
-        instance: Any,
-        handler: HandlerSpec,
-        request: AggregateCommandRequest,
-        commands: CommandGateway,
-    ) -> AggregateCommandResponse:
-        ctx, _ = self._prepare(spec, handler, request, commands)
-        for stored in request.events:
-            es = spec.handler_for(HandlerKind.EVENT_SOURCING, stored.event_name)
-            if es is None:
-                continue
-            assert es.payload_type is not None
-            event = decode_payload(stored.payload, es.payload_type)
-            await self._apply_async(es, instance, ctx, event, stored.metadata, stored.timestamp)
-            if ctx.state is not None and ctx.state.deleted:
-                raise AggregateDeletedError(f"aggregate {request.command.aggregate_id} was deleted")
-        event = self._check_event(handler, await self._runner.run(handler, instance, ctx))
-        message = self._event_message(request.command, event)
-        es = spec.handler_for(HandlerKind.EVENT_SOURCING, payload_name(event))
-        if es is not None:
-            await self._apply_async(es, instance, ctx, event, message.metadata, message.timestamp)
-        return self._response(spec, request, message, ctx.state)
+            applied = CallContext(produced, None, event_message.metadata, event_message.timestamp, state=state)
+            state = _new_state(state, (yield es, applied))
+        return self._response(spec, request, event_message, state)
 
     @staticmethod
     def _check_event(handler: HandlerSpec, event: Any) -> DomainEvent:

@@ -12,7 +12,7 @@ import msgspec
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
 
 from evento.demo.todolist.aggregate import TodoListRuleError
 from evento.demo.todolist.invoker import TodoListInvoker
@@ -44,28 +44,23 @@ class _Unauthorized(Exception):
     pass
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[StrictStr, AfterValidator(_not_blank)]
+
+
 class NameBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: StrictStr
-
-    @field_validator("name")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
-        return value
+    name: NonBlank
 
 
 class ContentBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    content: StrictStr
-
-    @field_validator("content")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must not be blank")
-        return value
+    content: NonBlank
 
 
 def _error(status: int, exc: BaseException | str, kind: str | None = None) -> JSONResponse:
