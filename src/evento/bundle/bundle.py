@@ -182,9 +182,11 @@ class Bundle:
         if gate:
             await asyncio.gather(*gate)
         await self._link.set_enabled(True)
-        for engine in self.consumers.values():
-            if engine.spec.kind is not ComponentKind.PROJECTOR:
-                engine.start()
+        later = [e for e in self.consumers.values() if e.spec.kind is not ComponentKind.PROJECTOR]
+        for engine in later:
+            await engine.seed()
+        for engine in later:
+            engine.start()
         log.info("bundle %s started with %d components", self.info, len(self.components))
 
     async def stop(self) -> None:

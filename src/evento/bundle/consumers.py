@@ -123,6 +123,9 @@ class ConsumerEngine:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
+        self._lease_until = 0.0
+        # The checkpoint as last committed by this engine, trusted while it holds the lock.
+        self._checkpoint: Checkpoint | None = None
         self._observer_slots = asyncio.Semaphore(settings.observer_concurrency)
         self._observer_tasks: set[asyncio.Task[None]] = set()
         self._kind = spec.kind
@@ -150,6 +153,8 @@ class ConsumerEngine:
             await asyncio.gather(*self._observer_tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.store.unlock(self.consumer_id, self._outbox.owner)
+        self._lease_until = 0.0
+        self._checkpoint = None
 
     def wake(self) -> None:
         """New events were appended: fetch now instead of at the next poll."""
@@ -190,29 +195,58 @@ class ConsumerEngine:
         cid = self.consumer_id
         if not await self.store.is_enabled(cid):
             return None
-        if not await self.store.try_lock(cid, self._outbox.owner, self.settings.lease_seconds):
+        if not await self._hold_lock():
             return None
         async with self._cycle_lock:
-            checkpoint = await self.store.read_checkpoint(cid)
-            if checkpoint is None:
-                checkpoint = await self.store.seed_checkpoint(cid, await self._start_position())
-            batch = await self._outbox.request(
-                FetchEvents(self.context, checkpoint.sequence_number, self.settings.fetch_size), 30.0
-            )
-            assert isinstance(batch, EventBatch)
-            renewed = time.monotonic()
-            for event in batch.events:
-                if self._stopping:
-                    break
-                if time.monotonic() - renewed > self.settings.lease_seconds / 3:
-                    # A long batch must not outlive the lease, or a second instance would start consuming.
-                    if not await self.store.try_lock(cid, self._outbox.owner, self.settings.lease_seconds):
-                        log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
-                        break
-                    renewed = time.monotonic()
-                await self._process(event)
-                checkpoint = await self.store.commit_checkpoint(cid, event.sequence_number, checkpoint.version)
-            return len(batch.events)
+            try:
+                return await self._consume_batch(cid)
+            except BaseException:
+                self._checkpoint = None  # re-read after any failure: a commit may or may not have happened
+                raise
+
+    async def _consume_batch(self, cid: str) -> int:
+        checkpoint = self._checkpoint or await self._read_or_seed_checkpoint()
+        batch = await self._outbox.request(
+            FetchEvents(self.context, checkpoint.sequence_number, self.settings.fetch_size), 30.0
+        )
+        assert isinstance(batch, EventBatch)
+        for event in batch.events:
+            if self._stopping:
+                break
+            if not await self._hold_lock():
+                log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
+                break
+            await self._process(event)
+            checkpoint = await self.store.commit_checkpoint(cid, event.sequence_number, checkpoint.version)
+            self._checkpoint = checkpoint
+        return len(batch.events)
+
+    async def _hold_lock(self) -> bool:
+        """Take or renew the consumer lock. A lease younger than a third of its life is not renewed: that write
+        would cost a commit per cycle, and a long batch still renews well before the lease could expire."""
+        now = time.monotonic()
+        lease = self.settings.lease_seconds
+        if self._lease_until - now > lease * 2 / 3:
+            return True
+        if await self.store.try_lock(self.consumer_id, self._outbox.owner, lease):
+            self._lease_until = now + lease
+            return True
+        self._lease_until = 0.0
+        self._checkpoint = None  # someone else consumes: our cached checkpoint is no longer authoritative
+        return False
+
+    async def _read_or_seed_checkpoint(self) -> Checkpoint:
+        checkpoint = await self.store.read_checkpoint(self.consumer_id)
+        if checkpoint is None:
+            checkpoint = await self.store.seed_checkpoint(self.consumer_id, await self._start_position())
+        self._checkpoint = checkpoint
+        return checkpoint
+
+    async def seed(self) -> None:
+        """Fix where a new consumer starts before the bundle reports started: a saga or observer that first
+        starts at the head must not miss events appended between ``start()`` and its first fetch."""
+        await self._read_or_seed_checkpoint()
+        self._checkpoint = None
 
     async def _start_position(self) -> int:
         if self._kind is ComponentKind.PROJECTOR:
@@ -365,6 +399,7 @@ class ConsumerEngine:
         """Forget the checkpoint: a projector replays from the start, a saga or observer restarts at the head."""
         async with self._cycle_lock:
             await self.store.reset(self.consumer_id)
+            self._checkpoint = None
             self.head_reached.clear()
             self.status.head_reached = False
         self.wake()

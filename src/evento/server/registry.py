@@ -40,7 +40,7 @@ class Registry:
     """Connected nodes, their discovery metadata, and the routing table derived from them."""
 
     def __init__(self) -> None:
-        self._nodes: dict[str, Node] = {}
+        self._nodes: dict[tuple[str, str], Node] = {}  # by (bundle id, instance id)
         self._routes: dict[str, Route] = {}
         self._rng = random.Random()
 
@@ -49,16 +49,18 @@ class Registry:
     def join(self, peer: BundlePeer) -> Node:
         """Add a node; a new connection for the same instance id supersedes the old one."""
         node = Node(peer)
-        previous = self._nodes.get(peer.info.instance_id)
-        self._nodes[peer.info.instance_id] = node
+        key = (peer.info.bundle_id, peer.info.instance_id)
+        previous = self._nodes.get(key)
+        self._nodes[key] = node
         if previous is not None:
             log.warning("instance %s reconnected; the previous connection is replaced", peer.info)
         self._rebuild()
         return node
 
     def leave(self, node: Node) -> None:
-        if self._nodes.get(node.info.instance_id) is node:
-            del self._nodes[node.info.instance_id]
+        key = (node.info.bundle_id, node.info.instance_id)
+        if self._nodes.get(key) is node:
+            del self._nodes[key]
             self._rebuild()
 
     def register(self, node: Node, registration: BundleRegistration) -> None:

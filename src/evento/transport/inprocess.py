@@ -26,8 +26,11 @@ async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str)
     """Await with a deadline. The work is shielded: a timeout leaves it running (indeterminate outcome)."""
     task = asyncio.ensure_future(awaitable)
     try:
-        return await asyncio.wait_for(asyncio.shield(task), timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(task)
     except TimeoutError:
+        # The work goes on; when it ends, its outcome is consumed so asyncio does not report it as lost.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise RequestTimeoutError(f"{what} timed out after {timeout:g}s; its outcome is unknown") from None
     except Exception as exc:
         # The same translation the wire does: the caller sees the error class again, rebuilt from its name.

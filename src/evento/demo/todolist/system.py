@@ -38,7 +38,9 @@ class TodoListSystem:
         self.services = ServiceSettings(delay=self.service_delay)
         self.read_model = TodoListReadModel(self.data_dir / "todolist-query.db")
         provided: dict[Any, Any] = {TodoListReadModel: self.read_model, ServiceSettings: self.services}
-        self.command = Bundle("todolist-command", components=[TodoListAggregate], description="TodoList write side")
+        self.command = Bundle(
+            "todolist-command", components=[TodoListAggregate], description="TodoList write side", **self._identity(1)
+        )
         self.query = Bundle(
             "todolist-query",
             components=[TodoListProjector, TodoListProjection],
@@ -46,6 +48,7 @@ class TodoListSystem:
             injector=provided.get,
             consumer_settings=self.consumer_settings,
             description="TodoList read side",
+            **self._identity(1),
         )
         self.saga = Bundle(
             "todolist-saga",
@@ -59,8 +62,16 @@ class TodoListSystem:
             injector=provided.get,
             consumer_settings=self.consumer_settings,
             description="TodoList processes and external services",
+            **self._identity(1),
         )
-        self.web = Bundle("todolist-web", components=[TodoListInvoker], description="TodoList HTTP API")
+        self.web = Bundle(
+            "todolist-web", components=[TodoListInvoker], description="TodoList HTTP API", **self._identity(1)
+        )
+
+    def _identity(self, replica: int) -> dict[str, Any]:
+        # A stable instance id per replica: after a crash the restarted instance is the same consumer-lock owner,
+        # so it resumes at once instead of waiting for its own previous lease to expire.
+        return {"instance_id": f"replica-{replica}"}
 
     @property
     def bundles(self) -> list[Bundle]:

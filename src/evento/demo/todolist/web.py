@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
@@ -38,6 +38,9 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (NoHandlerError, 503),
     (TooManyPendingRequestsError, 503),
 ]
+
+
+MAX_PAGE = 1_000_000
 
 
 class _Unauthorized(Exception):
@@ -103,7 +106,11 @@ def create_app(invoker: TodoListInvoker) -> FastAPI:
         return {"identifier": await invoker.create_todo_list(body.name, user)}
 
     @app.get("/todo-list/")
-    async def search(user: User, nameLike: str = "", page: int = 0) -> Any:
+    async def search(
+        user: User,
+        nameLike: str = "",
+        page: Annotated[int, Query(le=MAX_PAGE)] = 0,
+    ) -> Any:
         return msgspec.to_builtins(await invoker.search_todo_lists(nameLike, max(page, 0)))
 
     @app.get("/todo-list/{identifier}")

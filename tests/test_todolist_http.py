@@ -1,0 +1,615 @@
+"""The TodoList HTTP API, in process: every status code, body shape and rule the API promises its clients.
+
+The whole system runs in the test's event loop: an :class:`EventoServer` over a real SQLite event store under
+``tmp_path``, the four TodoList bundles, and the FastAPI app reached through ``httpx.ASGITransport``. Commands
+return once their event is stored, but reads follow the projector, so every read after a write polls with
+:func:`wait_until` under a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from evento import ConsumerSettings
+from evento.demo.todolist.system import TodoListSystem
+from evento.demo.todolist.web import create_app
+from evento.server import EventoServer, SQLiteEventStore
+
+T = TypeVar("T")
+
+DEADLINE = 10.0
+LIST_KEYS = {"identifier", "name", "todos", "createdBy", "updatedBy", "createdAt", "updatedAt", "status"}
+TODO_KEYS = {"identifier", "content", "completed", "createdBy", "completedBy", "createdAt", "completedAt"}
+STATUSES = {"WIP", "REGISTRATION_PENDING", "REGISTERED"}
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+async def wait_until(predicate: Callable[[], Awaitable[T | None]], timeout: float = DEADLINE) -> T:
+    """Re-check ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass (fails)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: T | None = None
+    while True:
+        last = await predicate()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+        await asyncio.sleep(0.02)
+
+
+def auth(user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {user}"}
+
+
+def assert_error(response: httpx.Response, status: int, kind: str) -> None:
+    """The response has ``status`` and the error body ``{"error": message, "type": kind}``."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "type"}, body
+    assert body["type"] == kind, body
+    assert isinstance(body["error"], str) and body["error"], body
+
+
+def assert_utc_iso(value: Any) -> datetime:
+    """``value`` is an ISO 8601 timestamp in UTC; returns it parsed."""
+    assert isinstance(value, str), value
+    moment = datetime.fromisoformat(value)
+    assert moment.utcoffset() == timedelta(0), value
+    return moment
+
+
+async def create_list(client: httpx.AsyncClient, name: str, user: str = "alice") -> str:
+    response = await client.post("/todo-list/", json={"name": name}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    identifier: str = response.json()["identifier"]
+    return identifier
+
+
+async def add_todo(client: httpx.AsyncClient, list_id: str, content: str, user: str = "alice") -> str:
+    response = await client.post(f"/todo-list/{list_id}/todo/", json={"content": content}, headers=auth(user))
+    assert response.status_code == 201, response.text
+    identifier: str = response.json()["identifier"]
+    return identifier
+
+
+async def read_list_when(
+    client: httpx.AsyncClient, list_id: str, condition: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+) -> dict[str, Any]:
+    """GET the list until it is found and ``condition`` holds on its body (the projector may lag behind)."""
+
+    async def fetch() -> dict[str, Any] | None:
+        response = await client.get(f"/todo-list/{list_id}", headers=auth())
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        assert body["status"] in STATUSES, body
+        return body if condition(body) else None
+
+    return await wait_until(fetch, timeout)
+
+
+def todo_ids(body: dict[str, Any]) -> set[str]:
+    return {t["identifier"] for t in body["todos"]}
+
+
+def is_checked(body: dict[str, Any], todo_id: str) -> bool:
+    return any(t["identifier"] == todo_id and t["completed"] for t in body["todos"])
+
+
+async def search(client: httpx.AsyncClient, name_like: str = "", page: int = 0) -> list[dict[str, Any]]:
+    response = await client.get("/todo-list/", params={"nameLike": name_like, "page": page}, headers=auth())
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()
+    return items
+
+
+async def _search_when(
+    client: httpx.AsyncClient, name_like: str, condition: Callable[[list[dict[str, Any]]], bool], page: int = 0
+) -> list[dict[str, Any]] | None:
+    items = await search(client, name_like, page)
+    return items if condition(items) else None
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[TodoListSystem]:
+    """A started server (SQLite event store under ``tmp_path``) with the TodoList system on it."""
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    todo_system = TodoListSystem(tmp_path, service_delay=0.01, consumer_settings=ConsumerSettings(error_delay=0.05))
+    try:
+        await todo_system.start(server)
+        # Sagas and observers pick their start position ("now") in their first cycle, after start() returned; wait
+        # for it, or a list created at once could be missed by the saga (see test_a_saga_sees_events_appended_...).
+        for bundle in todo_system.bundles:
+            await bundle.wait_for_head(DEADLINE)
+        yield todo_system
+    finally:
+        await todo_system.stop()
+        await server.stop()
+
+
+def client_for(
+    system: TodoListSystem, timeout: float | None = None, raise_app_exceptions: bool = True
+) -> httpx.AsyncClient:
+    """A client of a fresh app over a fresh invoker (with ``timeout`` as its command deadline when given).
+
+    By default an unhandled exception in the app is raised in the test; otherwise the client sees the 500.
+    """
+    invoker = system.invoker()
+    if timeout is not None:
+        invoker.timeout = timeout
+    transport = httpx.ASGITransport(app=create_app(invoker), raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://todo")
+
+
+@pytest.fixture
+async def client(system: TodoListSystem) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the TodoList API of ``system``."""
+    async with client_for(system) as http:
+        yield http
+
+
+# --- authentication ------------------------------------------------------------------------------------------------
+
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/todo-list/", {"name": "groceries"}),
+    ("GET", "/todo-list/?nameLike=&page=0", None),
+    ("GET", "/todo-list/TDLS_x", None),
+    ("DELETE", "/todo-list/TDLS_x", None),
+    ("POST", "/todo-list/TDLS_x/todo/", {"content": "milk"}),
+    ("DELETE", "/todo-list/TDLS_x/todo/TODO_x", None),
+    ("PUT", "/todo-list/TDLS_x/todo/TODO_x", None),
+]
+
+
+BAD_AUTHORIZATIONS: list[str | None] = [None, "", "Bearer", "Bearer    ", "Basic alice", "alice"]
+
+
+async def test_every_endpoint_requires_a_bearer_token(client: httpx.AsyncClient) -> None:
+    """Without ``Authorization: Bearer <user>`` (missing, empty, other scheme) every endpoint answers 401."""
+    for method, url, body in ENDPOINTS:
+        for header in BAD_AUTHORIZATIONS:
+            headers = {} if header is None else {"Authorization": header}
+            response = await client.request(method, url, json=body, headers=headers)
+            assert response.status_code == 401, (method, url, header, response.text)
+            assert_error(response, 401, "Unauthorized")
+    # Nothing was created: a list created now is the only one the search finds once it is projected.
+    only = await create_list(client, "the only one")
+    found = await wait_until(lambda: _search_when(client, "", bool))
+    assert [i["identifier"] for i in found] == [only]
+
+
+# --- create, read, search ------------------------------------------------------------------------------------------
+
+
+async def test_create_returns_201_and_the_list_becomes_readable(client: httpx.AsyncClient) -> None:
+    """POST /todo-list/ → 201 {identifier: TDLS_…}; GET then shows the full view: no todos, WIP, audit by the user."""
+    response = await client.post("/todo-list/", json={"name": "groceries"}, headers=auth("alice"))
+    assert response.status_code == 201
+    assert set(response.json()) == {"identifier"}
+    list_id = response.json()["identifier"]
+    assert list_id.startswith("TDLS_") and len(list_id) > len("TDLS_")
+
+    body = await read_list_when(client, list_id, lambda _: True)
+    assert set(body) == LIST_KEYS
+    assert body["identifier"] == list_id
+    assert body["name"] == "groceries"
+    assert body["todos"] == []
+    assert body["status"] == "WIP"
+    assert body["createdBy"] == body["updatedBy"] == "alice"
+    assert assert_utc_iso(body["createdAt"]) == assert_utc_iso(body["updatedAt"])
+
+
+async def test_each_create_gets_a_new_identifier(client: httpx.AsyncClient) -> None:
+    """Two lists with the same name are two lists."""
+    first, second = await create_list(client, "same"), await create_list(client, "same")
+    assert first != second
+    items = await wait_until(lambda: _search_when(client, "same", lambda found: len(found) == 2))
+    assert {i["identifier"] for i in items} == {first, second}
+
+
+async def test_search_returns_pages_of_15(client: httpx.AsyncClient) -> None:
+    """With 17 lists: page 0 has 15 {identifier, name} items, page 1 the other 2, page 2 none; no list twice."""
+    created = set(await asyncio.gather(*(create_list(client, f"list {n:02d}") for n in range(17))))
+    assert len(created) == 17
+
+    async def all_projected() -> bool:
+        return len(await search(client, "", 0)) + len(await search(client, "", 1)) == 17
+
+    await wait_until(all_projected)
+    page0, page1, page2 = await search(client, "", 0), await search(client, "", 1), await search(client, "", 2)
+    assert (len(page0), len(page1), page2) == (15, 2, [])
+    for item in page0 + page1:
+        assert set(item) == {"identifier", "name"}
+        assert item["name"].startswith("list ")
+    seen = [item["identifier"] for item in page0 + page1]
+    assert len(seen) == len(set(seen)) and set(seen) == created
+    # The defaults are nameLike="" and page=0; a negative page reads as the first page.
+    default = await client.get("/todo-list/", headers=auth())
+    negative = await client.get("/todo-list/", params={"page": -1}, headers=auth())
+    assert default.status_code == negative.status_code == 200
+    assert default.json() == negative.json() == page0
+
+
+async def test_search_filters_by_name_like(client: httpx.AsyncClient) -> None:
+    """nameLike matches a substring of the name; % and _ in it are plain characters, not wildcards."""
+    names = ["groceries", "Garage groceries", "work", "100% done", "1000 things", "a_c", "abc"]
+    ids = dict(zip(names, await asyncio.gather(*(create_list(client, n) for n in names)), strict=True))
+    await wait_until(lambda: _search_when(client, "", lambda found: len(found) == len(names)))
+
+    async def names_for(name_like: str) -> set[str]:
+        items = await search(client, name_like)
+        assert all(ids[i["name"]] == i["identifier"] for i in items)
+        return {i["name"] for i in items}
+
+    assert await names_for("groceries") == {"groceries", "Garage groceries"}
+    assert await names_for("work") == {"work"}
+    assert await names_for("100%") == {"100% done"}
+    assert await names_for("a_c") == {"a_c"}
+    assert await names_for("nothing like it") == set()
+    assert await names_for("") == set(names)
+
+
+async def test_unknown_list_is_404(client: httpx.AsyncClient) -> None:
+    """Reading or commanding a list that never existed answers 404."""
+    assert_error(await client.get("/todo-list/TDLS_unknown", headers=auth()), 404, "TodoListNotFoundError")
+    calls = [
+        client.delete("/todo-list/TDLS_unknown", headers=auth()),
+        client.post("/todo-list/TDLS_unknown/todo/", json={"content": "milk"}, headers=auth()),
+        client.put("/todo-list/TDLS_unknown/todo/TODO_unknown", headers=auth()),
+        client.delete("/todo-list/TDLS_unknown/todo/TODO_unknown", headers=auth()),
+    ]
+    for response in await asyncio.gather(*calls):
+        assert_error(response, 404, "AggregateNotInitializedError")
+
+
+# --- invalid input -------------------------------------------------------------------------------------------------
+
+INVALID_BODIES: list[tuple[str, bytes]] = [
+    ("blank", b'{"X": ""}'),
+    ("whitespace", b'{"X": "  \\t "}'),
+    ("number", b'{"X": 123}'),
+    ("null", b'{"X": null}'),
+    ("list", b'{"X": ["a"]}'),
+    ("missing", b"{}"),
+    ("not an object", b'["X"]'),
+    ("malformed", b'{"X": "a"'),
+    ("empty", b""),
+]
+
+
+async def test_invalid_list_name_is_400(client: httpx.AsyncClient) -> None:
+    """A blank, mistyped, missing or malformed name is refused with 400 and nothing is created."""
+    headers = {**auth(), "Content-Type": "application/json"}
+    for case, raw in INVALID_BODIES:
+        response = await client.post("/todo-list/", content=raw.replace(b"X", b"name"), headers=headers)
+        assert response.status_code == 400, (case, response.text)
+        assert_error(response, 400, "ValidationError")
+    # Nothing was created: a list created now is the only one the search finds once it is projected.
+    only = await create_list(client, "the only one")
+    found = await wait_until(lambda: _search_when(client, "", bool))
+    assert [i["identifier"] for i in found] == [only]
+
+
+async def test_invalid_todo_content_is_400(client: httpx.AsyncClient) -> None:
+    """A blank, mistyped, missing or malformed todo content is refused with 400 and no todo is added."""
+    list_id = await create_list(client, "groceries")
+    headers = {**auth(), "Content-Type": "application/json"}
+    for case, raw in INVALID_BODIES:
+        url = f"/todo-list/{list_id}/todo/"
+        response = await client.post(url, content=raw.replace(b"X", b"content"), headers=headers)
+        assert response.status_code == 400, (case, response.text)
+        assert_error(response, 400, "ValidationError")
+    # The list accepts exactly five todos: five more succeed, so none of the refused ones was added.
+    for n in range(5):
+        await add_todo(client, list_id, f"todo {n}")
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 5)
+    assert [t["content"] for t in body["todos"]] == [f"todo {n}" for n in range(5)]
+
+
+async def test_search_with_a_non_integer_page_is_400(client: httpx.AsyncClient) -> None:
+    """page must be an integer."""
+    for page in ["abc", "1.5", "", "0x1"]:
+        response = await client.get("/todo-list/", params={"nameLike": "", "page": page}, headers=auth())
+        assert response.status_code == 400, (page, response.text)
+        assert_error(response, 400, "ValidationError")
+
+
+async def test_search_with_an_absurd_page_is_not_a_server_error(system: TodoListSystem) -> None:
+    """A page far beyond the data answers 200 [] (or 400 with the error body), never a bare 500."""
+    async with client_for(system, raise_app_exceptions=False) as client:
+        for page in [10**6, 2**62, 10**20]:
+            response = await client.get("/todo-list/", params={"page": page}, headers=auth())
+            assert response.status_code in (200, 400), (page, response.status_code, response.text)
+            if response.status_code == 200:
+                assert response.json() == []
+            else:
+                assert_error(response, 400, "ValidationError")
+
+
+# --- todos and the aggregate rules ---------------------------------------------------------------------------------
+
+
+async def test_add_todo_returns_201_and_the_todo_becomes_readable(client: httpx.AsyncClient) -> None:
+    """POST /todo-list/{id}/todo/ → 201 {identifier: TODO_…}; GET then lists it, unchecked, in the order added."""
+    list_id = await create_list(client, "groceries")
+    response = await client.post(f"/todo-list/{list_id}/todo/", json={"content": "milk"}, headers=auth("bob"))
+    assert response.status_code == 201
+    assert set(response.json()) == {"identifier"}
+    milk = response.json()["identifier"]
+    assert milk.startswith("TODO_") and len(milk) > len("TODO_")
+    bread = await add_todo(client, list_id, "bread", "bob")
+
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 2)
+    assert [(t["identifier"], t["content"]) for t in body["todos"]] == [(milk, "milk"), (bread, "bread")]
+    for todo in body["todos"]:
+        assert set(todo) == TODO_KEYS
+        assert todo["completed"] is False
+        assert todo["createdBy"] == "bob"
+        assert_utc_iso(todo["createdAt"])
+        assert todo["completedBy"] is None and todo["completedAt"] is None
+    assert body["status"] == "WIP"
+
+
+async def test_a_list_holds_at_most_five_todos(client: httpx.AsyncClient) -> None:
+    """The sixth todo is refused with 409 (aggregate rule), and the list keeps its five."""
+    list_id = await create_list(client, "groceries")
+    added = [await add_todo(client, list_id, f"todo {n}") for n in range(5)]
+    response = await client.post(f"/todo-list/{list_id}/todo/", json={"content": "one too many"}, headers=auth())
+    assert_error(response, 409, "TodoListRuleError")
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 5)
+    assert [t["identifier"] for t in body["todos"]] == added
+
+
+async def test_thirty_concurrent_adds_create_exactly_five(client: httpx.AsyncClient) -> None:
+    """30 concurrent adds to one list: exactly 5 answer 201, 25 answer 409; the list holds those 5, by their users."""
+    list_id = await create_list(client, "race")
+    responses = await asyncio.gather(
+        *(
+            client.post(f"/todo-list/{list_id}/todo/", json={"content": f"todo {n}"}, headers=auth(f"user{n}"))
+            for n in range(30)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] * 5 + [409] * 25, statuses
+    for response in responses:
+        if response.status_code == 409:
+            assert_error(response, 409, "TodoListRuleError")
+    created = {r.json()["identifier"]: f"user{n}" for n, r in enumerate(responses) if r.status_code == 201}
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 5)
+    assert {t["identifier"]: t["createdBy"] for t in body["todos"]} == created
+
+
+async def test_check_todo_returns_202_and_checking_it_again_is_409(client: httpx.AsyncClient) -> None:
+    """PUT /todo-list/{id}/todo/{todoId} → 202 and the todo reads as completed; a second check → 409."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    await add_todo(client, list_id, "bread")
+    response = await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())
+    assert response.status_code == 202
+    body = await read_list_when(client, list_id, lambda b: is_checked(b, milk))
+    assert [t["completed"] for t in body["todos"]] == [True, False]
+    assert_error(await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth()), 409, "TodoListRuleError")
+
+
+async def test_checking_or_removing_an_unknown_todo_is_409(client: httpx.AsyncClient) -> None:
+    """A todo identifier the list does not hold is a broken rule (409), for check and for remove."""
+    list_id = await create_list(client, "groceries")
+    await add_todo(client, list_id, "milk")
+    assert_error(await client.put(f"/todo-list/{list_id}/todo/TODO_nope", headers=auth()), 409, "TodoListRuleError")
+    assert_error(await client.delete(f"/todo-list/{list_id}/todo/TODO_nope", headers=auth()), 409, "TodoListRuleError")
+
+
+async def test_remove_todo_returns_204_and_the_todo_is_gone(client: httpx.AsyncClient) -> None:
+    """DELETE /todo-list/{id}/todo/{todoId} → 204; GET then no longer shows it; removing it again → 409."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    bread = await add_todo(client, list_id, "bread")
+    await read_list_when(client, list_id, lambda b: len(b["todos"]) == 2)
+
+    response = await client.delete(f"/todo-list/{list_id}/todo/{milk}", headers=auth("bob"))
+    assert response.status_code == 204
+    assert response.content == b""
+    body = await read_list_when(client, list_id, lambda b: milk not in todo_ids(b))
+    assert todo_ids(body) == {bread}
+    assert body["updatedBy"] == "bob"
+    assert_error(await client.delete(f"/todo-list/{list_id}/todo/{milk}", headers=auth()), 409, "TodoListRuleError")
+
+
+async def test_a_checked_todo_cannot_be_removed(client: httpx.AsyncClient) -> None:
+    """Removing a checked todo is refused with 409 and the todo stays."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    await add_todo(client, list_id, "bread")
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    assert_error(await client.delete(f"/todo-list/{list_id}/todo/{milk}", headers=auth()), 409, "TodoListRuleError")
+    body = await read_list_when(client, list_id, lambda b: is_checked(b, milk))
+    assert milk in todo_ids(body)
+
+
+async def test_a_list_holding_a_checked_todo_cannot_be_deleted(client: httpx.AsyncClient) -> None:
+    """DELETE of a list with a checked todo is refused with 409 and the list stays readable and usable."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    await add_todo(client, list_id, "bread")
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    assert_error(await client.delete(f"/todo-list/{list_id}", headers=auth()), 409, "TodoListRuleError")
+    await add_todo(client, list_id, "eggs")
+    await read_list_when(client, list_id, lambda b: len(b["todos"]) == 3)
+
+
+async def test_delete_returns_204_then_the_list_is_gone(client: httpx.AsyncClient) -> None:
+    """DELETE /todo-list/{id} → 204; then GET → 404, search no longer lists it, and every command on it → 404."""
+    list_id = await create_list(client, "groceries")
+    keep = await create_list(client, "groceries too")
+    milk = await add_todo(client, list_id, "milk")
+    await read_list_when(client, list_id, lambda b: len(b["todos"]) == 1)
+
+    response = await client.delete(f"/todo-list/{list_id}", headers=auth())
+    assert response.status_code == 204
+    assert response.content == b""
+
+    async def gone() -> httpx.Response | None:
+        found = await client.get(f"/todo-list/{list_id}", headers=auth())
+        return found if found.status_code == 404 else None
+
+    assert_error(await wait_until(gone), 404, "TodoListNotFoundError")
+    assert [i["identifier"] for i in await search(client, "groceries")] == [keep]
+    calls = [
+        client.delete(f"/todo-list/{list_id}", headers=auth()),
+        client.post(f"/todo-list/{list_id}/todo/", json={"content": "eggs"}, headers=auth()),
+        client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth()),
+        client.delete(f"/todo-list/{list_id}/todo/{milk}", headers=auth()),
+    ]
+    for response in await asyncio.gather(*calls):
+        assert_error(response, 404, "AggregateDeletedError")
+
+
+# --- audit fields, saga, observer ----------------------------------------------------------------------------------
+
+
+async def test_audit_fields_name_who_did_what_and_when(client: httpx.AsyncClient) -> None:
+    """createdBy/updatedBy/completedBy are the bearer tokens of who created, last changed, checked; times in UTC."""
+    list_id = await create_list(client, "groceries", user="alice")
+    milk = await add_todo(client, list_id, "milk", user="bob")
+    bread = await add_todo(client, list_id, "bread", user="dave")
+    created = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 2)
+    assert created["createdBy"] == "alice"
+    assert created["updatedBy"] == "dave"
+
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth("carol"))).status_code == 202
+    body = await read_list_when(client, list_id, lambda b: is_checked(b, milk))
+    todos = {t["identifier"]: t for t in body["todos"]}
+    assert body["createdBy"] == "alice"
+    assert body["updatedBy"] == "carol"
+    assert (todos[milk]["createdBy"], todos[milk]["completedBy"]) == ("bob", "carol")
+    assert (todos[bread]["createdBy"], todos[bread]["completedBy"]) == ("dave", None)
+    assert todos[bread]["completedAt"] is None
+
+    list_created, list_updated = assert_utc_iso(body["createdAt"]), assert_utc_iso(body["updatedAt"])
+    milk_created, milk_completed = assert_utc_iso(todos[milk]["createdAt"]), assert_utc_iso(todos[milk]["completedAt"])
+    assert list_created <= milk_created <= milk_completed == list_updated
+    assert body["createdAt"] == created["createdAt"]
+    assert abs(datetime.now().astimezone() - list_created) < timedelta(minutes=1)
+
+
+async def test_the_saga_registers_a_list_once_every_todo_is_checked(client: httpx.AsyncClient) -> None:
+    """A list stays WIP while a todo is unchecked; checking the last one makes it REGISTERED (via the ERP saga)."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    bread = await add_todo(client, list_id, "bread", user="bob")
+
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    body = await read_list_when(client, list_id, lambda b: is_checked(b, milk) and len(b["todos"]) == 2)
+    assert body["status"] == "WIP"
+
+    assert (await client.put(f"/todo-list/{list_id}/todo/{bread}", headers=auth("carol"))).status_code == 202
+    body = await read_list_when(client, list_id, lambda b: b["status"] == "REGISTERED")
+    assert all(t["completed"] for t in body["todos"])
+
+
+async def test_status_is_registration_pending_while_the_erp_works(
+    system: TodoListSystem, client: httpx.AsyncClient
+) -> None:
+    """Between the last check and the ERP's answer the status reads REGISTRATION_PENDING, then REGISTERED."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    await read_list_when(client, list_id, lambda b: len(b["todos"]) == 1)
+    system.services.delay = 0.5  # a slow ERP, so the pending state lasts long enough to be seen
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    await read_list_when(client, list_id, lambda b: b["status"] == "REGISTRATION_PENDING")
+    await read_list_when(client, list_id, lambda b: b["status"] == "REGISTERED")
+
+
+async def test_the_observer_sends_a_notification_for_a_checked_todo(
+    system: TodoListSystem, client: httpx.AsyncClient
+) -> None:
+    """Checking a todo makes the observer send a notification naming the todo and its list."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    await add_todo(client, list_id, "bread")
+    await read_list_when(client, list_id, lambda b: len(b["todos"]) == 2)
+    assert system.services.sent_notifications == []
+
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    expected = "You have checked the todo 'milk' of 'groceries'"
+
+    async def sent() -> bool:
+        return expected in system.services.sent_notifications
+
+    await wait_until(sent)
+    assert system.services.sent_notifications == [expected]
+
+
+async def test_a_saga_sees_events_appended_right_after_a_first_start(tmp_path: Path) -> None:
+    """A list created as soon as the system reports started is still followed by the saga and gets REGISTERED.
+
+    The race is made deterministic by holding the saga bundle's consumer cycles (only those run by the consumer
+    tasks) until the list exists, as a loaded machine does; start() itself is not held.
+    """
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    system = TodoListSystem(tmp_path, service_delay=0.01, consumer_settings=ConsumerSettings(error_delay=0.05))
+    store = system.saga.consumer_store
+    gate = asyncio.Event()
+    read_checkpoint = store.read_checkpoint
+
+    async def held_read_checkpoint(consumer_id: str) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith("evento-consumer-"):
+            await gate.wait()
+        return await read_checkpoint(consumer_id)
+
+    store.read_checkpoint = held_read_checkpoint  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(system.start(server), DEADLINE)
+        async with client_for(system) as client:
+            list_id = await create_list(client, "right away")
+            milk = await add_todo(client, list_id, "milk")
+            gate.set()
+            await system.saga.wait_for_head(DEADLINE)
+            assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+            await read_list_when(client, list_id, lambda b: b["status"] == "REGISTERED", timeout=2.0)
+    finally:
+        gate.set()
+        await system.stop()
+        await server.stop()
+
+
+# --- gateway timeout -----------------------------------------------------------------------------------------------
+
+
+async def test_a_command_past_its_deadline_is_504(system: TodoListSystem, client: httpx.AsyncClient) -> None:
+    """When the invoker's deadline passes before the command is acknowledged, the API answers 504.
+
+    The deadline is the invoker's ``timeout``; zero makes it pass before any command can complete, which is the
+    same code path as a slow server. A 504 promises nothing about the outcome, so only the status is pinned, and
+    the system keeps answering afterwards.
+    """
+    async with client_for(system, timeout=0.0) as hurried:
+        late = await hurried.post("/todo-list/", json={"name": "late"}, headers=auth())
+        assert_error(late, 504, "RequestTimeoutError")
+        list_id, doomed = await create_list(client, "on time"), await create_list(client, "doomed")
+        responses = await asyncio.gather(
+            hurried.post(f"/todo-list/{list_id}/todo/", json={"content": "milk"}, headers=auth()),
+            hurried.put(f"/todo-list/{list_id}/todo/TODO_x", headers=auth()),
+            hurried.delete(f"/todo-list/{list_id}/todo/TODO_x", headers=auth()),
+            hurried.delete(f"/todo-list/{doomed}", headers=auth()),
+        )
+        for response in responses:
+            assert_error(response, 504, "RequestTimeoutError")
+    await add_todo(client, list_id, "bread")
+    body = await read_list_when(client, list_id, lambda b: "bread" in [t["content"] for t in b["todos"]])
+    assert [t["content"] for t in body["todos"]] in (["bread"], ["milk", "bread"])
