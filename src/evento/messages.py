@@ -8,6 +8,8 @@ server; each side dispatches on the type with a map, so adding one never touches
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import uuid
 from typing import Any, Protocol
@@ -59,8 +61,23 @@ class Metadata(dict[str, str]):
     """String key/value pairs travelling with a message (user, correlation and causation ids, trace headers)."""
 
 
+# Message ids: a random 64-bit prefix per process and a counter. Unique like uuid4 for our purposes (a process
+# never repeats one, two processes collide with probability 2^-64) at a fraction of the cost: uuid4 reads the
+# OS random source on every call, and a command creates several ids.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX, _id_counter
+    _ID_PREFIX, _id_counter = uuid.uuid4().hex[:16], itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked child must not repeat its parent's ids
+
+
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def now_ms() -> int:

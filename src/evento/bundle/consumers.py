@@ -79,6 +79,7 @@ class ConsumerSettings:
     idle_poll: float = 5.0
     lease_seconds: float = 15.0
     observer_concurrency: int = 32
+    stop_grace: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class ConsumerEngine:
         self.status = ProjectorStatus()
         self.head_reached = asyncio.Event()
         self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
         self._lease_until = 0.0
@@ -143,18 +144,27 @@ class ConsumerEngine:
         self._task = asyncio.create_task(self._run(), name=f"evento-consumer-{self.consumer_id}")
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stop_requested.set()
         self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let the event in hand finish and its checkpoint commit, so a clean stop redelivers nothing;
+            # a handler stuck beyond the grace period is cancelled.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.settings.stop_grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         if self._observer_tasks:
             await asyncio.gather(*self._observer_tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.store.unlock(self.consumer_id, self._outbox.owner)
         self._lease_until = 0.0
         self._checkpoint = None
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_requested.is_set()
 
     def wake(self) -> None:
         """New events were appended: fetch now instead of at the next poll."""
@@ -170,6 +180,8 @@ class ConsumerEngine:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    break
                 failures += 1
                 delay = min(self.settings.max_backoff, self.settings.error_delay * 2 ** (failures - 1))
                 delay *= random.uniform(0.8, 1.2)
@@ -298,7 +310,10 @@ class ConsumerEngine:
                     attempt,
                     exc,
                 )
-                await asyncio.sleep(handler.options.retry_delay)
+                if self._stopping:
+                    raise TransientConsumerError(f"stopping before event {event.sequence_number} succeeded") from exc
+                with contextlib.suppress(TimeoutError):  # interrupted by stop(), not by new events
+                    await asyncio.wait_for(self._stop_requested.wait(), handler.options.retry_delay)
 
     async def _handle(self, handler: HandlerSpec, event: StoredEvent) -> None:
         assert handler.payload_type is not None

@@ -90,13 +90,17 @@ class EventStore(ABC):
 
     # --- writes ------------------------------------------------------------------------------------------------
 
-    async def append(self, request: AppendRequest) -> StoredEvent:
-        """Append one event; it is durable when this returns. Group-committed with concurrent appends."""
+    def append(self, request: AppendRequest) -> asyncio.Future[StoredEvent]:
+        """Append one event: await the result; the event is durable when it resolves.
+
+        Group-committed with concurrent appends. A plain function returning a future rather than a coroutine,
+        so that many appends gathered at once cost no task each.
+        """
         future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
         self._pending.append((request, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="evento-event-store-writer")
-        return await future
+        return future
 
     async def _drain(self) -> None:
         while self._pending:

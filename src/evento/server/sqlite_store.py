@@ -101,6 +101,7 @@ class SQLiteEventStore(EventStore):
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="evento-es-write")
         self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="evento-es-read")
         self._write_conn: sqlite3.Connection | None = None
+        self._written = 0  # the last sequence number committed; touched only on the writer thread after start
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
@@ -144,12 +145,18 @@ class SQLiteEventStore(EventStore):
         self._reader_pool.shutdown(wait=True)
 
     async def _read_head(self) -> int:
-        return await self._on_writer(
+        self._written = await self._on_writer(
             lambda conn: conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events").fetchone()[0]
         )
+        return self._written
 
     async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        return await self._on_writer(lambda conn: _write(conn, requests))
+        def write(conn: sqlite3.Connection) -> list[StoredEvent]:
+            stored = _write(conn, requests, self._written)
+            self._written = stored[-1].sequence_number  # only after COMMIT: a rolled-back batch reuses its numbers
+            return stored
+
+        return await self._on_writer(write)
 
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
         return await self._on_reader(lambda conn: _load_story(conn, aggregate_id, use_snapshot))
@@ -200,80 +207,90 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+_ROWS_PER_INSERT = 64  # 9 parameters a row: far below SQLite's variable limit, few distinct statements to cache
+_INSERT_PREFIX = (
+    "INSERT INTO es_events (sequence_number, aggregate_id, aggregate_version, context, event_name, message_id,"
+    " timestamp, payload, metadata, created_at) VALUES "
+)
+_INSERT_SQL = {
+    n: _INSERT_PREFIX + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n) for n in range(1, _ROWS_PER_INSERT + 1)
+}
+
+
+def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_sequence: int) -> list[StoredEvent]:
+    """Write a batch in one transaction. Sequence numbers are given explicitly (this thread is the only writer)
+    and rows go in multi-row INSERTs: every SQLite call releases and re-takes the GIL, and with a busy event
+    loop each re-take can wait a whole switch interval, so fewer calls per batch is what makes batches cheap."""
     created_at = now_ms()
-    stored: list[StoredEvent] = []
+    stored = [
+        StoredEvent(
+            sequence_number=last_sequence + index,
+            aggregate_id=request.aggregate_id,
+            aggregate_version=request.aggregate_version,
+            event_name=request.event.payload_name,
+            context=request.event.context,
+            payload=request.event.payload,
+            metadata=request.event.metadata,
+            message_id=request.event.message_id,
+            timestamp=request.event.timestamp,
+        )
+        for index, request in enumerate(requests, start=1)
+    ]
+    params: list[Any] = []
+    for event in stored:
+        params += (
+            event.sequence_number,
+            event.aggregate_id,
+            event.aggregate_version,
+            event.context,
+            event.event_name,
+            event.message_id,
+            event.timestamp,
+            event.payload,
+            _metadata_encoder.encode(event.metadata),
+            created_at,
+        )
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for request in requests:
-            event = request.event
-            metadata = _metadata_encoder.encode(event.metadata)
+        for first in range(0, len(stored), _ROWS_PER_INSERT):
+            rows = min(_ROWS_PER_INSERT, len(stored) - first)
             try:
-                cursor = conn.execute(
-                    "INSERT INTO es_events (aggregate_id, aggregate_version, context, event_name, message_id,"
-                    " timestamp, payload, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        request.aggregate_id,
-                        request.aggregate_version,
-                        event.context,
-                        event.payload_name,
-                        event.message_id,
-                        event.timestamp,
-                        event.payload,
-                        metadata,
-                        created_at,
-                    ),
-                )
+                conn.execute(_INSERT_SQL[rows], params[first * 10 : (first + rows) * 10])
             except sqlite3.IntegrityError as exc:
-                raise VersionConflictError(
-                    f"aggregate {request.aggregate_id} already has version {request.aggregate_version}"
-                ) from exc
-            sequence_number = cursor.lastrowid
-            assert sequence_number is not None
+                raise VersionConflictError(f"an aggregate version in this batch is already stored: {exc}") from exc
+        for request, event in zip(requests, stored, strict=True):
             if request.snapshot is not None and request.aggregate_id is not None:
                 conn.execute(
                     "INSERT INTO es_snapshots (aggregate_id, state, aggregate_version, sequence_number, updated_at)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE SET state = excluded.state,"
-                    " aggregate_version = excluded.aggregate_version, sequence_number = excluded.sequence_number,"
-                    " updated_at = excluded.updated_at",
+                    " aggregate_version = excluded.aggregate_version,"
+                    " sequence_number = excluded.sequence_number, updated_at = excluded.updated_at",
                     (
                         request.aggregate_id,
                         request.snapshot,
                         request.aggregate_version or 0,
-                        sequence_number,
+                        event.sequence_number,
                         created_at,
                     ),
                 )
             if request.delete_aggregate and request.aggregate_id is not None:
-                conn.execute(
-                    "UPDATE es_events SET deleted_at = ? WHERE aggregate_id = ? AND deleted_at IS NULL",
-                    (created_at, request.aggregate_id),
-                )
-                conn.execute(
-                    "UPDATE es_snapshots SET deleted_at = ? WHERE aggregate_id = ?", (created_at, request.aggregate_id)
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO es_deleted_aggregates (aggregate_id, deleted_at) VALUES (?, ?)",
-                    (request.aggregate_id, created_at),
-                )
-            stored.append(
-                StoredEvent(
-                    sequence_number=sequence_number,
-                    aggregate_id=request.aggregate_id,
-                    aggregate_version=request.aggregate_version,
-                    event_name=event.payload_name,
-                    context=event.context,
-                    payload=event.payload,
-                    metadata=event.metadata,
-                    message_id=event.message_id,
-                    timestamp=event.timestamp,
-                )
-            )
+                _soft_delete(conn, request.aggregate_id, created_at)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return stored
+
+
+def _soft_delete(conn: sqlite3.Connection, aggregate_id: str, deleted_at: int) -> None:
+    conn.execute(
+        "UPDATE es_events SET deleted_at = ? WHERE aggregate_id = ? AND deleted_at IS NULL", (deleted_at, aggregate_id)
+    )
+    conn.execute("UPDATE es_snapshots SET deleted_at = ? WHERE aggregate_id = ?", (deleted_at, aggregate_id))
+    conn.execute(
+        "INSERT OR REPLACE INTO es_deleted_aggregates (aggregate_id, deleted_at) VALUES (?, ?)",
+        (aggregate_id, deleted_at),
+    )
 
 
 def _load_story(conn: sqlite3.Connection, aggregate_id: str, use_snapshot: bool) -> Story:

@@ -22,8 +22,21 @@ __all__ = ["InProcessConnector"]
 T = TypeVar("T")
 
 
-async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str) -> T:
-    """Await with a deadline. The work is shielded: a timeout leaves it running (indeterminate outcome)."""
+async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str, *, detach: bool = True) -> T:
+    """Await with a deadline and translate errors the way the wire does.
+
+    With ``detach`` (a caller waiting on the server) the work is shielded: a timeout leaves it running and the
+    outcome is indeterminate, exactly as when a TCP caller gives up. Without it (the server waiting on a bundle)
+    the work is cancelled at the deadline: the server has already given up and will store nothing from it.
+    """
+    if not detach:
+        try:
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        except TimeoutError:
+            raise RequestTimeoutError(f"{what} timed out after {timeout:g}s; its outcome is unknown") from None
+        except Exception as exc:
+            raise Failure.from_exception(exc).to_exception() from None
     task = asyncio.ensure_future(awaitable)
     try:
         async with asyncio.timeout(timeout):
@@ -45,7 +58,9 @@ class _InProcessPeer:
         self.info: NodeInfo = endpoint.info
 
     async def request(self, message: BundleRequest, timeout: float) -> BundleResponse:
-        return await call_with_deadline(self.endpoint.handle_request(message), timeout, type(message).__name__)
+        return await call_with_deadline(
+            self.endpoint.handle_request(message), timeout, type(message).__name__, detach=False
+        )
 
     def notify(self, message: EventsAppended) -> None:
         self.endpoint.on_notification(message)
