@@ -41,7 +41,7 @@ class NodeInfo(msgspec.Struct, frozen=True):
     instance_id: str
 
     def __str__(self) -> str:
-        return f"{self.bundle_id}@{self.bundle_version}/{self.instance_id[:8]}"
+        return f"{self.bundle_id}@{self.bundle_version}/{self.instance_id}"
 
 
 class HandlerInfo(msgspec.Struct, frozen=True, kw_only=True):
