@@ -18,6 +18,7 @@ from evento import (
     AggregateInitializedError,
     AggregateNotInitializedError,
     Bundle,
+    CommandGateway,
     ConsumerSettings,
     EventoServer,
     NoHandlerError,
@@ -85,6 +86,15 @@ class System:
 
 
 @pytest.fixture
+async def commands(server: EventoServer) -> AsyncIterator[CommandGateway]:
+    """A command gateway of a started bundle hosting the Account aggregate."""
+    writer = Bundle("accounts", components=[Account])
+    await writer.start(server)
+    yield writer.gateways(None)[0]
+    await writer.stop()
+
+
+@pytest.fixture
 async def system(server: EventoServer) -> AsyncIterator[System]:
     system = System(server)
     yield system
@@ -95,6 +105,18 @@ async def system(server: EventoServer) -> AsyncIterator[System]:
 def provide(*values: Any) -> Any:
     by_type = {type(v): v for v in values}
     return by_type.get
+
+
+def ledger_bundle(ledger: Ledger, store: ConsumerStateStore, name: str = "ledger", **options: Any) -> Bundle:
+    """A bundle projecting into ``ledger`` with fast retry settings."""
+    return Bundle(
+        name,
+        components=[LedgerProjector],
+        injector=provide(ledger),
+        consumer_store=store,
+        consumer_settings=FAST,
+        **options,
+    )
 
 
 async def accounts(system: System, aggregate: type[Any] = Account) -> Any:
@@ -210,38 +232,25 @@ async def test_snapshots_give_the_same_state_as_a_full_replay(system: System, tm
 
 
 async def test_a_projector_handles_events_in_order_once_and_resumes_at_its_checkpoint(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="H"))
     for amount in range(1, 6):
         await commands.send(Deposit(account="H", amount=amount))
 
     ledger = Ledger()
     store = make_consumer_store(store_kind, tmp_path)
-    reader = Bundle(
-        "ledger", components=[LedgerProjector], injector=provide(ledger), consumer_store=store, consumer_settings=FAST
-    )
+    reader = ledger_bundle(ledger, store)
     await reader.start(server)
     await wait_until(lambda: len(ledger.seen) == 6, what="projector caught up")
     assert [seq for seq, _, _ in ledger.seen] == sorted({seq for seq, _, _ in ledger.seen})
     await reader.stop()
 
-    # While it is down, more events; when it comes back it continues from its checkpoint.
+    # While it is down, more events; when it comes back it continues from its checkpoint. A SQLite store is
+    # reopened from its file; a memory store survives only as the same object (a process restart loses it).
     for amount in range(6, 9):
         await commands.send(Deposit(account="H", amount=amount))
-    if store_kind == "memory":
-        store = make_consumer_store(store_kind, tmp_path)  # memory state is lost on restart: a full replay
-        ledger.seen.clear()
-    again = Bundle(
-        "ledger",
-        components=[LedgerProjector],
-        injector=provide(ledger),
-        consumer_store=make_consumer_store(store_kind, tmp_path) if store_kind == "sqlite" else store,
-        consumer_settings=FAST,
-    )
+    again = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path) if store_kind == "sqlite" else store)
     await again.start(server)
     try:
         await wait_until(lambda: len(ledger.seen) == 9, what="projector resumed")
@@ -249,13 +258,11 @@ async def test_a_projector_handles_events_in_order_once_and_resumes_at_its_check
         assert sequences == sorted(sequences) and len(set(sequences)) == 9
     finally:
         await again.stop()
-        await writer.stop()
 
 
-async def test_a_new_projector_version_replays_from_the_start(server: EventoServer, tmp_path: Path) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
+async def test_a_new_projector_version_replays_from_the_start(
+    server: EventoServer, tmp_path: Path, commands: CommandGateway
+) -> None:
     await commands.send(OpenAccount(account="I"))
     ledger = Ledger()
     store = make_consumer_store("sqlite", tmp_path)
@@ -283,29 +290,16 @@ async def test_a_new_projector_version_replays_from_the_start(server: EventoServ
         assert list(second.consumers) == ["ledger_LedgerProjector_2_*"]
     finally:
         await second.stop()
-        await writer.stop()
 
 
 async def test_two_instances_of_a_projector_never_both_handle_an_event(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
     if store_kind == "memory":
         pytest.skip("a memory store's lock is per process-local store; shared-store locking needs a shared store")
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="J"))
     ledger = Ledger()
-    instances = [
-        Bundle(
-            "ledger",
-            components=[LedgerProjector],
-            injector=provide(ledger),
-            consumer_store=make_consumer_store(store_kind, tmp_path),
-            consumer_settings=FAST,
-        )
-        for _ in range(2)
-    ]
+    instances = [ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path)) for _ in range(2)]
     for instance in instances:
         await instance.start(server)
     try:
@@ -317,36 +311,24 @@ async def test_two_instances_of_a_projector_never_both_handle_an_event(
     finally:
         for instance in instances:
             await instance.stop()
-        await writer.stop()
 
 
 # --- §A.6 contexts -----------------------------------------------------------------------------------------------
 
 
 async def test_a_consumer_restricted_to_contexts_sees_only_those_with_separate_checkpoints(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     for account, region in [("uk1", "UK"), ("it1", "IT"), ("fr1", "FR"), ("d1", "default"), ("uk2", "UK")]:
         await commands.send(OpenAccount(account=account, region=region))
     regional, everything = Ledger(), Ledger()
-    restricted = Bundle(
+    restricted = ledger_bundle(
+        regional,
+        make_consumer_store(store_kind, tmp_path, "regional.db"),
         "regional",
-        components=[LedgerProjector],
-        injector=provide(regional),
         contexts={LedgerProjector: ["UK", "IT"]},
-        consumer_store=make_consumer_store(store_kind, tmp_path, "regional.db"),
-        consumer_settings=FAST,
     )
-    unrestricted = Bundle(
-        "all",
-        components=[LedgerProjector],
-        injector=provide(everything),
-        consumer_store=make_consumer_store(store_kind, tmp_path, "all.db"),
-        consumer_settings=FAST,
-    )
+    unrestricted = ledger_bundle(everything, make_consumer_store(store_kind, tmp_path, "all.db"), "all")
     await restricted.start(server)
     await unrestricted.start(server)
     try:
@@ -361,29 +343,19 @@ async def test_a_consumer_restricted_to_contexts_sees_only_those_with_separate_c
     finally:
         await restricted.stop()
         await unrestricted.stop()
-        await writer.stop()
 
 
 # --- §A.7 failure handling ----------------------------------------------------------------------------------------
 
 
 async def test_a_permanent_failure_is_retried_then_dead_lettered_and_the_checkpoint_moves_on(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="K"))
     bad = await commands.send(Deposit(account="K", amount=13))
     await commands.send(Deposit(account="K", amount=2))
     ledger = Ledger(fail_amounts={13})
-    reader = Bundle(
-        "ledger",
-        components=[LedgerProjector],
-        injector=provide(ledger),
-        consumer_store=make_consumer_store(store_kind, tmp_path),
-        consumer_settings=FAST,
-    )
+    reader = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path))
     await reader.start(server)
     try:
         await reader.wait_for_head()
@@ -407,25 +379,15 @@ async def test_a_permanent_failure_is_retried_then_dead_lettered_and_the_checkpo
         assert "Deposited" in [name for s, name, _ in ledger.seen if s == seq]
     finally:
         await reader.stop()
-        await writer.stop()
 
 
 async def test_a_dead_event_not_flagged_for_retry_stays_and_a_failed_replay_parks_it_again(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="L"))
     await commands.send(Deposit(account="L", amount=13))
     ledger = Ledger(fail_amounts={13})
-    reader = Bundle(
-        "ledger",
-        components=[LedgerProjector],
-        injector=provide(ledger),
-        consumer_store=make_consumer_store(store_kind, tmp_path),
-        consumer_settings=FAST,
-    )
+    reader = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path))
     await reader.start(server)
     try:
         await reader.wait_for_head()
@@ -437,25 +399,15 @@ async def test_a_dead_event_not_flagged_for_retry_stays_and_a_failed_replay_park
         assert [d.event.sequence_number for d in await engine.dead_events()] == [dead.event.sequence_number]
     finally:
         await reader.stop()
-        await writer.stop()
 
 
 async def test_a_transient_failure_does_not_advance_the_checkpoint_and_the_event_is_redelivered(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="M"))
     deposit = await commands.send(Deposit(account="M", amount=7))
     ledger = Ledger(transient_failures=4)  # more failures than retry=2 allows: transient ones never dead-letter
-    reader = Bundle(
-        "ledger",
-        components=[LedgerProjector],
-        injector=provide(ledger),
-        consumer_store=make_consumer_store(store_kind, tmp_path),
-        consumer_settings=FAST,
-    )
+    reader = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path))
     await reader.start(server)
     try:
         await wait_until(lambda: len(ledger.seen) == 2, what="event redelivered after transient failures")
@@ -465,14 +417,13 @@ async def test_a_transient_failure_does_not_advance_the_checkpoint_and_the_event
         assert max(ledger.attempts.values()) == 5
     finally:
         await reader.stop()
-        await writer.stop()
 
 
 # --- §A.8 sagas ---------------------------------------------------------------------------------------------------
 
 
 async def test_a_saga_follows_its_association_keeps_state_and_ends(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
     desk = BonusDesk()
     store: ConsumerStateStore = make_consumer_store(store_kind, tmp_path)
@@ -484,9 +435,6 @@ async def test_a_saga_follows_its_association_keeps_state_and_ends(
         consumer_settings=FAST,
     )
     await bonus.start(server)
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     try:
         await bonus.wait_for_head()
         await commands.send(OpenAccount(account="N"))
@@ -504,7 +452,6 @@ async def test_a_saga_follows_its_association_keeps_state_and_ends(
         await wait_until(lambda: _saga_deposits(store, "O", 1), what="saga state persisted for O")
         assert desk.paid == ["N"]
     finally:
-        await writer.stop()
         await bonus.stop()
 
 
@@ -521,7 +468,7 @@ async def _saga_deposits(store: ConsumerStateStore, account: str, expected: int)
 
 
 async def test_an_observer_handles_events_concurrently_each_once(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
     alarm = Alarm(release=asyncio.Event())
     watcher = Bundle(
@@ -532,9 +479,6 @@ async def test_an_observer_handles_events_concurrently_each_once(
         consumer_settings=FAST,
     )
     await watcher.start(server)
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     try:
         await watcher.wait_for_head()
         await commands.send(OpenAccount(account="P"))
@@ -547,7 +491,6 @@ async def test_an_observer_handles_events_concurrently_each_once(
         await wait_until(lambda: len(alarm.rung) == 5, what="all withdrawals observed")
         assert len(set(alarm.rung)) == 5 and alarm.peak == 5
     finally:
-        await writer.stop()
         await watcher.stop()
 
 
@@ -592,21 +535,12 @@ async def test_service_commands_sharing_a_lock_id_run_one_at_a_time(system: Syst
 
 
 async def test_resetting_a_projector_replays_it_from_the_start(
-    server: EventoServer, tmp_path: Path, store_kind: str
+    server: EventoServer, tmp_path: Path, store_kind: str, commands: CommandGateway
 ) -> None:
-    writer = Bundle("accounts", components=[Account])
-    await writer.start(server)
-    commands, _ = writer.gateways(None)
     await commands.send(OpenAccount(account="R"))
     await commands.send(Deposit(account="R", amount=1))
     ledger = Ledger()
-    reader = Bundle(
-        "ledger",
-        components=[LedgerProjector],
-        injector=provide(ledger),
-        consumer_store=make_consumer_store(store_kind, tmp_path),
-        consumer_settings=FAST,
-    )
+    reader = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path))
     await reader.start(server)
     try:
         await reader.wait_for_head()
@@ -616,7 +550,6 @@ async def test_resetting_a_projector_replays_it_from_the_start(
         assert [name for _, name, _ in ledger.seen] == ["AccountOpened", "Deposited"] * 2
     finally:
         await reader.stop()
-        await writer.stop()
 
 
 def test_a_bundle_can_be_built_from_a_package() -> None:

@@ -19,64 +19,48 @@ from evento import (
 Status = Literal["WIP", "REGISTRATION_PENDING", "REGISTERED"]
 
 
+class TodoListCommand(DomainCommand):
+    """Base of the commands on one todo list: ``identifier`` is the aggregate id."""
+
+    identifier: str
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.identifier
+
+
 @domain("TodoList")
-class TodoListCreateCommand(DomainCommand):
+class TodoListCreateCommand(TodoListCommand):
     """Create a todo list."""
 
-    identifier: str
     name: str
 
-    @property
-    def aggregate_id(self) -> str:
-        return self.identifier
-
 
 @domain("TodoList")
-class TodoListDeleteCommand(DomainCommand):
+class TodoListDeleteCommand(TodoListCommand):
     """Delete a todo list (refused while it holds a checked todo)."""
 
-    identifier: str
-
-    @property
-    def aggregate_id(self) -> str:
-        return self.identifier
-
 
 @domain("TodoList")
-class TodoListAddTodoCommand(DomainCommand):
+class TodoListAddTodoCommand(TodoListCommand):
     """Add a todo to a list (at most five per list)."""
 
-    identifier: str
     todo_identifier: str
     content: str
 
-    @property
-    def aggregate_id(self) -> str:
-        return self.identifier
-
 
 @domain("TodoList")
-class TodoListRemoveTodoCommand(DomainCommand):
+class TodoListRemoveTodoCommand(TodoListCommand):
     """Remove an unchecked todo from a list."""
 
-    identifier: str
     todo_identifier: str
-
-    @property
-    def aggregate_id(self) -> str:
-        return self.identifier
 
 
 @domain("TodoList")
-class TodoListCheckTodoCommand(DomainCommand):
+class TodoListCheckTodoCommand(TodoListCommand):
     """Check a todo of a list."""
 
-    identifier: str
     todo_identifier: str
-
-    @property
-    def aggregate_id(self) -> str:
-        return self.identifier
 
 
 @domain("TodoList")
