@@ -31,7 +31,33 @@ def _parser() -> argparse.ArgumentParser:
         default=float(_env("SERVICE_DELAY", "1.0")),
         help="simulated latency of the ERP and notification services, seconds",
     )
+    server = commands.add_parser("server", help="run the Evento Server (bus over TCP, HTTP)")
+    server.add_argument("--store", default=_env("STORE", ""), help="sqlite:///path (default DATA_DIR/events.db)")
+    server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
+    server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    server.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="HTTP port")
+    server.add_argument("--bus-port", type=int, default=int(_env("BUS_PORT", "3030")), help="bus (TCP) port")
+    server.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""), help="shared secret bundles must present")
+    server.add_argument("--tls-cert", type=Path, default=_optional_path("TLS_CERT"))
+    server.add_argument("--tls-key", type=Path, default=_optional_path("TLS_KEY"))
+    server.add_argument("--server-id", default=_env("SERVER_ID", "") or None)
+
+    bundle = commands.add_parser("bundle", help="bundle processes").add_subparsers(dest="bundle_command", required=True)
+    run = bundle.add_parser("run", help="run a bundle (MODULE:OBJECT, a Bundle or a factory) connected to servers")
+    run.add_argument("target")
+    run.add_argument(
+        "--server",
+        action="append",
+        default=None,
+        help="HOST:PORT of a server bus (repeatable; default from EVENTO_SERVERS, comma-separated, or 127.0.0.1:3030)",
+    )
+    run.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""))
     return parser
+
+
+def _optional_path(name: str) -> Path | None:
+    value = _env(name, "")
+    return Path(value) if value else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +75,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             service_delay=args.service_delay,
         )
         asyncio.run(run_demo(options))
+        return 0
+    if args.command == "server":
+        from evento.server.runner import ServerOptions, run_server
+
+        asyncio.run(
+            run_server(
+                ServerOptions(
+                    store=args.store,
+                    data_dir=args.data_dir,
+                    host=args.host,
+                    port=args.port,
+                    bus_port=args.bus_port,
+                    auth_token=args.auth_token,
+                    tls_cert=args.tls_cert,
+                    tls_key=args.tls_key,
+                    server_id=args.server_id,
+                )
+            )
+        )
+        return 0
+    if args.command == "bundle":
+        from evento.bundle.runner import load_bundle, run_bundle
+
+        servers = args.server or _env("SERVERS", "127.0.0.1:3030").split(",")
+        asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
         return 0
     return 2
 

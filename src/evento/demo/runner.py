@@ -20,6 +20,7 @@ from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import create_app
 from evento.server import EventoServer, SQLiteEventStore
 from evento.server.http import EmbeddedUvicorn, create_server_app
+from evento.transport.tcp import BusServer
 
 log = logging.getLogger("evento.demo")
 
@@ -47,6 +48,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
         options.data_dir, service_delay=options.service_delay, consumer_settings=ConsumerSettings(error_delay=0.2)
     )
     await system.start(server)
+    bus = BusServer(server, options.host, options.bus_port)  # lets bundle processes join the embedded system
+    await bus.start()
     https = [
         EmbeddedUvicorn(uvicorn.Config(create_server_app(server), options.host, options.port, log_level="warning")),
         EmbeddedUvicorn(
@@ -63,6 +66,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
             raise RuntimeError(f"an HTTP server failed to start: {task.exception()}")
     print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
     print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
+    print(f"Bus             {options.host}:{bus.port}", flush=True)
     print(f"Data directory  {options.data_dir.resolve()}", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
     try:
@@ -73,5 +77,6 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
             h.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         await system.stop()
+        await bus.stop()
         await server.stop()
         print("Stopped.", flush=True)

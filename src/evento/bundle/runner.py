@@ -1,0 +1,47 @@
+"""``evento bundle run MODULE:OBJECT``: one bundle instance as a process, connected over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from evento.bundle.bundle import Bundle
+from evento.transport.tcp import TcpConnector
+
+__all__ = ["load_bundle", "run_bundle"]
+
+
+def load_bundle(target: str) -> Bundle:
+    """``package.module:name``, where ``name`` is a Bundle or a callable returning one."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"expected MODULE:OBJECT, got {target!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    bundle = obj() if callable(obj) and not isinstance(obj, Bundle) else obj
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"{target} is a {type(bundle).__name__}, not an evento Bundle")
+    return bundle
+
+
+async def run_bundle(
+    bundle: Bundle, servers: Sequence[str], auth_token: str = "", stop: asyncio.Event | None = None
+) -> None:
+    if not servers:
+        raise ValueError("a bundle needs at least one server address")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bundle.start(TcpConnector(servers[0], auth_token=auth_token))
+    print(f"Bundle {bundle.info} connected to {servers[0]}", flush=True)
+    print("Ready.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await bundle.stop()
+        print("Stopped.", flush=True)

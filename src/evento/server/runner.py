@@ -1,0 +1,88 @@
+"""``evento server``: the server process (bus on TCP, HTTP with the health check) until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from evento.server.http import EmbeddedUvicorn, create_server_app
+from evento.server.server import EventoServer
+from evento.server.sqlite_store import SQLiteEventStore
+from evento.transport.tcp import BusServer
+
+__all__ = ["ServerOptions", "run_server", "sqlite_path"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    store: str = ""
+    data_dir: Path = Path(".evento-server")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    bus_port: int = 3030
+    auth_token: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    server_id: str | None = None
+
+
+def sqlite_path(store: str, data_dir: Path) -> Path:
+    """The SQLite file a ``--store`` value names: empty (DATA_DIR/events.db), ``sqlite:///path`` or a path."""
+    if not store:
+        return data_dir / "events.db"
+    if store.startswith("sqlite:///"):
+        return Path(store.removeprefix("sqlite:///"))
+    if "://" in store:
+        raise ValueError(f"unsupported store {store!r}: this build stores events in SQLite (sqlite:///path)")
+    return Path(store)
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if not options.auth_token:
+        log.warning("the bus accepts any bundle: no --auth-token / EVENTO_AUTH_TOKEN is set")
+    server = EventoServer(SQLiteEventStore(sqlite_path(options.store, options.data_dir)), server_id=options.server_id)
+    await server.start()
+    bus = BusServer(
+        server,
+        options.host,
+        options.bus_port,
+        auth_token=options.auth_token,
+        ssl_context=tls_context(options.tls_cert, options.tls_key),
+    )
+    await bus.start()
+    http = EmbeddedUvicorn(uvicorn.Config(create_server_app(server), options.host, options.port, log_level="warning"))
+    serving = asyncio.create_task(http.serve())
+    try:
+        while not http.started and not serving.done():
+            await asyncio.sleep(0.01)
+        if serving.done():
+            serving.result()
+        print(f"Evento server {server.server_id}: bus {options.host}:{bus.port}, http {options.host}:{options.port}")
+        print("Ready.", flush=True)
+        await stop.wait()
+    finally:
+        http.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        await bus.stop()
+        await server.stop()
+        print("Stopped.", flush=True)

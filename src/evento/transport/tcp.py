@@ -1,0 +1,486 @@
+"""TCP transport: the server's bus listener and the bundle's connector, over the frames of :mod:`wire`.
+
+Both ends share :class:`Connection`: one reader task, serialised writes, requests matched to responses by
+correlation id, heartbeats that close a silent peer. The server authenticates each connection's ``Hello``
+(shared token, constant-time compare) before the bundle is attached to the registry, and answers a request
+resent with the same correlation id from its dedupe cache instead of running it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import random
+import ssl
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from evento.discovery import BundleRegistration, NodeInfo
+from evento.errors import EventoError, Failure, RequestTimeoutError, TooManyPendingRequestsError
+from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
+from evento.server.registry import Node
+from evento.server.server import EventoServer
+from evento.transport.base import BundleEndpoint
+from evento.transport.wire import (
+    DEFAULT_MAX_FRAME,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    Hello,
+    Message,
+    Notification,
+    Ping,
+    Pong,
+    ProtocolError,
+    Register,
+    Reject,
+    Request,
+    RequestBody,
+    Response,
+    ResponseBody,
+    SetEnabled,
+    Welcome,
+    encode_frames,
+)
+
+__all__ = ["BusServer", "ConnectionLostError", "HandshakeRejectedError", "TcpConnector", "parse_address"]
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionLostError(EventoError, ConnectionError):
+    """The connection closed while a request waited for its response."""
+
+
+class HandshakeRejectedError(EventoError):
+    """The server refused the bundle's Hello (wrong token, protocol version)."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+class Connection:
+    """A framed, full-duplex message connection."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        name: str,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_in_flight: int = 2048,
+        ping_interval: float = 15.0,
+        idle_timeout: float = 45.0,
+    ) -> None:
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self._decoder = FrameDecoder(max_frame)
+        self._max_frame = max_frame
+        self._inbox: list[Message] = []
+        self._write_lock = asyncio.Lock()
+        self.pending: dict[str, asyncio.Future[Response]] = {}
+        self.max_in_flight = max_in_flight
+        self.ping_interval = ping_interval
+        self.idle_timeout = idle_timeout
+        self.closed = asyncio.Event()
+
+    async def send(self, message: Message) -> None:
+        async with self._write_lock:
+            for frame in encode_frames(message, self._max_frame):
+                self._writer.write(frame)
+            await self._writer.drain()
+
+    async def receive(self) -> Message:
+        """The next message (raises ProtocolError, ConnectionLostError on EOF, TimeoutError when idle too long)."""
+        while not self._inbox:
+            data = await asyncio.wait_for(self._reader.read(65536), self.idle_timeout)
+            if not data:
+                raise ConnectionLostError(f"{self.name}: connection closed by peer")
+            self._inbox.extend(self._decoder.feed(data))
+        return self._inbox.pop(0)
+
+    async def request(self, body: RequestBody, timeout: float, correlation_id: str | None = None) -> ResponseBody:
+        if self.max_in_flight and len(self.pending) >= self.max_in_flight:
+            raise TooManyPendingRequestsError(f"{len(self.pending)} requests in flight to {self.name}; nothing sent")
+        correlation_id = correlation_id or uuid.uuid4().hex
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.pending[correlation_id] = future
+        try:
+            await self.send(Request(correlation_id, body, max(1, int(timeout * 1000))))
+            async with asyncio.timeout(timeout):
+                response = await future
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{type(body).__name__} to {self.name} timed out after {timeout:g}s; its outcome is unknown"
+            ) from None
+        finally:
+            self.pending.pop(correlation_id, None)
+        if response.failure is not None:
+            raise response.failure.to_exception()
+        assert response.body is not None
+        return response.body
+
+    async def run(
+        self,
+        on_request: Callable[[Request], Awaitable[Response]],
+        on_notification: Callable[[Notification], Awaitable[None]],
+    ) -> None:
+        """Read until the connection ends; answers pings, resolves responses, dispatches the rest."""
+        pinger = asyncio.create_task(self._ping())
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                message = await self.receive()
+                if isinstance(message, Response):
+                    future = self.pending.get(message.correlation_id)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                elif isinstance(message, Request):
+                    task = asyncio.create_task(self._answer(on_request, message))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                elif isinstance(message, Notification):
+                    await on_notification(message)
+                elif isinstance(message, Ping):
+                    await self.send(Pong(message.sequence))
+                elif isinstance(message, Pong):
+                    pass
+                else:
+                    raise ProtocolError(f"unexpected {type(message).__name__} after the handshake")
+        finally:
+            pinger.cancel()
+            await self.close()
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionLostError(f"connection to {self.name} lost"))
+
+    async def _answer(self, on_request: Callable[[Request], Awaitable[Response]], request: Request) -> None:
+        response = await on_request(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.send(response)
+
+    async def _ping(self) -> None:
+        sequence = 0
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            sequence += 1
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send(Ping(sequence))
+
+    async def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+
+async def _respond(correlation_id: str, work: Awaitable[Any]) -> Response:
+    try:
+        return Response(correlation_id, body=await work)
+    except Exception as exc:
+        return Response(correlation_id, failure=Failure.from_exception(exc))
+
+
+# --- server side --------------------------------------------------------------------------------------------------
+
+
+class _TcpPeer:
+    """The server's view of a bundle instance connected over TCP."""
+
+    def __init__(self, info: NodeInfo, connection: Connection) -> None:
+        self.info = info
+        self.connection = connection
+
+    async def request(self, message: BundleRequest, timeout: float) -> BundleResponse:
+        if self.connection.closed.is_set():
+            raise ConnectionLostError(f"instance {self.info} has left")
+        body = await self.connection.request(message, timeout)
+        return body  # type: ignore[return-value]
+
+    def notify(self, message: EventsAppended) -> None:
+        if not self.connection.closed.is_set():
+            task = asyncio.get_running_loop().create_task(self.connection.send(Notification(message)))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+class _DedupeCache:
+    """Responses by correlation id (LRU + TTL): a resent request gets the first answer, never a second run."""
+
+    def __init__(self, size: int = 50_000, ttl: float = 300.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._entries: OrderedDict[str, tuple[asyncio.Future[Response], float]] = OrderedDict()
+
+    def get_or_start(self, correlation_id: str, start: Callable[[], Awaitable[Response]]) -> asyncio.Future[Response]:
+        now = time.monotonic()
+        entry = self._entries.get(correlation_id)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        future = asyncio.ensure_future(start())
+        self._entries[correlation_id] = (future, now + self.ttl)
+        self._entries.move_to_end(correlation_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return future
+
+
+class BusServer:
+    """Accepts bundle connections for an :class:`EventoServer` (the ``--bus-port`` listener)."""
+
+    def __init__(
+        self,
+        server: EventoServer,
+        host: str = "127.0.0.1",
+        port: int = 3030,
+        *,
+        auth_token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 5.0,
+        ping_interval: float = 15.0,
+        idle_timeout: float = 45.0,
+    ) -> None:
+        self.server = server
+        self.host, self.port = host, port
+        self.auth_token = auth_token or ""
+        self.ssl_context = ssl_context
+        self.handshake_timeout = handshake_timeout
+        self.ping_interval, self.idle_timeout = ping_interval, idle_timeout
+        self._listener: asyncio.Server | None = None
+        self._connections: set[Connection] = set()
+        self._dedupe = _DedupeCache()
+
+    async def start(self) -> None:
+        self._listener = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.ssl_context)
+        self.port = self._listener.sockets[0].getsockname()[1]
+        log.info("bus listening on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        for connection in list(self._connections):
+            await connection.close()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        connection = Connection(
+            reader, writer, name=str(peername), ping_interval=self.ping_interval, idle_timeout=self.idle_timeout
+        )
+        self._connections.add(connection)
+        node: Node | None = None
+        try:
+            hello = await asyncio.wait_for(connection.receive(), self.handshake_timeout)
+            reason = self._refusal(hello)
+            if reason is not None:
+                log.warning("refused connection from %s: %s", peername, reason[1])
+                await connection.send(Reject(*reason))
+                return
+            assert isinstance(hello, Hello)
+            info = NodeInfo(hello.bundle_id, hello.bundle_version, hello.instance_id)
+            connection.name = str(info)
+            node = self.server.attach(_TcpPeer(info, connection))
+            await connection.send(Welcome(PROTOCOL_VERSION, self.server.server_id))
+            await connection.run(lambda request: self._on_request(node, request), lambda n: self._on_notify(node, n))
+        except ConnectionLostError:
+            log.info("%s disconnected", connection.name)
+        except (ProtocolError, TimeoutError, ConnectionError) as exc:
+            log.warning("closing connection from %s: %s", peername, exc)
+        except Exception:
+            log.exception("connection from %s failed", peername)
+        finally:
+            if node is not None:
+                self.server.detach(node)
+            await connection.close()
+            self._connections.discard(connection)
+
+    def _refusal(self, hello: Message) -> tuple[str, str] | None:
+        if not isinstance(hello, Hello):
+            return "PROTOCOL", f"expected Hello, got {type(hello).__name__}"
+        if hello.protocol_version != PROTOCOL_VERSION:
+            return (
+                "PROTOCOL_VERSION",
+                f"protocol {hello.protocol_version} unsupported (server speaks {PROTOCOL_VERSION})",
+            )
+        if self.auth_token and not hmac.compare_digest(hello.auth_token.encode(), self.auth_token.encode()):
+            return "AUTH_FAILED", "missing or wrong auth token" if hello.auth_token else "missing auth token"
+        return None
+
+    async def _on_request(self, node: Node, request: Request) -> Response:
+        body = request.body
+        timeout = request.timeout_ms / 1000
+
+        def run() -> Awaitable[Response]:
+            return _respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
+
+        return await asyncio.shield(self._dedupe.get_or_start(request.correlation_id, run))
+
+    async def _on_notify(self, node: Node, notification: Notification) -> None:
+        body = notification.body
+        if isinstance(body, Register):
+            self.server.register(node, body.registration)
+        elif isinstance(body, SetEnabled):
+            self.server.set_enabled(node, body.enabled)
+
+
+# --- bundle side --------------------------------------------------------------------------------------------------
+
+
+class _TcpLink:
+    """A bundle's connection to a server, re-established with backoff whenever it drops."""
+
+    def __init__(self, connector: TcpConnector, endpoint: BundleEndpoint) -> None:
+        self._connector = connector
+        self._endpoint = endpoint
+        self._connection: Connection | None = None
+        self._connected = asyncio.Event()
+        self._registration: BundleRegistration | None = None
+        self._enabled = False
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self._connect_once()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _connect_once(self) -> None:
+        host, port = parse_address(self._connector.address)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=self._connector.ssl_context), self._connector.connect_timeout
+        )
+        info = self._endpoint.info
+        connection = Connection(
+            reader,
+            writer,
+            name=self._connector.address,
+            ping_interval=self._connector.ping_interval,
+            idle_timeout=self._connector.idle_timeout,
+        )
+        await connection.send(
+            Hello(PROTOCOL_VERSION, info.bundle_id, info.bundle_version, info.instance_id, self._connector.auth_token)
+        )
+        answer = await asyncio.wait_for(connection.receive(), self._connector.connect_timeout)
+        if isinstance(answer, Reject):
+            await connection.close()
+            raise HandshakeRejectedError(f"{self._connector.address} rejected {info}: {answer.code}: {answer.reason}")
+        if not isinstance(answer, Welcome):
+            await connection.close()
+            raise ProtocolError(f"expected Welcome, got {type(answer).__name__}")
+        if self._registration is not None:
+            await connection.send(Notification(Register(self._registration)))
+        if self._enabled:
+            await connection.send(Notification(SetEnabled(True)))
+        self._connection = connection
+        self._connected.set()
+
+    async def _supervise(self) -> None:
+        delay = 0.0
+        while not self._closing:
+            connection = self._connection
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.run(self._on_request, self._on_notification)
+                self._connected.clear()
+                self._connection = None
+                if self._closing:
+                    return
+                log.warning("lost connection to %s; reconnecting", self._connector.address)
+                delay = 0.0
+            delay = min(self._connector.max_backoff, max(self._connector.base_backoff, delay * 2))
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                await self._connect_once()
+                log.info("reconnected to %s", self._connector.address)
+            except HandshakeRejectedError as exc:
+                log.error("%s", exc)
+            except (OSError, TimeoutError, ProtocolError, ConnectionError) as exc:
+                log.debug("reconnect to %s failed: %s", self._connector.address, exc)
+
+    async def _on_request(self, request: Request) -> Response:
+        return await _respond(request.correlation_id, self._endpoint.handle_request(request.body))  # type: ignore[arg-type]
+
+    async def _on_notification(self, notification: Notification) -> None:
+        if isinstance(notification.body, EventsAppended):
+            self._endpoint.on_notification(notification.body)
+
+    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
+        deadline = time.monotonic() + timeout
+        correlation_id = uuid.uuid4().hex
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeoutError(f"{type(message).__name__} timed out after {timeout:g}s; outcome unknown")
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._connected.wait()
+            except TimeoutError:
+                raise RequestTimeoutError(f"no connection to {self._connector.address} within {timeout:g}s") from None
+            connection = self._connection
+            assert connection is not None
+            try:
+                body = await connection.request(message, deadline - time.monotonic(), correlation_id)
+                return body  # type: ignore[return-value]
+            except ConnectionLostError:
+                # Resend on the next connection with the same correlation id: the server answers a duplicate from
+                # its dedupe cache, so a command that already ran is not run again.
+                continue
+
+    async def register(self, registration: BundleRegistration) -> None:
+        self._registration = registration
+        if self._connection is not None:
+            await self._connection.send(Notification(Register(registration)))
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
+        if self._connection is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._connection.send(Notification(SetEnabled(enabled)))
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            await self._connection.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+
+
+class TcpConnector:
+    """Connects bundles to a server's bus over TCP: ``await bundle.start(TcpConnector("127.0.0.1:3030"))``."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        auth_token: str = "",
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 5.0,
+        base_backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        ping_interval: float = 15.0,
+        idle_timeout: float = 45.0,
+    ) -> None:
+        parse_address(address)
+        self.address = address
+        self.auth_token = auth_token
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.base_backoff, self.max_backoff = base_backoff, max_backoff
+        self.ping_interval, self.idle_timeout = ping_interval, idle_timeout
+
+    async def connect(self, endpoint: BundleEndpoint) -> _TcpLink:
+        link = _TcpLink(self, endpoint)
+        await link.open()
+        return link
