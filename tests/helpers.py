@@ -42,3 +42,13 @@ def make_consumer_store(kind: str, path: Path, name: str = "consumers.db") -> Co
 
 
 CONSUMER_STORE_KINDS = ["memory", "sqlite"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (bind to 0 and let the OS choose)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,247 @@
+"""Networked Evento: an `evento server` process and bundles talking to it over real TCP sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from evento import Bundle, NoHandlerError, Single, View, projection, query_handler
+from evento.demo.todolist.system import TodoListSystem
+from evento.messages import CommandMessage, SendCommand, new_message_id, now_ms
+from evento.payloads import Query, encode_payload
+from evento.transport.tcp import Connection, HandshakeRejectedError, TcpConnector, parse_address
+from evento.transport.wire import PROTOCOL_VERSION, Hello, Welcome
+from tests.bank import Account, Deposit, OpenAccount
+from tests.helpers import free_port, wait_until
+
+TOKEN = "s3cret-token"
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    bus: str
+    http: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    port, bus_port = free_port(), free_port()
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(tmp_path),
+             "--port", str(port), "--bus-port", str(bus_port), "--auth-token", TOKEN],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = ServerProcess(process, f"127.0.0.1:{bus_port}", f"http://127.0.0.1:{port}", log)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{running.output()}")
+        return "Ready." in running.output()
+
+    await wait_until(ready, 30, what="server Ready.")
+    yield running
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def connector(server: ServerProcess, token: str = TOKEN) -> TcpConnector:
+    return TcpConnector(server.bus, auth_token=token)
+
+
+async def health(server: ServerProcess) -> dict[str, object]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{server.http}/api/health")
+        assert response.status_code == 200
+        body: dict[str, object] = response.json()
+        return body
+
+
+async def test_the_todolist_runs_unchanged_over_tcp(server_process: ServerProcess, tmp_path: Path) -> None:
+    system = TodoListSystem(tmp_path / "bundles", service_delay=0.01)
+    for bundle in system.bundles:
+        await bundle.start(connector(server_process))
+    try:
+        invoker = system.invoker()
+        identifier = await invoker.create_todo_list("groceries", "alice")
+        todo = await invoker.add_todo(identifier, "milk", "bob")
+        await invoker.check_todo(identifier, todo, "bob")
+
+        async def registered() -> bool:
+            try:
+                return (await invoker.find_todo_list(identifier)).status == "REGISTERED"
+            except LookupError:
+                return False
+
+        await wait_until(registered, 15, what="list registered by the saga over TCP")
+        assert system.services.sent_notifications == ["You have checked the todo 'milk' of 'groceries'"]
+        assert (await health(server_process))["nodes"] == 4
+    finally:
+        await system.stop()
+    await wait_until(lambda: _nodes(server_process, 0), 10, what="nodes leave when bundles stop")
+
+
+async def _nodes(server: ServerProcess, expected: int) -> bool:
+    return (await health(server))["nodes"] == expected
+
+
+@pytest.mark.parametrize("token", ["", "wrong-token"])
+async def test_a_wrong_or_missing_token_is_rejected_with_a_reason_and_nothing_registers(
+    server_process: ServerProcess, token: str
+) -> None:
+    bundle = Bundle("intruder", components=[Account])
+    with pytest.raises(HandshakeRejectedError, match="AUTH_FAILED"):
+        await bundle.start(connector(server_process, token))
+    assert (await health(server_process))["nodes"] == 0
+    assert "refused connection" in server_process.output()
+
+
+async def test_an_unknown_payload_type_fails_at_the_caller(server_process: ServerProcess) -> None:
+    bundle = Bundle("accounts-client", components=[_Echo])
+    await bundle.start(connector(server_process))
+    try:
+        commands, _ = bundle.gateways(None)
+        with pytest.raises(NoHandlerError, match="no handler for OpenAccount"):
+            await commands.send(OpenAccount(account="A"))
+    finally:
+        await bundle.stop()
+
+
+async def test_a_resent_request_with_the_same_correlation_id_runs_once(server_process: ServerProcess) -> None:
+    accounts = Bundle("accounts", components=[Account])
+    await accounts.start(connector(server_process))
+    try:
+        commands, _ = accounts.gateways(None)
+        await commands.send(OpenAccount(account="A"))
+        message = CommandMessage(
+            payload_name="Deposit", payload=encode_payload(Deposit(account="A", amount=5)), message_id=new_message_id(),
+            metadata={}, timestamp=now_ms(), domain=True, aggregate_id="A", lock_id="A",
+        )  # fmt: skip
+        # The same request resent by two connections at once (a reconnect race) and once more later.
+        clients = [await _raw_client(server_process, f"raw-{n}") for n in range(3)]
+        first, second = await asyncio.gather(
+            *(client.request(SendCommand(message), 10, correlation_id="same-id") for client, _ in clients[:2])
+        )
+        third = await clients[2][0].request(SendCommand(message), 10, correlation_id="same-id")
+        assert first == second == third
+        balance = (await commands.send(Deposit(account="A", amount=0))).balance
+        assert balance == 5  # one deposit of 5 ran, not three
+        for client, runner in clients:
+            runner.cancel()
+            await client.close()
+    finally:
+        await accounts.stop()
+
+
+async def test_garbage_on_one_connection_does_not_disturb_the_others(server_process: ServerProcess) -> None:
+    accounts = Bundle("accounts", components=[Account])
+    await accounts.start(connector(server_process))
+    try:
+        host, port = parse_address(server_process.bus)
+        for garbage in [
+            b"\x00\x00\x00\x05\x07hello",
+            b"\xff\xff\xff\xff",
+            os.urandom(64),
+            b"\x00\x00\x00\x03\x00\xc1\xc1",
+        ]:
+            sock = socket.create_connection((host, port))
+            sock.sendall(garbage)
+            sock.settimeout(10)
+            assert sock.recv(100) == b""  # the server closed this connection
+            sock.close()
+        commands, _ = accounts.gateways(None)
+        assert (await commands.send(OpenAccount(account="G"))).account == "G"
+        assert server_process.process.poll() is None
+    finally:
+        await accounts.stop()
+
+
+class BigView(View):
+    blob: str
+
+
+class FetchBig(Query[Single[BigView]]):
+    size: int
+
+
+@projection()
+class _Echo:
+    @query_handler
+    def big(self, query: FetchBig) -> Single[BigView]:
+        return Single(BigView(blob="x" * query.size))
+
+
+async def test_a_50_megabyte_query_response_round_trips(server_process: ServerProcess) -> None:
+    bundle = Bundle("echo", components=[_Echo])
+    await bundle.start(connector(server_process))
+    try:
+        _, queries = bundle.gateways(None)
+        result = await queries.query(FetchBig(size=50_000_000), timeout=60)
+        assert len(result.data.blob) == 50_000_000
+    finally:
+        await bundle.stop()
+
+
+async def test_a_bundle_reconnects_after_a_server_restart(tmp_path: Path) -> None:
+    port, bus_port = free_port(), free_port()
+    command = [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(tmp_path),
+               "--port", str(port), "--bus-port", str(bus_port)]  # fmt: skip
+    log = tmp_path / "server.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    server = start()
+    await wait_until(lambda: log.exists() and log.read_text().count("Ready.") == 1, 30, what="server Ready.")
+    accounts = Bundle("accounts", components=[Account])
+    await accounts.start(TcpConnector(f"127.0.0.1:{bus_port}", base_backoff=0.05, max_backoff=0.5))
+    try:
+        commands, _ = accounts.gateways(None)
+        await commands.send(OpenAccount(account="R"))
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        server = start()
+        await wait_until(lambda: log.read_text().count("Ready.") == 2, 30, what="server Ready again")
+        # The bundle reconnects on its own; a command sent meanwhile waits for the connection within its deadline.
+        result = await commands.send(Deposit(account="R", amount=3), timeout=20)
+        assert result.balance == 3
+    finally:
+        await accounts.stop()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+
+
+async def _raw_client(server: ServerProcess, instance: str) -> tuple[Connection, asyncio.Task[None]]:
+    """A bare protocol client: handshake done, its read loop running."""
+    host, port = parse_address(server.bus)
+    reader, writer = await asyncio.open_connection(host, port)
+    client = Connection(reader, writer, name=instance)
+    await client.send(Hello(PROTOCOL_VERSION, "raw", 1, instance, TOKEN))
+    assert isinstance(await client.receive(), Welcome)
+    return client, asyncio.create_task(client.run(_no_requests, _no_notifications))
+
+
+async def _no_requests(request: object) -> object:
+    raise AssertionError("the raw client expects no requests")
+
+
+async def _no_notifications(notification: object) -> None:
+    return None
