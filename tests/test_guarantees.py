@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from evento import (
@@ -563,3 +564,31 @@ def test_a_bundle_can_be_built_from_a_package() -> None:
     )
     kinds = sorted(str(spec.kind) for spec, _ in bundle.components)
     assert kinds == ["Aggregate", "Invoker", "Observer", "Projection", "Projector", "Saga", "Service", "Service"]
+
+
+async def test_a_command_resent_after_a_lost_connection_is_not_applied_twice(
+    server: EventoServer, commands: CommandGateway
+) -> None:
+    """A caller that lost its connection resends with ``resent=True``; even after a server restart (no dedupe
+    cache) the server finds the event the command already produced instead of running it again."""
+    from evento.messages import CommandMessage, SendCommand, new_message_id, now_ms
+    from evento.payloads import encode_payload
+
+    await commands.send(OpenAccount(account="X"))
+    client = Bundle("client", components=[BonusService], injector=provide(BonusDesk()))
+    await client.start(server)
+    try:
+        message = CommandMessage(
+            payload_name="Deposit", payload=encode_payload(Deposit(account="X", amount=4)),
+            message_id=new_message_id(), metadata={}, timestamp=now_ms(), domain=True, aggregate_id="X", lock_id="X",
+        )  # fmt: skip
+        first = await client.request(SendCommand(message), 5)
+        head = await server.store.head()
+        again = await client.request(SendCommand(message, resent=True), 5)
+        assert again == first and await server.store.head() == head
+        other = await client.request(
+            SendCommand(msgspec.structs.replace(message, message_id=new_message_id()), True), 5
+        )
+        assert other != first and await server.store.head() == head + 1  # a new command id is a new command
+    finally:
+        await client.stop()

@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         default=float(_env("SERVICE_DELAY", "1.0")),
         help="simulated latency of the ERP and notification services, seconds",
     )
+    demo.add_argument(
+        "--distributed", action="store_true", help="run the server and every bundle as separate processes over TCP"
+    )
+    demo.add_argument("--replicas", type=int, default=int(_env("REPLICAS", "1")), help="instances of each bundle")
     server = commands.add_parser("server", help="run the Evento Server (bus over TCP, HTTP)")
     server.add_argument("--store", default=_env("STORE", ""), help="sqlite:///path (default DATA_DIR/events.db)")
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
@@ -74,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             todo_port=args.todo_port,
             service_delay=args.service_delay,
         )
-        asyncio.run(run_demo(options))
+        if args.distributed:
+            from evento.demo.distributed import run_distributed
+
+            asyncio.run(run_distributed(options, args.replicas))
+        else:
+            asyncio.run(run_demo(options))
         return 0
     if args.command == "server":
         from evento.server.runner import ServerOptions, run_server

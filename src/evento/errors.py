@@ -56,6 +56,10 @@ class TooManyPendingRequestsError(EventoError):
     """The caller has too many requests in flight; nothing was sent, retrying is safe."""
 
 
+class ConnectionLostError(EventoError, ConnectionError):
+    """The connection to a peer closed while a request waited for its answer (the peer may have left)."""
+
+
 class TransientConsumerError(EventoError):
     """Raise from an event handler to have the event redelivered later, without advancing the checkpoint."""
 

@@ -130,7 +130,11 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SendCommand(msgspec.Struct, frozen=True, tag=True):
+    """``resent`` marks a retry after a lost connection: the server first looks for the event this command
+    (by its message id) already produced, so a command that ran before the connection dropped runs once."""
+
     command: CommandMessage
+    resent: bool = False
 
 
 class SendQuery(msgspec.Struct, frozen=True, tag=True):

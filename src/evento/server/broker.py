@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from evento.discovery import HandlerKind
-from evento.errors import AggregateDeletedError, EventoError
+from evento.errors import AggregateDeletedError, ConnectionLostError, EventoError
 from evento.messages import (
     AggregateCommandRequest,
     AggregateCommandResponse,
@@ -103,9 +103,13 @@ class CommandBroker:
         self.cache = cache or StoryCache()
         self.locks = LockManager()
 
-    async def command(self, command: CommandMessage, timeout: float) -> CommandResult:
+    async def command(self, command: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
         kind, _ = self.registry.route(command.payload_name)  # fail fast when nobody handles it
         async with self.locks.hold(command.lock_id):
+            if resent:
+                stored = await self.store.find_by_command(command.message_id)
+                if stored is not None:
+                    return CommandResult(stored)  # it ran before the caller lost its connection: not again
             if kind is HandlerKind.AGGREGATE_COMMAND:
                 return CommandResult(await self._aggregate_command(command, timeout))
             return CommandResult(await self._service_command(command, timeout))
@@ -123,21 +127,41 @@ class CommandBroker:
         story = await self._story(command, aggregate_id)
         if story.deleted:
             raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
-        # Route again after the lock wait: the node chosen before may have left meanwhile.
-        _, node = self.registry.route(command.payload_name)
         request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
-        response = await node.peer.request(request, timeout)
-        assert isinstance(response, AggregateCommandResponse)
+        response = await self._forward_aggregate(command.payload_name, request, timeout)
         version = story.version + 1
         try:
             stored = await self.store.append(
-                AppendRequest(response.event, aggregate_id, version, response.snapshot, response.deleted)
+                AppendRequest(
+                    response.event, aggregate_id, version, response.snapshot, response.deleted, command.message_id
+                )
             )
         except BaseException:
             self.cache.evict(aggregate_id)
             raise
         self._remember(aggregate_id, story, stored, response)
         return stored
+
+    async def _forward_aggregate(
+        self, payload_name: str, request: AggregateCommandRequest, timeout: float
+    ) -> AggregateCommandResponse:
+        """Send to a random enabled instance; if it leaves before answering, to another one.
+
+        Safe because aggregates are stateless and the server stores nothing until an answer arrives: a command
+        whose instance died mid-flight runs exactly once, elsewhere, within the caller's deadline.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            _, node = self.registry.route(payload_name)  # after the lock wait: the earlier choice may have left
+            try:
+                response = await node.peer.request(request, max(0.001, deadline - time.monotonic()))
+            except ConnectionLostError:
+                if time.monotonic() >= deadline:
+                    raise
+                self.registry.mark_unreachable(node)
+                continue
+            assert isinstance(response, AggregateCommandResponse)
+            return response
 
     async def _story(self, command: CommandMessage, aggregate_id: str) -> Story:
         if command.invalidate_caches:
@@ -170,4 +194,4 @@ class CommandBroker:
         assert isinstance(response, ServiceCommandResponse)
         if response.event is None:
             return None
-        return await self.store.append(AppendRequest(response.event, command.lock_id))
+        return await self.store.append(AppendRequest(response.event, command.lock_id, command_id=command.message_id))

@@ -38,6 +38,7 @@ class AppendRequest:
     aggregate_version: int | None = None
     snapshot: bytes | None = None
     delete_aggregate: bool = False
+    command_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -162,6 +163,10 @@ class EventStore(ABC):
     @abstractmethod
     async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
         """The aggregate's events with a version above ``version`` (a cached story's delta)."""
+
+    @abstractmethod
+    async def find_by_command(self, command_id: str) -> StoredEvent | None:
+        """The event a command (by its message id) produced, if it was stored."""
 
     @abstractmethod
     async def fetch(self, context: str, after: int, limit: int) -> list[StoredEvent]:

@@ -63,6 +63,12 @@ class Registry:
             del self._nodes[key]
             self._rebuild()
 
+    def mark_unreachable(self, node: Node) -> None:
+        """Stop routing to a node whose connection was seen to drop (its transport reports the leave too)."""
+        if node.enabled:
+            node.enabled = False
+            self._rebuild()
+
     def register(self, node: Node, registration: BundleRegistration) -> None:
         node.registration = registration
         self._rebuild()

@@ -113,7 +113,7 @@ class EventoServer:
     # --- request handlers --------------------------------------------------------------------------------------
 
     async def _send_command(self, request: SendCommand, timeout: float) -> CommandResult:
-        return await self.broker.command(request.command, timeout)
+        return await self.broker.command(request.command, timeout, resent=request.resent)
 
     async def _send_query(self, request: SendQuery, timeout: float) -> QueryResult:
         return await self.broker.query(request.query, timeout)

@@ -34,6 +34,7 @@ _SCHEMA = [
         context TEXT NOT NULL,
         event_name TEXT NOT NULL,
         message_id TEXT NOT NULL,
+        command_id TEXT,
         timestamp INTEGER NOT NULL,
         payload BLOB NOT NULL,
         metadata BLOB NOT NULL,
@@ -42,6 +43,7 @@ _SCHEMA = [
     )""",
     """CREATE UNIQUE INDEX IF NOT EXISTS es_events_aggregate
         ON es_events (aggregate_id, aggregate_version) WHERE aggregate_version IS NOT NULL""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS es_events_command ON es_events (command_id) WHERE command_id IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS es_events_aggregate_seq ON es_events (aggregate_id, sequence_number)""",
     """CREATE INDEX IF NOT EXISTS es_events_context ON es_events (context, sequence_number)""",
     """CREATE TABLE IF NOT EXISTS es_snapshots (
@@ -172,6 +174,14 @@ class SQLiteEventStore(EventStore):
 
         return await self._on_reader(query)
 
+    async def find_by_command(self, command_id: str) -> StoredEvent | None:
+        def query(conn: sqlite3.Connection) -> StoredEvent | None:
+            sql = f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE command_id = ?"
+            row = conn.execute(sql, (command_id,)).fetchone()
+            return _row_to_event(row) if row is not None else None
+
+        return await self._on_reader(query)
+
     async def fetch(self, context: str, after: int, limit: int) -> list[StoredEvent]:
         def query(conn: sqlite3.Connection) -> list[StoredEvent]:
             if context == "*":
@@ -210,11 +220,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 _ROWS_PER_INSERT = 64  # 9 parameters a row: far below SQLite's variable limit, few distinct statements to cache
 _INSERT_PREFIX = (
     "INSERT INTO es_events (sequence_number, aggregate_id, aggregate_version, context, event_name, message_id,"
-    " timestamp, payload, metadata, created_at) VALUES "
+    " timestamp, payload, metadata, created_at, command_id) VALUES "
 )
-_INSERT_SQL = {
-    n: _INSERT_PREFIX + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n) for n in range(1, _ROWS_PER_INSERT + 1)
-}
+_COLUMNS = 11
+_ROW = "(" + ", ".join("?" * _COLUMNS) + ")"
+_INSERT_SQL = {n: _INSERT_PREFIX + ", ".join([_ROW] * n) for n in range(1, _ROWS_PER_INSERT + 1)}
 
 
 def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_sequence: int) -> list[StoredEvent]:
@@ -237,7 +247,7 @@ def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_seq
         for index, request in enumerate(requests, start=1)
     ]
     params: list[Any] = []
-    for event in stored:
+    for request, event in zip(requests, stored, strict=True):
         params += (
             event.sequence_number,
             event.aggregate_id,
@@ -249,13 +259,14 @@ def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_seq
             event.payload,
             _metadata_encoder.encode(event.metadata),
             created_at,
+            request.command_id,
         )
     conn.execute("BEGIN IMMEDIATE")
     try:
         for first in range(0, len(stored), _ROWS_PER_INSERT):
             rows = min(_ROWS_PER_INSERT, len(stored) - first)
             try:
-                conn.execute(_INSERT_SQL[rows], params[first * 10 : (first + rows) * 10])
+                conn.execute(_INSERT_SQL[rows], params[first * _COLUMNS : (first + rows) * _COLUMNS])
             except sqlite3.IntegrityError as exc:
                 raise VersionConflictError(f"an aggregate version in this batch is already stored: {exc}") from exc
         for request, event in zip(requests, stored, strict=True):

@@ -20,9 +20,18 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from evento.discovery import BundleRegistration, NodeInfo
-from evento.errors import EventoError, Failure, RequestTimeoutError, TooManyPendingRequestsError
-from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
+from evento.errors import ConnectionLostError, EventoError, Failure, RequestTimeoutError, TooManyPendingRequestsError
+from evento.messages import (
+    BundleRequest,
+    BundleResponse,
+    EventsAppended,
+    SendCommand,
+    ServerRequest,
+    ServerResponse,
+)
 from evento.server.registry import Node
 from evento.server.server import EventoServer
 from evento.transport.base import BundleEndpoint
@@ -50,10 +59,6 @@ from evento.transport.wire import (
 __all__ = ["BusServer", "ConnectionLostError", "HandshakeRejectedError", "TcpConnector", "parse_address"]
 
 log = logging.getLogger(__name__)
-
-
-class ConnectionLostError(EventoError, ConnectionError):
-    """The connection closed while a request waited for its response."""
 
 
 class HandshakeRejectedError(EventoError):
@@ -433,7 +438,9 @@ class _TcpLink:
                 return body  # type: ignore[return-value]
             except ConnectionLostError:
                 # Resend on the next connection with the same correlation id: the server answers a duplicate from
-                # its dedupe cache, so a command that already ran is not run again.
+                # its dedupe cache, or (after a server restart) finds the event the command already produced.
+                if isinstance(message, SendCommand):
+                    message = msgspec.structs.replace(message, resent=True)
                 continue
 
     async def register(self, registration: BundleRegistration) -> None:

@@ -35,16 +35,23 @@ from evento.messages import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_FRAME",
+    "MAX_OPEN_STREAMS",
     "PROTOCOL_VERSION",
     "FrameDecoder",
     "Hello",
+    "Message",
     "Notification",
     "Ping",
     "Pong",
     "ProtocolError",
+    "Register",
     "Reject",
     "Request",
+    "RequestBody",
     "Response",
+    "ResponseBody",
+    "SetEnabled",
     "Welcome",
     "encode_frames",
 ]
@@ -128,6 +135,8 @@ _decoder = msgspec.msgpack.Decoder(Message)
 
 def encode_frames(message: Message, max_frame: int = DEFAULT_MAX_FRAME) -> Iterator[bytes]:
     """The frames carrying ``message``: one, or a chunked stream when it is larger than ``max_frame``."""
+    if max_frame <= _CHUNK_HEADER:
+        raise ValueError(f"max_frame must be above {_CHUNK_HEADER} bytes, got {max_frame}")
     body = _encoder.encode(message)
     if len(body) + 1 <= max_frame:
         yield _HEADER.pack(len(body) + 1) + bytes((_FULL,)) + body
@@ -146,6 +155,8 @@ class FrameDecoder:
     first invalid frame (the caller then closes the connection)."""
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, max_message: int = 1024 * 1024 * 1024) -> None:
+        if max_frame <= _CHUNK_HEADER:
+            raise ValueError(f"max_frame must be above {_CHUNK_HEADER} bytes, got {max_frame}")
         self.max_frame = max_frame
         self.max_message = max_message
         self._buffer = bytearray()
@@ -171,8 +182,10 @@ class FrameDecoder:
         kind = frame[0]
         if kind == _FULL:
             return _decode(frame[1:])
-        if kind != _CHUNK or len(frame) < _CHUNK_HEADER:
+        if kind != _CHUNK:
             raise ProtocolError(f"unknown frame kind {kind}")
+        if len(frame) < _CHUNK_HEADER:
+            raise ProtocolError(f"chunk frame of {len(frame)} bytes is shorter than its header")
         stream, last = frame[1:17], frame[17]
         if last not in (0, 1):
             raise ProtocolError("invalid chunk flag")
@@ -180,7 +193,8 @@ class FrameDecoder:
             raise ProtocolError("too many chunked messages in progress")
         buffer = self._streams.setdefault(stream, bytearray())
         buffer += frame[_CHUNK_HEADER:]
-        if len(buffer) > self.max_message:
+        # The bound is on everything buffered, not per stream: open streams cannot multiply it.
+        if sum(len(b) for b in self._streams.values()) > self.max_message:
             raise ProtocolError(f"chunked message above {self.max_message} bytes")
         if not last:
             return None
@@ -191,6 +205,8 @@ class FrameDecoder:
 def _decode(body: bytes) -> Message:
     try:
         message: Message = _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+        # DecodeError covers ValidationError; invalid UTF-8 raises UnicodeDecodeError (a ValueError); values nested
+        # deep in ``object``-typed fields raise RecursionError. All mean the same: a hostile or broken peer.
         raise ProtocolError(f"undecodable message: {exc}") from None
     return message

@@ -22,56 +22,90 @@ from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.saga import ErpTodoListActivityRegistrationSaga
 from evento.demo.todolist.services import ErpService, NotificationService, ServiceSettings
 
-__all__ = ["TodoListSystem"]
+__all__ = ["TodoListConfig", "TodoListSystem", "command_bundle", "query_bundle", "saga_bundle", "web_bundle"]
 
 
 @dataclass
-class TodoListSystem:
-    """The four TodoList bundles over one data directory."""
+class TodoListConfig:
+    """What the TodoList bundles share: where their files live, the services' latency, the replica number."""
 
     data_dir: Path
     service_delay: float = 1.0
     consumer_settings: ConsumerSettings = field(default_factory=ConsumerSettings)
+    replica: int = 1
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.services = ServiceSettings(delay=self.service_delay)
+        # Every query replica reads and writes the same read model; its consumer lock picks the active projector.
         self.read_model = TodoListReadModel(self.data_dir / "todolist-query.db")
-        provided: dict[Any, Any] = {TodoListReadModel: self.read_model, ServiceSettings: self.services}
-        self.command = Bundle(
-            "todolist-command", components=[TodoListAggregate], description="TodoList write side", **self._identity(1)
-        )
-        self.query = Bundle(
-            "todolist-query",
-            components=[TodoListProjector, TodoListProjection],
-            consumer_store=SQLiteConsumerStateStore(self.read_model.path),
-            injector=provided.get,
-            consumer_settings=self.consumer_settings,
-            description="TodoList read side",
-            **self._identity(1),
-        )
-        self.saga = Bundle(
-            "todolist-saga",
-            components=[
-                ErpTodoListActivityRegistrationSaga,
-                TodoListNotificationObserver,
-                ErpService,
-                NotificationService,
-            ],
-            consumer_store=SQLiteConsumerStateStore(self.data_dir / "todolist-saga.db"),
-            injector=provided.get,
-            consumer_settings=self.consumer_settings,
-            description="TodoList processes and external services",
-            **self._identity(1),
-        )
-        self.web = Bundle(
-            "todolist-web", components=[TodoListInvoker], description="TodoList HTTP API", **self._identity(1)
-        )
 
-    def _identity(self, replica: int) -> dict[str, Any]:
+    @property
+    def instance_id(self) -> str:
         # A stable instance id per replica: after a crash the restarted instance is the same consumer-lock owner,
         # so it resumes at once instead of waiting for its own previous lease to expire.
-        return {"instance_id": f"replica-{replica}"}
+        return f"replica-{self.replica}"
+
+    def provide(self, annotation: Any) -> Any:
+        return {TodoListReadModel: self.read_model, ServiceSettings: self.services}.get(annotation)
+
+
+def command_bundle(config: TodoListConfig) -> Bundle:
+    """``todolist-command``: the aggregate."""
+    return Bundle(
+        "todolist-command",
+        components=[TodoListAggregate],
+        description="TodoList write side",
+        instance_id=config.instance_id,
+    )
+
+
+def query_bundle(config: TodoListConfig) -> Bundle:
+    """``todolist-query``: projector and projection over the read model (kept in the consumer store's file)."""
+    return Bundle(
+        "todolist-query",
+        components=[TodoListProjector, TodoListProjection],
+        consumer_store=SQLiteConsumerStateStore(config.read_model.path),
+        injector=config.provide,
+        consumer_settings=config.consumer_settings,
+        description="TodoList read side",
+        instance_id=config.instance_id,
+    )
+
+
+def saga_bundle(config: TodoListConfig) -> Bundle:
+    """``todolist-saga``: the ERP saga, the notification observer and the two services."""
+    return Bundle(
+        "todolist-saga",
+        components=[ErpTodoListActivityRegistrationSaga, TodoListNotificationObserver, ErpService, NotificationService],
+        consumer_store=SQLiteConsumerStateStore(config.data_dir / "todolist-saga.db"),
+        injector=config.provide,
+        consumer_settings=config.consumer_settings,
+        description="TodoList processes and external services",
+        instance_id=config.instance_id,
+    )
+
+
+def web_bundle(config: TodoListConfig, bundle_class: type[Bundle] = Bundle) -> Bundle:
+    """``todolist-web``: the invoker (its HTTP server is started by whoever hosts it)."""
+    return bundle_class(
+        "todolist-web", components=[TodoListInvoker], description="TodoList HTTP API", instance_id=config.instance_id
+    )
+
+
+class TodoListSystem:
+    """The four TodoList bundles over one data directory, in one process."""
+
+    def __init__(
+        self, data_dir: Path, service_delay: float = 1.0, consumer_settings: ConsumerSettings | None = None
+    ) -> None:
+        self.config = TodoListConfig(data_dir, service_delay, consumer_settings or ConsumerSettings())
+        self.services = self.config.services
+        self.read_model = self.config.read_model
+        self.command = command_bundle(self.config)
+        self.query = query_bundle(self.config)
+        self.saga = saga_bundle(self.config)
+        self.web = web_bundle(self.config)
 
     @property
     def bundles(self) -> list[Bundle]:

@@ -1,0 +1,151 @@
+"""``evento demo --distributed``: the TodoList as separate OS processes talking over TCP.
+
+The launcher starts ``evento server``, then N replicas each of ``todolist-command``, ``todolist-query`` and
+``todolist-saga`` and one ``todolist-web`` (all with ``evento bundle run``), writes ``DATA_DIR/pids.json`` and
+restarts any child that dies. Each child logs to ``DATA_DIR/logs/<name>.log``. SIGINT/SIGTERM stop the children
+in reverse order (web first, server last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evento.demo.runner import DemoOptions
+
+__all__ = ["run_distributed"]
+
+log = logging.getLogger("evento.demo")
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclass
+class _Child:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
+
+    def readies(self) -> int:
+        return self.log_path.read_text(errors="replace").count("Ready.") if self.log_path.exists() else 0
+
+    async def wait_ready(self, previous: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.readies() <= previous:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT:g}s; see {self.log_path}")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if process.poll() is None:
+            log.warning("%s did not stop within %gs; killing it", self.name, STOP_TIMEOUT)
+            process.kill()
+            process.wait()
+
+
+def _children(options: DemoOptions, replicas: int) -> list[_Child]:
+    data_dir = options.data_dir.resolve()
+    logs = data_dir / "logs"
+    evento = [sys.executable, "-m", "evento.cli", "--log-level", "WARNING"]
+    base_env = {
+        **os.environ,
+        "EVENTO_DATA_DIR": str(data_dir),
+        "EVENTO_SERVICE_DELAY": str(options.service_delay),
+        "EVENTO_HOST": options.host,
+        "EVENTO_TODO_PORT": str(options.todo_port),
+    }
+    bus = f"{options.host}:{options.bus_port}"
+    server = _Child(
+        "server",
+        [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(options.port),
+         "--bus-port", str(options.bus_port), "--server-id", "server"],
+        base_env,
+        logs / "server.log",
+    )  # fmt: skip
+    children = [server]
+    for role in ("command", "query", "saga"):
+        for replica in range(1, replicas + 1):
+            name = f"todolist-{role}-{replica}"
+            env = {**base_env, "EVENTO_REPLICA": str(replica)}
+            command = [*evento, "bundle", "run", f"evento.demo.todolist.deploy:{role}", "--server", bus]
+            children.append(_Child(name, command, env, logs / f"{name}.log"))
+    web_command = [*evento, "bundle", "run", "evento.demo.todolist.deploy:web", "--server", bus]
+    children.append(_Child("todolist-web", web_command, base_env, logs / "todolist-web.log"))
+    return children
+
+
+def _write_pids(path: Path, children: list[_Child]) -> None:
+    pids = {child.name: child.process.pid for child in children if child.process is not None}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(pids, indent=2))
+    temporary.replace(path)  # readers never see a half-written file
+
+
+async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio.Event | None = None) -> None:
+    """Run the distributed TodoList until SIGINT/SIGTERM (or ``stop``), restarting children that die."""
+    if replicas < 1:
+        raise ValueError("--replicas must be at least 1")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    pids_path = options.data_dir / "pids.json"
+    children = _children(options, replicas)
+    try:
+        for child in children:  # the server first: bundles need its bus
+            marks = child.readies()
+            child.start()
+            await child.wait_ready(marks)
+        _write_pids(pids_path, children)
+        print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
+        print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
+        print(f"Bus             {options.host}:{options.bus_port}", flush=True)
+        print(f"Processes       {pids_path.resolve()}", flush=True)
+        print("Ready. Ctrl-C stops.", flush=True)
+        while not stop.is_set():
+            for child in children:
+                assert child.process is not None
+                if child.process.poll() is not None and not stop.is_set():
+                    child.restarts += 1
+                    log.warning("%s exited with %s; restarting it", child.name, child.process.returncode)
+                    print(f"Restarting {child.name} (exit {child.process.returncode})", flush=True)
+                    child.start()
+                    _write_pids(pids_path, children)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+    finally:
+        print("Stopping...", flush=True)
+        for child in reversed(children):
+            await child.stop()
+        print("Stopped.", flush=True)
