@@ -28,8 +28,11 @@ Figures (each beside its baseline, measured in the same run against the same pro
   ``raw_echo_throughput``: echoes/s of query-sized payloads with 64 concurrent requesters, the better of 64
   connections (one request in flight each) and one connection with 64 requests pipelined.
 
-Client and raw-echo client both run in this process's event loop (the default asyncio loop, as the server's).
-Every subprocess is terminated and waited for when the benchmark ends, whether it succeeded or not.
+The details also give p90/p99, the create-list RTT on its own, the request frame sizes seen, and the same
+sequential RTTs with the server in this process (no TCP, same SQLite settings): the difference is what TCP
+and the second process add. Our client and the raw-echo client both run in this process's event loop (the
+default asyncio loop, as the server's). Every subprocess is terminated and waited for when the benchmark ends,
+whether it succeeded, failed or was sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from bench.common import Figure, RunConfig, Stopwatch, best, percentile
 from evento import Bundle
 from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.system import TodoListSystem
+from evento.server import EventoServer, SQLiteEventStore
 from evento.transport.tcp import TcpConnector
 from evento.transport.wire import DEFAULT_MAX_FRAME, Message, Request, encode_frames
 
@@ -426,6 +430,8 @@ class _Results:
     es_threads: list[float] = field(default_factory=list)
     commands_sent: int = 0
     stored_events: int = 0
+    embedded_command_rtt: list[float] = field(default_factory=list)
+    embedded_query_rtt: list[float] = field(default_factory=list)
 
 
 def _request_size(sizes: dict[str, list[int]], kind: str) -> int:
@@ -500,6 +506,28 @@ async def _command_throughput_session(bus: str, directory: Path, counts: _Counts
         results.commands.append(counts.commands / sw.seconds)
 
 
+async def _embedded_rtt(directory: Path, counts: _Counts, results: _Results) -> None:
+    """The same sequential RTTs with the server in this process (no TCP): what the transport adds, by difference."""
+    server = EventoServer(SQLiteEventStore(directory / "events.db"))
+    await server.start()
+    system = TodoListSystem(directory, service_delay=0.0)
+    started: list[Bundle] = []
+    try:
+        for bundle in (system.command, system.query, system.web):
+            await bundle.start(server)
+            started.append(bundle)
+        invoker = system.invoker()
+        identifier = await _projected_list(invoker)
+        await _commands_in_sequence(invoker, max(10, counts.rtt_commands // counts.rtt_blocks), [])
+        await _commands_in_sequence(invoker, counts.rtt_commands, results.embedded_command_rtt)
+        await _queries_in_sequence(invoker, identifier, max(10, counts.rtt_queries // counts.rtt_blocks), [])
+        await _queries_in_sequence(invoker, identifier, counts.rtt_queries, results.embedded_query_rtt)
+    finally:
+        for bundle in reversed(started):
+            await bundle.stop()
+        await server.stop()
+
+
 # --- the figures ----------------------------------------------------------------------------------------------------
 
 
@@ -515,13 +543,31 @@ def _counts(quick: bool) -> _Counts:
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the child processes run, SIGTERM to the bench unwinds it (so the children are stopped too)."""
+
+    def raise_exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list[Figure]:
     counts = _counts(config.quick)
     results = _Results()
     server_dir = config.scratch("tcp-server")
     bundles_dir = config.scratch("tcp-bundles")
     queries_wanted = figures & {"tcp_query_rtt_p50_us", "tcp_query_throughput"}
-    with _echo_server(config.scratch("tcp-echo")) as echo_port, _evento_server(server_dir) as bus:
+    with (
+        _sigterm_raises(),
+        _echo_server(config.scratch("tcp-echo")) as echo_port,
+        _evento_server(server_dir) as bus,
+    ):
         if queries_wanted:
             asyncio.run(_query_session(bus, bundles_dir / "q", echo_port, counts, results, figures))
         if "tcp_command_rtt_p50_us" in figures:
@@ -539,6 +585,8 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
                     )
                 )
         results.stored_events = _stored_events(server_dir / "events.db")
+    if figures & {"tcp_command_rtt_p50_us", "tcp_query_rtt_p50_us"}:
+        asyncio.run(_embedded_rtt(config.scratch("tcp-embedded"), counts, results))
     if results.stored_events != results.commands_sent:
         raise AssertionError(f"{results.stored_events} events stored for {results.commands_sent} commands sent")
     return _figures(config, counts, results)
@@ -561,6 +609,7 @@ def _figures(config: RunConfig, counts: _Counts, results: _Results) -> list[Figu
         details["command_rtt"] = _rtt_summary(results.command_rtt)
         details["command_rtt_create_list"] = _rtt_summary(results.command_create_rtt)
         details["command_echo_rtt"] = _rtt_summary(results.command_echo_rtt)
+        details["command_rtt_embedded_no_tcp"] = _rtt_summary(results.embedded_command_rtt)
         out.append(
             Figure.compare(
                 "tcp_command_rtt_p50_us",
@@ -573,6 +622,7 @@ def _figures(config: RunConfig, counts: _Counts, results: _Results) -> list[Figu
     if results.query_rtt:
         details["query_rtt"] = _rtt_summary(results.query_rtt)
         details["query_echo_rtt"] = _rtt_summary(results.query_echo_rtt)
+        details["query_rtt_embedded_no_tcp"] = _rtt_summary(results.embedded_query_rtt)
         out.append(
             Figure.compare(
                 "tcp_query_rtt_p50_us",

@@ -38,14 +38,15 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture
-async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+async def start_server_process(directory: Path, *extra: str) -> ServerProcess:
+    """An `evento server` process on free ports, its output in DIRECTORY/server.log, once it printed Ready."""
+    directory.mkdir(parents=True, exist_ok=True)
     port, bus_port = free_port(), free_port()
-    log = tmp_path / "server.log"
+    log = directory / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(tmp_path),
-             "--port", str(port), "--bus-port", str(bus_port), "--auth-token", TOKEN],
+            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(directory),
+             "--port", str(port), "--bus-port", str(bus_port), *extra],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = ServerProcess(process, f"127.0.0.1:{bus_port}", f"http://127.0.0.1:{port}", log)
@@ -56,10 +57,20 @@ async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         return "Ready." in running.output()
 
     await wait_until(ready, 30, what="server Ready.")
+    return running
+
+
+def stop_server_process(running: ServerProcess) -> None:
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=15)
+
+
+@pytest.fixture
+async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    running = await start_server_process(tmp_path, "--auth-token", TOKEN)
     yield running
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+    stop_server_process(running)
 
 
 def connector(server: ServerProcess, token: str = TOKEN) -> TcpConnector:
@@ -245,3 +256,77 @@ async def _no_requests(request: object) -> object:
 
 async def _no_notifications(notification: object) -> None:
     return None
+
+
+async def test_a_bundle_given_several_servers_joins_all_and_fails_over(tmp_path: Path) -> None:
+    """Each server routes to the aggregate it knows; when one server stops, requests go to the other."""
+    first, second = await asyncio.gather(*(start_server_process(tmp_path / name) for name in ("one", "two")))
+    accounts = Bundle("accounts", components=[Account])
+    both = TcpConnector([first.bus, second.bus], base_backoff=0.05, max_backoff=0.2)
+    client = Bundle("client", components=[_Echo])
+    await accounts.start(both)
+    await client.start(TcpConnector(second.bus))
+    try:
+        assert (await health(first))["nodes"] == 1 and (await health(second))["nodes"] == 2
+        # A caller on the second server reaches the aggregate through it.
+        commands, _ = client.gateways(None)
+        assert (await commands.send(OpenAccount(account="M"))).account == "M"
+        # The bundle's own requests fail over when the first server goes away.
+        stop_server_process(first)
+        own, _ = accounts.gateways(None)
+        for n in range(3):
+            assert (await own.send(Deposit(account="M", amount=1), timeout=10)).balance == n + 1
+    finally:
+        await client.stop()
+        await accounts.stop()
+        stop_server_process(second)
+
+
+async def test_a_silent_peer_is_disconnected_by_the_heartbeat(tmp_path: Path) -> None:
+    """A connection that stops sending anything (not even pongs) is closed after the idle timeout."""
+    from evento.server import EventoServer, SQLiteEventStore
+    from evento.transport.tcp import BusServer
+
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    bus = BusServer(server, "127.0.0.1", 0, ping_interval=0.1, idle_timeout=0.5)
+    await bus.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bus.port)
+        silent = Connection(reader, writer, name="silent")
+        await silent.send(Hello(PROTOCOL_VERSION, "silent", 1, "silent-1"))
+        assert isinstance(await silent.receive(), Welcome)
+        await wait_until(lambda: len(server.registry.nodes) == 1, 5, what="silent peer attached")
+        # Never answer the pings: the server must give up on us.
+        await wait_until(lambda: len(server.registry.nodes) == 0, 5, what="silent peer dropped")
+        writer.close()
+    finally:
+        await bus.stop()
+        await server.stop()
+
+
+async def test_tls_between_bundle_and_server(tmp_path: Path) -> None:
+    """With a certificate the bus speaks TLS; a bundle trusting that certificate works as over plain TCP."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a throwaway certificate")  # every machine of ours has it
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    running = await start_server_process(tmp_path / "tls", "--tls-cert", str(cert), "--tls-key", str(key))
+    trust = ssl.create_default_context(cafile=str(cert))
+    accounts = Bundle("accounts", components=[Account])
+    await accounts.start(TcpConnector(running.bus, ssl_context=trust))
+    try:
+        commands, _ = accounts.gateways(None)
+        assert (await commands.send(OpenAccount(account="T"))).account == "T"
+        with pytest.raises((OSError, ConnectionError, TimeoutError)):
+            await Bundle("plain", components=[_Echo]).start(TcpConnector(running.bus, connect_timeout=2))
+    finally:
+        await accounts.stop()
+        stop_server_process(running)

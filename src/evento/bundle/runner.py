@@ -37,8 +37,8 @@ async def run_bundle(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await bundle.start(TcpConnector(servers[0], auth_token=auth_token))
-    print(f"Bundle {bundle.info} connected to {servers[0]}", flush=True)
+    await bundle.start(TcpConnector(list(servers), auth_token=auth_token))
+    print(f"Bundle {bundle.info} connected to {', '.join(servers)}", flush=True)
     print("Ready.", flush=True)
     try:
         await stop.wait()

@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -345,8 +345,9 @@ class BusServer:
 class _TcpLink:
     """A bundle's connection to a server, re-established with backoff whenever it drops."""
 
-    def __init__(self, connector: TcpConnector, endpoint: BundleEndpoint) -> None:
+    def __init__(self, connector: TcpConnector, address: str, endpoint: BundleEndpoint) -> None:
         self._connector = connector
+        self.address = address
         self._endpoint = endpoint
         self._connection: Connection | None = None
         self._connected = asyncio.Event()
@@ -357,10 +358,14 @@ class _TcpLink:
 
     async def open(self) -> None:
         await self._connect_once()
+        self.start_supervising()
+
+    def start_supervising(self) -> None:
+        """Keep the connection up (reconnect with backoff) until closed."""
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def _connect_once(self) -> None:
-        host, port = parse_address(self._connector.address)
+        host, port = parse_address(self.address)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=self._connector.ssl_context), self._connector.connect_timeout
         )
@@ -368,7 +373,7 @@ class _TcpLink:
         connection = Connection(
             reader,
             writer,
-            name=self._connector.address,
+            name=self.address,
             ping_interval=self._connector.ping_interval,
             idle_timeout=self._connector.idle_timeout,
         )
@@ -378,7 +383,7 @@ class _TcpLink:
         answer = await asyncio.wait_for(connection.receive(), self._connector.connect_timeout)
         if isinstance(answer, Reject):
             await connection.close()
-            raise HandshakeRejectedError(f"{self._connector.address} rejected {info}: {answer.code}: {answer.reason}")
+            raise HandshakeRejectedError(f"{self.address} rejected {info}: {answer.code}: {answer.reason}")
         if not isinstance(answer, Welcome):
             await connection.close()
             raise ProtocolError(f"expected Welcome, got {type(answer).__name__}")
@@ -400,17 +405,17 @@ class _TcpLink:
                 self._connection = None
                 if self._closing:
                     return
-                log.warning("lost connection to %s; reconnecting", self._connector.address)
+                log.warning("lost connection to %s; reconnecting", self.address)
                 delay = 0.0
             delay = min(self._connector.max_backoff, max(self._connector.base_backoff, delay * 2))
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             try:
                 await self._connect_once()
-                log.info("reconnected to %s", self._connector.address)
+                log.info("reconnected to %s", self.address)
             except HandshakeRejectedError as exc:
                 log.error("%s", exc)
             except (OSError, TimeoutError, ProtocolError, ConnectionError) as exc:
-                log.debug("reconnect to %s failed: %s", self._connector.address, exc)
+                log.debug("reconnect to %s failed: %s", self.address, exc)
 
     async def _on_request(self, request: Request) -> Response:
         return await _respond(request.correlation_id, self._endpoint.handle_request(request.body))  # type: ignore[arg-type]
@@ -419,29 +424,20 @@ class _TcpLink:
         if isinstance(notification.body, EventsAppended):
             self._endpoint.on_notification(notification.body)
 
-    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
-        deadline = time.monotonic() + timeout
-        correlation_id = uuid.uuid4().hex
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeoutError(f"{type(message).__name__} timed out after {timeout:g}s; outcome unknown")
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._connected.wait()
-            except TimeoutError:
-                raise RequestTimeoutError(f"no connection to {self._connector.address} within {timeout:g}s") from None
-            connection = self._connection
-            assert connection is not None
-            try:
-                body = await connection.request(message, deadline - time.monotonic(), correlation_id)
-                return body  # type: ignore[return-value]
-            except ConnectionLostError:
-                # Resend on the next connection with the same correlation id: the server answers a duplicate from
-                # its dedupe cache, or (after a server restart) finds the event the command already produced.
-                if isinstance(message, SendCommand):
-                    message = msgspec.structs.replace(message, resent=True)
-                continue
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    async def request_once(self, message: ServerRequest, timeout: float, correlation_id: str) -> ServerResponse:
+        """One attempt on the current connection; ConnectionLostError when there is none or it drops."""
+        connection = self._connection
+        if connection is None:
+            raise ConnectionLostError(f"not connected to {self.address}")
+        body = await connection.request(message, timeout, correlation_id)
+        return body  # type: ignore[return-value]
 
     async def register(self, registration: BundleRegistration) -> None:
         self._registration = registration
@@ -464,12 +460,73 @@ class _TcpLink:
                 await self._supervisor
 
 
+class _ServerLinks:
+    """A bundle's links to one or more servers: requests go to a connected one, and move on when it drops.
+
+    A request resent after a lost connection keeps its correlation id (the same server answers it from its dedupe
+    cache) and a command is marked resent (any server finds the event it already produced in the shared store).
+    """
+
+    def __init__(self, links: list[_TcpLink]) -> None:
+        self.links = links
+        self._next = 0
+
+    def _pick(self) -> _TcpLink | None:
+        for offset in range(len(self.links)):
+            link = self.links[(self._next + offset) % len(self.links)]
+            if link.connected:
+                self._next = (self._next + offset + 1) % len(self.links)
+                return link
+        return None
+
+    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
+        deadline = time.monotonic() + timeout
+        correlation_id = uuid.uuid4().hex
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeoutError(f"{type(message).__name__} timed out after {timeout:g}s; outcome unknown")
+            link = self._pick()
+            if link is None:
+                await self._wait_for_any(remaining, timeout)
+                continue
+            try:
+                return await link.request_once(message, remaining, correlation_id)
+            except ConnectionLostError:
+                if isinstance(message, SendCommand):
+                    message = msgspec.structs.replace(message, resent=True)
+
+    async def _wait_for_any(self, remaining: float, timeout: float) -> None:
+        waiters = [asyncio.ensure_future(link.wait_connected()) for link in self.links]
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if not done:
+            addresses = ", ".join(link.address for link in self.links)
+            raise RequestTimeoutError(f"no connection to {addresses} within {timeout:g}s")
+
+    async def register(self, registration: BundleRegistration) -> None:
+        await asyncio.gather(*(link.register(registration) for link in self.links))
+
+    async def set_enabled(self, enabled: bool) -> None:
+        await asyncio.gather(*(link.set_enabled(enabled) for link in self.links))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self.links))
+
+
 class TcpConnector:
-    """Connects bundles to a server's bus over TCP: ``await bundle.start(TcpConnector("127.0.0.1:3030"))``."""
+    """Connects bundles to servers over TCP: ``await bundle.start(TcpConnector("127.0.0.1:3030"))``.
+
+    With several addresses (a cluster) the bundle connects to every server, so each can route to it, and its own
+    requests go to any connected server.
+    """
 
     def __init__(
         self,
-        address: str,
+        addresses: str | Sequence[str],
         *,
         auth_token: str = "",
         ssl_context: ssl.SSLContext | None = None,
@@ -479,15 +536,27 @@ class TcpConnector:
         ping_interval: float = 15.0,
         idle_timeout: float = 45.0,
     ) -> None:
-        parse_address(address)
-        self.address = address
+        self.addresses = [addresses] if isinstance(addresses, str) else list(addresses)
+        if not self.addresses:
+            raise ValueError("a connector needs at least one server address")
+        for address in self.addresses:
+            parse_address(address)
         self.auth_token = auth_token
         self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
         self.base_backoff, self.max_backoff = base_backoff, max_backoff
         self.ping_interval, self.idle_timeout = ping_interval, idle_timeout
 
-    async def connect(self, endpoint: BundleEndpoint) -> _TcpLink:
-        link = _TcpLink(self, endpoint)
-        await link.open()
-        return link
+    async def connect(self, endpoint: BundleEndpoint) -> _ServerLinks:
+        links = [_TcpLink(self, address, endpoint) for address in self.addresses]
+        opened = await asyncio.gather(*(link.open() for link in links), return_exceptions=True)
+        failures = [result for result in opened if isinstance(result, BaseException)]
+        rejected = [f for f in failures if isinstance(f, HandshakeRejectedError)]
+        if rejected or len(failures) == len(links):
+            await asyncio.gather(*(link.close() for link in links))
+            raise (rejected or failures)[0]
+        for link, result in zip(links, opened, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("%s unreachable at start (%s); will keep trying", link.address, result)
+                link.start_supervising()
+        return _ServerLinks(links)
