@@ -329,6 +329,8 @@ class BusServer:
         def run() -> Awaitable[Response]:
             return _respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
 
+        if not isinstance(body, SendCommand):
+            return await run()  # queries and fetches are safe to repeat; caching their (large) answers is not
         return await asyncio.shield(self._dedupe.get_or_start(request.correlation_id, run))
 
     async def _on_notify(self, node: Node, notification: Notification) -> None:
