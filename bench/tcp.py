@@ -13,9 +13,10 @@ Figures (each beside its baseline, measured in the same run against the same pro
 
 * ``tcp_command_rtt_p50_us``: one caller, sequential TodoList commands through the invoker (create a list, add
   four todos, repeat); p50 of the round trip in µs. It includes the server's fsync'd SQLite commit of the event
-  (about a millisecond of this machine's disk on its own; see ``eventsourcing_save_sqlite``), which the echo has
-  not. Baseline ``raw_echo_rtt_p50_us``: sequential echoes of a payload as long as our command request frame
-  (measured from the frames the web bundle actually sends). Samples alternate in blocks between the two.
+  (one ``eventsourcing_save_sqlite`` takes 0.6-0.8 ms on this machine) and the whole embedded command path
+  (see ``command_rtt_embedded_no_tcp`` in the details), which the echo has not. Baseline
+  ``raw_echo_rtt_p50_us``: sequential echoes of a payload as long as our command request frame (measured from
+  the frames the web bundle actually sends). Samples alternate in blocks between the two.
   ratio = ours / raw (issue target ≤ 6).
 * ``tcp_query_rtt_p50_us``: the same for ``TodoListViewFindByIdentifierQuery`` on an existing, projected list
   (a read from the projection's SQLite file, no fsync), against echoes as long as our query request frame.

@@ -104,12 +104,15 @@ class CommandBroker:
         self.locks = LockManager()
 
     async def command(self, command: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
-        kind, _ = self.registry.route(command.payload_name)  # fail fast when nobody handles it
+        if not resent:
+            self.registry.route(command.payload_name)  # fail fast when nobody handles it
         async with self.locks.hold(command.lock_id):
             if resent:
                 stored = await self.store.find_by_command(command.message_id)
                 if stored is not None:
-                    return CommandResult(stored)  # it ran before the caller lost its connection: not again
+                    # It ran before the caller lost its connection: answer it, even if no handler is back yet.
+                    return CommandResult(stored)
+            kind, _ = self.registry.route(command.payload_name)
             if kind is HandlerKind.AGGREGATE_COMMAND:
                 return CommandResult(await self._aggregate_command(command, timeout))
             return CommandResult(await self._service_command(command, timeout))

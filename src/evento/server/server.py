@@ -128,4 +128,6 @@ class EventoServer:
     def _on_append(self, head: int) -> None:
         notification = EventsAppended(head)
         for node in self.registry.nodes:
-            node.peer.notify(notification)
+            # Only bundles that consume events care; the others would get a frame per commit for nothing.
+            if node.registration is not None and node.registration.consumers:
+                node.peer.notify(notification)

@@ -15,7 +15,6 @@ import logging
 import random
 import ssl
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from evento.messages import (
     SendCommand,
     ServerRequest,
     ServerResponse,
+    new_message_id,
 )
 from evento.server.registry import Node
 from evento.server.server import EventoServer
@@ -59,6 +59,8 @@ from evento.transport.wire import (
 __all__ = ["BusServer", "ConnectionLostError", "HandshakeRejectedError", "TcpConnector", "parse_address"]
 
 log = logging.getLogger(__name__)
+
+_HIGH_WATER = 1024 * 1024  # bytes buffered before a sender waits for the socket
 
 
 class HandshakeRejectedError(EventoError):
@@ -92,7 +94,8 @@ class Connection:
         self._decoder = FrameDecoder(max_frame)
         self._max_frame = max_frame
         self._inbox: list[Message] = []
-        self._write_lock = asyncio.Lock()
+        self._drain_lock = asyncio.Lock()
+        self._last_read = time.monotonic()
         self.pending: dict[str, asyncio.Future[Response]] = {}
         self.max_in_flight = max_in_flight
         self.ping_interval = ping_interval
@@ -100,15 +103,19 @@ class Connection:
         self.closed = asyncio.Event()
 
     async def send(self, message: Message) -> None:
-        async with self._write_lock:
-            for frame in encode_frames(message, self._max_frame):
-                self._writer.write(frame)
-            await self._writer.drain()
+        # The frames of one message are written without an await between them, so messages never interleave;
+        # waiting for the buffer to drain only under back-pressure saves a loop pass per message.
+        for frame in encode_frames(message, self._max_frame):
+            self._writer.write(frame)
+        if self._writer.transport.get_write_buffer_size() > _HIGH_WATER:
+            async with self._drain_lock:
+                await self._writer.drain()
 
     async def receive(self) -> Message:
         """The next message (raises ProtocolError, ConnectionLostError on EOF, TimeoutError when idle too long)."""
         while not self._inbox:
-            data = await asyncio.wait_for(self._reader.read(65536), self.idle_timeout)
+            data = await self._reader.read(65536)
+            self._last_read = time.monotonic()
             if not data:
                 raise ConnectionLostError(f"{self.name}: connection closed by peer")
             self._inbox.extend(self._decoder.feed(data))
@@ -117,11 +124,14 @@ class Connection:
     async def request(self, body: RequestBody, timeout: float, correlation_id: str | None = None) -> ResponseBody:
         if self.max_in_flight and len(self.pending) >= self.max_in_flight:
             raise TooManyPendingRequestsError(f"{len(self.pending)} requests in flight to {self.name}; nothing sent")
-        correlation_id = correlation_id or uuid.uuid4().hex
+        correlation_id = correlation_id or new_message_id()
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.pending[correlation_id] = future
         try:
-            await self.send(Request(correlation_id, body, max(1, int(timeout * 1000))))
+            try:
+                await self.send(Request(correlation_id, body, max(1, int(timeout * 1000))))
+            except (ConnectionError, RuntimeError) as exc:  # the peer is gone and the reader has not noticed yet
+                raise ConnectionLostError(f"connection to {self.name} lost: {exc}") from exc
             async with asyncio.timeout(timeout):
                 response = await future
         except TimeoutError:
@@ -130,6 +140,8 @@ class Connection:
             ) from None
         finally:
             self.pending.pop(correlation_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # run() may have failed it while our send failed: mark it seen
         if response.failure is not None:
             raise response.failure.to_exception()
         assert response.body is not None
@@ -175,12 +187,23 @@ class Connection:
             await self.send(response)
 
     async def _ping(self) -> None:
+        """Ping the peer when we have been quiet, and close the connection when the peer has been silent too long
+        (one timer per connection rather than one per read)."""
         sequence = 0
+        interval = min(self.ping_interval, self.idle_timeout / 3)
+        last_ping = time.monotonic()
         while True:
-            await asyncio.sleep(self.ping_interval)
-            sequence += 1
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.send(Ping(sequence))
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if now - self._last_read > self.idle_timeout:
+                log.warning("%s silent for %.1fs; closing the connection", self.name, now - self._last_read)
+                await self.close()
+                return
+            if now - last_ping >= self.ping_interval:
+                last_ping = now
+                sequence += 1
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.send(Ping(sequence))
 
     async def close(self) -> None:
         if self.closed.is_set():
@@ -483,7 +506,7 @@ class _ServerLinks:
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
         deadline = time.monotonic() + timeout
-        correlation_id = uuid.uuid4().hex
+        correlation_id = new_message_id()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
