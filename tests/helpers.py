@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore, SQLiteConsumerStateStore
 from evento.server import EventoServer, SQLiteEventStore
@@ -52,3 +53,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def scan_lists(client: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every todo list the TodoList search endpoint shows, page after page (15 per page)."""
+    items: list[dict[str, Any]] = []
+    page = 0
+    while True:
+        response = await client.get("/todo-list/", params={"nameLike": "", "page": page}, headers=headers)
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        items.extend(found)
+        if len(found) < 15:
+            return items
+        page += 1

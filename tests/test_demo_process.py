@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
+from tests.helpers import free_port, scan_lists
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +47,6 @@ async def wait_until(predicate: Callable[[], Awaitable[T | None]], timeout: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s (last value {last!r})")
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -224,20 +218,6 @@ async def _burst(demo: Demo, stop: asyncio.Event, burst: Burst) -> None:
     await asyncio.gather(*(client_loop(n) for n in range(BURST_CLIENTS)))
 
 
-async def _scan(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """Every list the search endpoint shows, page after page."""
-    items: list[dict[str, Any]] = []
-    page = 0
-    while True:
-        response = await client.get("/todo-list/", params={"nameLike": "", "page": page}, headers=AUTH)
-        assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
-        items.extend(found)
-        if len(found) < 15:
-            return items
-        page += 1
-
-
 def _created_events(events_db: Path) -> dict[str, int]:
     """How many TodoListCreatedEvent the event store holds per list (a read-only look at the demo's SQLite file)."""
     with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True)) as conn:
@@ -276,11 +256,11 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_list(demos: Callable[
         # Nothing writes any more, so the stored lists are fixed; the projector catches up with them after the
         # restart. (After a kill -9 it first waits for the dead process's consumer lease to expire.)
         async def caught_up() -> list[dict[str, Any]] | None:
-            listed = await _scan(client)
+            listed = await scan_lists(client, AUTH)
             return listed if {i["identifier"] for i in listed} == set(_created_events(events_db)) else None
 
         await wait_until(caught_up, CATCH_UP_DEADLINE, "the search to show every stored list")
-        listed = await _scan(client)  # a scan of the caught-up read model (no row moves between its pages)
+        listed = await scan_lists(client, AUTH)  # a scan of the caught-up read model (no row moves between its pages)
         stored = _created_events(events_db)
         identifiers = [item["identifier"] for item in listed]
         assert len(identifiers) == len(set(identifiers)), "a list shows twice in the search results"

@@ -36,7 +36,7 @@ from evento.demo.todolist.system import TodoListSystem
 from evento.messages import CommandMessage, CommandResult
 from evento.server import EventoServer, SQLiteEventStore
 from evento.transport.tcp import BusServer, TcpConnector
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, scan_lists, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -243,20 +243,6 @@ async def create_list(client: httpx.AsyncClient, name: str) -> str:
     return identifier
 
 
-async def scan(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """Every list the search endpoint shows, page after page."""
-    items: list[dict[str, Any]] = []
-    page = 0
-    while True:
-        response = await client.get("/todo-list/", params={"nameLike": "", "page": page}, headers=AUTH)
-        assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
-        items.extend(found)
-        if len(found) < 15:
-            return items
-        page += 1
-
-
 def created_events(events_db: Path) -> dict[str, list[str]]:
     """The names of every TodoListCreatedEvent per list in the event store (read-only, while the server writes)."""
     with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True, timeout=10.0)) as conn:
@@ -455,7 +441,7 @@ async def test_the_http_contract_holds_when_distributed(launch: Callable[[int], 
         assert len(others) == 16
 
         async def all_listed() -> bool:
-            return len(await scan(client)) == 17
+            return len(await scan_lists(client, AUTH)) == 17
 
         await launcher.wait(all_listed, DEADLINE, "the search to show all 17 lists")
         pages = [(await client.get("/todo-list/", params={"page": p}, headers=AUTH)).json() for p in range(3)]
@@ -528,10 +514,10 @@ async def test_kill_9_of_a_query_replica_keeps_the_read_side_going(
         stored = assert_stored_once(launcher, {**first, **after})
 
         async def caught_up() -> bool:
-            return {item["identifier"] for item in await scan(client)} == set(stored)
+            return {item["identifier"] for item in await scan_lists(client, AUTH)} == set(stored)
 
         await launcher.wait(caught_up, DEADLINE, "the search to show every stored list")
-        identifiers = [item["identifier"] for item in await scan(client)]
+        identifiers = [item["identifier"] for item in await scan_lists(client, AUTH)]
         assert len(identifiers) == len(set(identifiers)), "a list shows twice in the search results"
         assert set(identifiers) == set(stored) == set(first) | set(after)
 
