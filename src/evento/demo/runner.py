@@ -13,8 +13,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
-
 from evento import ConsumerSettings
 from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import create_app
@@ -51,19 +49,11 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     bus = BusServer(server, options.host, options.bus_port)  # lets bundle processes join the embedded system
     await bus.start()
     https = [
-        EmbeddedUvicorn(uvicorn.Config(create_server_app(server), options.host, options.port, log_level="warning")),
-        EmbeddedUvicorn(
-            uvicorn.Config(create_app(system.invoker()), options.host, options.todo_port, log_level="warning")
-        ),
+        EmbeddedUvicorn(create_server_app(server), options.host, options.port),
+        EmbeddedUvicorn(create_app(system.invoker()), options.host, options.todo_port),
     ]
-    tasks = [asyncio.create_task(h.serve()) for h in https]
-    while not all(h.started for h in https):
-        if any(t.done() for t in tasks):
-            break
-        await asyncio.sleep(0.01)
-    for task in tasks:
-        if task.done() and task.exception() is not None:
-            raise RuntimeError(f"an HTTP server failed to start: {task.exception()}")
+    for http in https:
+        await http.start()
     print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
     print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
     print(f"Bus             {options.host}:{bus.port}", flush=True)
@@ -73,9 +63,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
         await stop.wait()
     finally:
         print("Stopping...", flush=True)
-        for h in https:
-            h.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for http in https:
+            await http.stop()
         await system.stop()
         await bus.stop()
         await server.stop()

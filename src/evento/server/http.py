@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -29,8 +31,28 @@ def create_server_app(server: EventoServer) -> FastAPI:
 
 
 class EmbeddedUvicorn(uvicorn.Server):
-    """A uvicorn server that runs as one task among others: the process owner handles the signals."""
+    """A uvicorn server that runs as one task among others: the process owner handles the signals.
+
+    ``await http.start()`` returns once it listens (or raises why it could not); ``await http.stop()`` ends it.
+    """
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        super().__init__(uvicorn.Config(app, host, port, log_level="warning"))
+        self._serving: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def start(self) -> None:
+        self._serving = asyncio.create_task(self.serve())
+        while not self.started:
+            if self._serving.done():
+                self._serving.result()  # raises the startup error, if any
+                raise RuntimeError(f"HTTP server on {self.config.host}:{self.config.port} stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.should_exit = True
+        if self._serving is not None:
+            await asyncio.gather(self._serving, return_exceptions=True)

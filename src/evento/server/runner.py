@@ -9,8 +9,6 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
-
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
 from evento.server.sqlite_store import SQLiteEventStore
@@ -70,19 +68,14 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
         ssl_context=tls_context(options.tls_cert, options.tls_key),
     )
     await bus.start()
-    http = EmbeddedUvicorn(uvicorn.Config(create_server_app(server), options.host, options.port, log_level="warning"))
-    serving = asyncio.create_task(http.serve())
+    http = EmbeddedUvicorn(create_server_app(server), options.host, options.port)
     try:
-        while not http.started and not serving.done():
-            await asyncio.sleep(0.01)
-        if serving.done():
-            serving.result()
+        await http.start()
         print(f"Evento server {server.server_id}: bus {options.host}:{bus.port}, http {options.host}:{options.port}")
         print("Ready.", flush=True)
         await stop.wait()
     finally:
-        http.should_exit = True
-        await asyncio.gather(serving, return_exceptions=True)
+        await http.stop()
         await bus.stop()
         await server.stop()
         print("Stopped.", flush=True)

@@ -164,15 +164,7 @@ class SQLiteEventStore(EventStore):
         return await self._on_reader(lambda conn: _load_story(conn, aggregate_id, use_snapshot))
 
     async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
-        def query(conn: sqlite3.Connection) -> list[StoredEvent]:
-            rows = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
-                " ORDER BY aggregate_version",
-                (aggregate_id, version),
-            ).fetchall()
-            return [_row_to_event(row) for row in rows]
-
-        return await self._on_reader(query)
+        return await self._on_reader(lambda conn: _events_after(conn, aggregate_id, version))
 
     async def find_by_command(self, command_id: str) -> StoredEvent | None:
         def query(conn: sqlite3.Connection) -> StoredEvent | None:
@@ -316,10 +308,14 @@ def _load_story(conn: sqlite3.Connection, aggregate_id: str, use_snapshot: bool)
         ).fetchone()
         if row is not None:
             story.snapshot, story.snapshot_version = row[0], row[1]
+    story.events = _events_after(conn, aggregate_id, story.snapshot_version)
+    return story
+
+
+def _events_after(conn: sqlite3.Connection, aggregate_id: str, version: int) -> list[StoredEvent]:
     rows = conn.execute(
         f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
         " ORDER BY aggregate_version",
-        (aggregate_id, story.snapshot_version),
+        (aggregate_id, version),
     ).fetchall()
-    story.events = [_row_to_event(row) for row in rows]
-    return story
+    return [_row_to_event(row) for row in rows]

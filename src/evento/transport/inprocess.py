@@ -29,21 +29,14 @@ async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str,
     outcome is indeterminate, exactly as when a TCP caller gives up. Without it (the server waiting on a bundle)
     the work is cancelled at the deadline: the server has already given up and will store nothing from it.
     """
-    if not detach:
-        try:
-            async with asyncio.timeout(timeout):
-                return await awaitable
-        except TimeoutError:
-            raise RequestTimeoutError(f"{what} timed out after {timeout:g}s; its outcome is unknown") from None
-        except Exception as exc:
-            raise Failure.from_exception(exc).to_exception() from None
-    task = asyncio.ensure_future(awaitable)
+    task = asyncio.ensure_future(awaitable) if detach else None
     try:
         async with asyncio.timeout(timeout):
-            return await asyncio.shield(task)
+            return await (asyncio.shield(task) if task is not None else awaitable)
     except TimeoutError:
-        # The work goes on; when it ends, its outcome is consumed so asyncio does not report it as lost.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if task is not None:
+            # The work goes on; when it ends, its outcome is consumed so asyncio does not report it as lost.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise RequestTimeoutError(f"{what} timed out after {timeout:g}s; its outcome is unknown") from None
     except Exception as exc:
         # The same translation the wire does: the caller sees the error class again, rebuilt from its name.

@@ -12,12 +12,9 @@ stable instance id), ``EVENTO_SERVICE_DELAY`` (simulated ERP/notification latenc
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from evento import Bundle, ConsumerSettings
 from evento.demo.todolist import system
@@ -57,18 +54,11 @@ class _WebBundle(Bundle):
 
     async def start(self, server: Any) -> None:
         await super().start(server)
-        config = uvicorn.Config(create_app(self.invoker(TodoListInvoker)), self.host, self.port, log_level="warning")
-        self._http = EmbeddedUvicorn(config)
-        self._serving = asyncio.create_task(self._http.serve())
-        while not self._http.started:
-            if self._serving.done():
-                self._serving.result()
-                raise RuntimeError("the TodoList HTTP API stopped while starting")
-            await asyncio.sleep(0.01)
+        self._http = EmbeddedUvicorn(create_app(self.invoker(TodoListInvoker)), self.host, self.port)
+        await self._http.start()
 
     async def stop(self) -> None:
-        self._http.should_exit = True
-        await asyncio.gather(self._serving, return_exceptions=True)
+        await self._http.stop()
         await super().stop()
 
 
