@@ -1,0 +1,93 @@
+"""Throwaway PostgreSQL and MariaDB databases for tests, one per test.
+
+The servers are the machine's own (127.0.0.1, trust auth for PostgreSQL, root without password for MariaDB);
+``EVENTO_TEST_POSTGRES`` / ``EVENTO_TEST_MYSQL`` point elsewhere. Under ``CI=true`` an unreachable server fails the
+test: CI must exercise every backend. Elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("EVENTO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN_URL = os.environ.get("EVENTO_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: database tests must run)")
+    pytest.skip(message)
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database; yield its URL; drop it (closing what is still connected)."""
+    import psycopg
+
+    name = f"evento_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _unavailable("PostgreSQL", exc)
+        raise
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _with_database(POSTGRES_ADMIN_URL, name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def mysql_database() -> Iterator[str]:
+    """Create an empty MariaDB/MySQL database; yield its URL; drop it."""
+    import pymysql
+
+    parts = urlsplit(MYSQL_ADMIN_URL)
+    name = f"evento_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = pymysql.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            autocommit=True,
+            connect_timeout=5,
+        )
+    except pymysql.MySQLError as exc:
+        _unavailable("MariaDB/MySQL", exc)
+        raise
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}`")
+        try:
+            yield _with_database(MYSQL_ADMIN_URL, name)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    with mysql_database() as url:
+        yield url
