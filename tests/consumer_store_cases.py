@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -407,6 +408,130 @@ async def test_release_then_reclaim(consumer_store: ConsumerStateStore) -> None:
 async def test_concurrent_claims_only_one_wins(consumer_store: ConsumerStateStore) -> None:
     results = await asyncio.gather(*(consumer_store.try_claim("observer", 7) for _ in range(20)))
     assert results.count(True) == 1
+
+
+# --- exactly-once projections: commit_with --------------------------------------------------------------------
+
+
+def _placeholder(store: ConsumerStateStore) -> str:
+    return "?" if store.dialect == "sqlite" else "%s"
+
+
+def _transactional(store: ConsumerStateStore) -> None:
+    if not store.supports_transactions:
+        pytest.skip(f"the {store.dialect} backend has no transaction to share with a read model")
+
+
+async def _create_read_model(store: ConsumerStateStore, consumer_id: str) -> Checkpoint:
+    """Create the read model's table in a commit_with of its own (MySQL commits DDL implicitly)."""
+
+    def create(conn: Any) -> None:
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE IF NOT EXISTS todo_view (id VARCHAR(64) PRIMARY KEY, title TEXT NOT NULL)")
+        cursor.close()
+
+    _, checkpoint = await store.commit_with(consumer_id, 0, 0, create)
+    return checkpoint
+
+
+def _insert_todo(store: ConsumerStateStore, todo_id: str, title: str) -> Callable[[Any], int]:
+    sql = f"INSERT INTO todo_view (id, title) VALUES ({_placeholder(store)}, {_placeholder(store)})"
+
+    def insert(conn: Any) -> int:
+        cursor = conn.cursor()
+        cursor.execute(sql, (todo_id, title))
+        count = int(cursor.rowcount)
+        cursor.close()
+        return count
+
+    return insert
+
+
+def _read_todos(conn: Any) -> list[tuple[str, str]]:
+    cursor = conn.cursor()
+    cursor.execute("SELECT id, title FROM todo_view ORDER BY id")
+    rows = [(str(row[0]), str(row[1])) for row in cursor.fetchall()]
+    cursor.close()
+    return rows
+
+
+async def test_commit_with_writes_read_model_and_checkpoint(consumer_store: ConsumerStateStore) -> None:
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    assert created == Checkpoint(0, 1)
+
+    inserted, checkpoint = await consumer_store.commit_with(
+        "projector", 5, created.version, _insert_todo(consumer_store, "t1", "buy milk")
+    )
+    assert (inserted, checkpoint) == (1, Checkpoint(5, created.version + 1))
+    assert await consumer_store.read_checkpoint("projector") == checkpoint
+    rows, after = await consumer_store.commit_with("projector", 6, checkpoint.version, _read_todos)
+    assert rows == [("t1", "buy milk")]
+    assert after == Checkpoint(6, checkpoint.version + 1)
+
+
+async def test_commit_with_clears_error_state(consumer_store: ConsumerStateStore) -> None:
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    await consumer_store.record_error("projector", "boom")
+    await consumer_store.commit_with("projector", 1, created.version, _insert_todo(consumer_store, "t1", "a"))
+    assert await consumer_store.error_state("projector") == NO_ERROR
+
+
+async def test_commit_with_stale_version_writes_nothing(consumer_store: ConsumerStateStore) -> None:
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    with pytest.raises(ConcurrentCheckpointError):
+        await consumer_store.commit_with("projector", 7, created.version - 1, _insert_todo(consumer_store, "t1", "a"))
+    assert await consumer_store.read_checkpoint("projector") == created
+    rows, _ = await consumer_store.commit_with("projector", 1, created.version, _read_todos)
+    assert rows == []
+
+
+async def test_commit_with_failing_work_rolls_back(consumer_store: ConsumerStateStore) -> None:
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    insert = _insert_todo(consumer_store, "t1", "a")
+
+    def insert_then_fail(conn: Any) -> None:
+        insert(conn)
+        raise RuntimeError("read model update failed")
+
+    with pytest.raises(RuntimeError, match="read model update failed"):
+        await consumer_store.commit_with("projector", 3, created.version, insert_then_fail)
+    assert await consumer_store.read_checkpoint("projector") == created
+    rows, _ = await consumer_store.commit_with("projector", 3, created.version, _read_todos)
+    assert rows == []
+    # The store stays usable after the rollback: the same commit succeeds once work does.
+    assert await consumer_store.commit_with("projector", 4, created.version + 1, insert) == (
+        1,
+        Checkpoint(4, created.version + 2),
+    )
+
+
+async def test_concurrent_commit_with_only_one_wins(consumer_store: ConsumerStateStore) -> None:
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    results = await asyncio.gather(
+        *(
+            consumer_store.commit_with("projector", n, created.version, _insert_todo(consumer_store, f"t{n}", "x"))
+            for n in range(1, 11)
+        ),
+        return_exceptions=True,
+    )
+    winners = [result for result in results if isinstance(result, tuple)]
+    losers = [result for result in results if isinstance(result, ConcurrentCheckpointError)]
+    assert (len(winners), len(losers)) == (1, 9), results
+    rows, _ = await consumer_store.commit_with("projector", 99, created.version + 1, _read_todos)
+    assert len(rows) == 1
+
+
+async def test_commit_with_unsupported_raises(consumer_store: ConsumerStateStore) -> None:
+    if consumer_store.supports_transactions:
+        pytest.skip(f"the {consumer_store.dialect} backend supports commit_with")
+    with pytest.raises(NotImplementedError):
+        await consumer_store.commit_with("projector", 1, 0, lambda conn: None)
+    assert await consumer_store.read_checkpoint("projector") is None
 
 
 # --- durability ---------------------------------------------------------------------------------------------

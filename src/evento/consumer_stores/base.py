@@ -7,7 +7,9 @@ Methods are coroutines; SQL backends run their blocking drivers off the event lo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -51,6 +53,8 @@ class SagaInstance:
     state: bytes
 
 
+T = TypeVar("T")
+
 _event_encoder = msgspec.msgpack.Encoder()
 _event_decoder = msgspec.msgpack.Decoder(StoredEvent)
 
@@ -65,6 +69,11 @@ def decode_event(data: bytes) -> StoredEvent:
 
 class ConsumerStateStore(ABC):
     """Where projectors, sagas and observers keep their progress and state."""
+
+    #: Which SQL the connection handed to :meth:`commit_with` speaks: "memory", "sqlite", "postgresql" or "mysql".
+    dialect: ClassVar[str]
+    #: Whether :meth:`commit_with` is available (a store backed by a transactional database).
+    supports_transactions: ClassVar[bool] = False
 
     async def start(self) -> None:
         """Open connections and apply migrations."""
@@ -88,6 +97,23 @@ class ConsumerStateStore(ABC):
 
         Raises :class:`~evento.errors.ConcurrentCheckpointError` otherwise.
         """
+
+    async def commit_with(
+        self, consumer_id: str, sequence_number: int, expected_version: int, work: Callable[[Any], T]
+    ) -> tuple[T, Checkpoint]:
+        """Run ``work(conn)`` and advance the checkpoint in ONE database transaction: exactly-once projections.
+
+        ``conn`` is the store's own DB-API connection (of the store's driver, see :attr:`dialect`) with the
+        transaction open; ``work`` runs on the store's worker thread, may create and write its own tables, and
+        must not commit or roll back. The checkpoint is checked first, so on a stale version ``work`` does not
+        run, nothing is written and :class:`~evento.errors.ConcurrentCheckpointError` is raised. If ``work``
+        raises, everything rolls back, the checkpoint is unchanged and the error propagates as raised.
+
+        On MySQL/MariaDB a DDL statement (``CREATE TABLE``) commits implicitly: create read-model tables in a
+        call of their own (or before the consumer starts), not in the same call as writes that must roll back.
+        Stores without transactions (``supports_transactions`` false) raise :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"the {self.dialect} consumer state store has no transactions to share")
 
     @abstractmethod
     async def reset(self, consumer_id: str) -> None:

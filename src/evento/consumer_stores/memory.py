@@ -20,6 +20,8 @@ class MemoryConsumerStateStore(ConsumerStateStore):
     optimistic checkpoint version and the lock lease behave as in the SQL backends with no locking of our own.
     """
 
+    dialect = "memory"
+
     def __init__(self) -> None:
         self._checkpoints: dict[str, Checkpoint] = {}
         # consumer_id -> (owner, expiry on the monotonic clock): wall-clock jumps must not break a lease.

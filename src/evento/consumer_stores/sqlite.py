@@ -112,6 +112,30 @@ def _checkpoint_row(conn: sqlite3.Connection, consumer_id: str) -> Checkpoint | 
     return None if row is None else Checkpoint(row[0], row[1])
 
 
+def _advance(conn: sqlite3.Connection, consumer_id: str, sequence_number: int, expected_version: int) -> Checkpoint:
+    now = now_ms()
+    cursor = conn.execute(
+        "UPDATE evento_consumer_state SET last_sequence = ?, version = version + 1, error_count = 0,"
+        " error_message = NULL, first_error_at = NULL, last_error_at = NULL, updated_at = ?"
+        " WHERE consumer_id = ? AND version = ?",
+        (sequence_number, now, consumer_id, expected_version),
+    )
+    if cursor.rowcount == 0 and expected_version == 0:
+        # A consumer that never ran is at version 0, so its first commit needs no seed.
+        cursor = conn.execute(
+            "INSERT INTO evento_consumer_state (consumer_id, last_sequence, version, updated_at)"
+            " VALUES (?, ?, 1, ?) ON CONFLICT (consumer_id) DO NOTHING",
+            (consumer_id, sequence_number, now),
+        )
+    if cursor.rowcount == 0:
+        row = conn.execute("SELECT version FROM evento_consumer_state WHERE consumer_id = ?", (consumer_id,)).fetchone()
+        version = row[0] if row else 0
+        raise ConcurrentCheckpointError(
+            f"checkpoint of {consumer_id} is at version {version}, expected {expected_version}"
+        )
+    return Checkpoint(sequence_number, expected_version + 1)
+
+
 def _row_to_dead(row: tuple[Any, ...]) -> DeadEvent:
     return DeadEvent(consumer_id=row[0], event=decode_event(row[1]), error=row[2], retry=bool(row[3]), dead_at=row[4])
 
@@ -123,6 +147,9 @@ class SQLiteConsumerStateStore(ConsumerStateStore):
     optimistic checkpoint version and the lease lock keep two processes sharing the file from both advancing
     one consumer.
     """
+
+    dialect = "sqlite"
+    supports_transactions = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -180,30 +207,17 @@ class SQLiteConsumerStateStore(ConsumerStateStore):
         return await self._run(lambda conn: _transaction(conn, seed))
 
     async def commit_checkpoint(self, consumer_id: str, sequence_number: int, expected_version: int) -> Checkpoint:
-        def commit(conn: sqlite3.Connection) -> Checkpoint:
-            now = now_ms()
-            cursor = conn.execute(
-                "UPDATE evento_consumer_state SET last_sequence = ?, version = version + 1, error_count = 0,"
-                " error_message = NULL, first_error_at = NULL, last_error_at = NULL, updated_at = ?"
-                " WHERE consumer_id = ? AND version = ?",
-                (sequence_number, now, consumer_id, expected_version),
-            )
-            if cursor.rowcount == 0 and expected_version == 0:
-                # A consumer that never ran is at version 0, so its first commit needs no seed.
-                cursor = conn.execute(
-                    "INSERT INTO evento_consumer_state (consumer_id, last_sequence, version, updated_at)"
-                    " VALUES (?, ?, 1, ?) ON CONFLICT (consumer_id) DO NOTHING",
-                    (consumer_id, sequence_number, now),
-                )
-            if cursor.rowcount == 0:
-                row = conn.execute(
-                    "SELECT version FROM evento_consumer_state WHERE consumer_id = ?", (consumer_id,)
-                ).fetchone()
-                version = row[0] if row else 0
-                raise ConcurrentCheckpointError(
-                    f"checkpoint of {consumer_id} is at version {version}, expected {expected_version}"
-                )
-            return Checkpoint(sequence_number, expected_version + 1)
+        return await self._run(
+            lambda conn: _transaction(conn, lambda conn: _advance(conn, consumer_id, sequence_number, expected_version))
+        )
+
+    async def commit_with(
+        self, consumer_id: str, sequence_number: int, expected_version: int, work: Callable[[Any], T]
+    ) -> tuple[T, Checkpoint]:
+        def commit(conn: sqlite3.Connection) -> tuple[T, Checkpoint]:
+            # The checkpoint first: a stale version fails before work runs, so nothing of it is written.
+            checkpoint = _advance(conn, consumer_id, sequence_number, expected_version)
+            return work(conn), checkpoint
 
         return await self._run(lambda conn: _transaction(conn, commit))
 
