@@ -12,11 +12,58 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from evento.errors import EventStoreError
 from evento.messages import EventMessage, StoredEvent
 
 __all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
+
+#: The columns every SQL backend selects to rebuild a :class:`StoredEvent` (see :func:`row_to_event`).
+EVENT_COLUMNS = (
+    "sequence_number, aggregate_id, aggregate_version, event_name, context, payload, metadata, message_id, timestamp"
+)
+_metadata_encoder = msgspec.msgpack.Encoder()
+_metadata_decoder = msgspec.msgpack.Decoder(dict[str, str])
+
+
+def encode_metadata(metadata: dict[str, str]) -> bytes:
+    return _metadata_encoder.encode(metadata)
+
+
+def row_to_event(row: Sequence[Any]) -> StoredEvent:
+    """A :class:`StoredEvent` from a row of :data:`EVENT_COLUMNS`."""
+    return StoredEvent(
+        sequence_number=row[0],
+        aggregate_id=row[1],
+        aggregate_version=row[2],
+        event_name=row[3],
+        context=row[4],
+        payload=bytes(row[5]),
+        metadata=_metadata_decoder.decode(row[6]),
+        message_id=row[7],
+        timestamp=row[8],
+    )
+
+
+def stored_events(requests: Sequence[AppendRequest], sequence_numbers: Sequence[int]) -> list[StoredEvent]:
+    """The events a batch of appends becomes once given their sequence numbers."""
+    return [
+        StoredEvent(
+            sequence_number=sequence_number,
+            aggregate_id=request.aggregate_id,
+            aggregate_version=request.aggregate_version,
+            event_name=request.event.payload_name,
+            context=request.event.context,
+            payload=request.event.payload,
+            metadata=request.event.metadata,
+            message_id=request.event.message_id,
+            timestamp=request.event.timestamp,
+        )
+        for request, sequence_number in zip(requests, sequence_numbers, strict=True)
+    ]
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from evento.messages import StoredEvent, now_ms
-from evento.server.event_store import AppendRequest, EventStore, Story, VersionConflictError
+from evento.server.event_store import (
+    EVENT_COLUMNS,
+    AppendRequest,
+    EventStore,
+    Story,
+    VersionConflictError,
+    encode_metadata,
+    row_to_event,
+    stored_events,
+)
 
 __all__ = ["SQLiteEventStore"]
 
@@ -60,27 +67,6 @@ _SCHEMA = [
     )""",
 ]
 _SCHEMA_VERSION = 1
-
-_EVENT_COLUMNS = (
-    "sequence_number, aggregate_id, aggregate_version, event_name, context, payload, metadata, message_id, timestamp"
-)
-_metadata_encoder = msgspec.msgpack.Encoder()
-_metadata_decoder = msgspec.msgpack.Decoder(dict[str, str])
-
-
-def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(
-        sequence_number=row[0],
-        aggregate_id=row[1],
-        aggregate_version=row[2],
-        event_name=row[3],
-        context=row[4],
-        payload=row[5],
-        metadata=_metadata_decoder.decode(row[6]),
-        message_id=row[7],
-        timestamp=row[8],
-    )
-
 
 def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection set up the way every Evento SQLite file is used: WAL, busy timeout, autocommit."""
@@ -168,9 +154,9 @@ class SQLiteEventStore(EventStore):
 
     async def find_by_command(self, command_id: str) -> StoredEvent | None:
         def query(conn: sqlite3.Connection) -> StoredEvent | None:
-            sql = f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE command_id = ?"
+            sql = f"SELECT {EVENT_COLUMNS} FROM es_events WHERE command_id = ?"
             row = conn.execute(sql, (command_id,)).fetchone()
-            return _row_to_event(row) if row is not None else None
+            return row_to_event(row) if row is not None else None
 
         return await self._on_reader(query)
 
@@ -178,16 +164,16 @@ class SQLiteEventStore(EventStore):
         def query(conn: sqlite3.Connection) -> list[StoredEvent]:
             if context == "*":
                 sql = (
-                    f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE sequence_number > ? ORDER BY sequence_number LIMIT ?"
+                    f"SELECT {EVENT_COLUMNS} FROM es_events WHERE sequence_number > ? ORDER BY sequence_number LIMIT ?"
                 )
                 params: tuple[Any, ...] = (after, limit)
             else:
                 sql = (
-                    f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE context = ? AND sequence_number > ?"
+                    f"SELECT {EVENT_COLUMNS} FROM es_events WHERE context = ? AND sequence_number > ?"
                     " ORDER BY sequence_number LIMIT ?"
                 )
                 params = (context, after, limit)
-            return [_row_to_event(row) for row in conn.execute(sql, params)]
+            return [row_to_event(row) for row in conn.execute(sql, params)]
 
         return await self._on_reader(query)
 
@@ -224,20 +210,7 @@ def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_seq
     and rows go in multi-row INSERTs: every SQLite call releases and re-takes the GIL, and with a busy event
     loop each re-take can wait a whole switch interval, so fewer calls per batch is what makes batches cheap."""
     created_at = now_ms()
-    stored = [
-        StoredEvent(
-            sequence_number=last_sequence + index,
-            aggregate_id=request.aggregate_id,
-            aggregate_version=request.aggregate_version,
-            event_name=request.event.payload_name,
-            context=request.event.context,
-            payload=request.event.payload,
-            metadata=request.event.metadata,
-            message_id=request.event.message_id,
-            timestamp=request.event.timestamp,
-        )
-        for index, request in enumerate(requests, start=1)
-    ]
+    stored = stored_events(requests, range(last_sequence + 1, last_sequence + 1 + len(requests)))
     params: list[Any] = []
     for request, event in zip(requests, stored, strict=True):
         params += (
@@ -249,7 +222,7 @@ def _write(conn: sqlite3.Connection, requests: Sequence[AppendRequest], last_seq
             event.message_id,
             event.timestamp,
             event.payload,
-            _metadata_encoder.encode(event.metadata),
+            encode_metadata(event.metadata),
             created_at,
             request.command_id,
         )
@@ -314,8 +287,8 @@ def _load_story(conn: sqlite3.Connection, aggregate_id: str, use_snapshot: bool)
 
 def _events_after(conn: sqlite3.Connection, aggregate_id: str, version: int) -> list[StoredEvent]:
     rows = conn.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
+        f"SELECT {EVENT_COLUMNS} FROM es_events WHERE aggregate_id = ? AND aggregate_version > ?"
         " ORDER BY aggregate_version",
         (aggregate_id, version),
     ).fetchall()
-    return [_row_to_event(row) for row in rows]
+    return [row_to_event(row) for row in rows]

@@ -1,0 +1,359 @@
+"""The PostgreSQL event store: for production, and for clusters of servers sharing one database.
+
+psycopg 3 in async mode with a connection pool. Appends are group-committed like every store (see
+:class:`~evento.server.event_store.EventStore`); what differs is how sequence numbers are made (reference §4.4):
+
+* **CPES** (consistent, the default): each batch takes one cluster-wide transaction-scoped advisory lock, reads
+  the highest number and writes the next ones. Locks are released only after the commit is visible, so numbers
+  become visible in increasing order: a consumer reading ``sequence_number > checkpoint`` can never skip an event
+  that commits later. The price is that appends from every server queue on that lock (group commit amortises it).
+* **APES** (available): numbers are snowflake ids made by each server without coordination; readers only see ids
+  older than ``fetch_delay`` (default 69 ms), the time allowed for a transaction to commit after taking its ids.
+
+Every commit also sends ``NOTIFY evento_events`` with the new head, so each server learns of the others' appends
+and wakes its consumers at once (APES: after ``fetch_delay``, when the events become visible).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from evento.errors import EventStoreError
+from evento.messages import StoredEvent, now_ms
+from evento.server.event_store import (
+    EVENT_COLUMNS,
+    AppendRequest,
+    EventStore,
+    Story,
+    VersionConflictError,
+    encode_metadata,
+    row_to_event,
+    stored_events,
+)
+from evento.server.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at
+
+__all__ = ["EventStoreMode", "PostgresEventStore"]
+
+log = logging.getLogger(__name__)
+
+EventStoreMode = Literal["cpes", "apes"]
+
+# Advisory lock keys (one 64-bit key space per database, shared with applications: keep ours distinctive).
+_MIGRATION_LOCK = 0x45564E54_0001  # "EVNT" 1
+_APPEND_LOCK = 0x45564E54_0002
+_NODE_LOCK_BASE = 0x45564E54_1000  # + node id: a server holds one while it makes snowflake ids
+_CHANNEL = "evento_events"
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS evento_schema (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS es_events (
+        sequence_number BIGINT PRIMARY KEY,
+        aggregate_id TEXT,
+        aggregate_version BIGINT,
+        context TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        command_id TEXT,
+        timestamp BIGINT NOT NULL,
+        payload BYTEA NOT NULL,
+        metadata BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        deleted_at BIGINT
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS es_events_aggregate
+        ON es_events (aggregate_id, aggregate_version) WHERE aggregate_version IS NOT NULL""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS es_events_command ON es_events (command_id) WHERE command_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS es_events_context ON es_events (context, sequence_number)",
+    """CREATE TABLE IF NOT EXISTS es_snapshots (
+        aggregate_id TEXT PRIMARY KEY,
+        state BYTEA NOT NULL,
+        aggregate_version BIGINT NOT NULL,
+        sequence_number BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        deleted_at BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS es_deleted_aggregates (
+        aggregate_id TEXT PRIMARY KEY,
+        deleted_at BIGINT NOT NULL
+    )""",
+]
+_SCHEMA_VERSION = 1
+
+# One statement per batch whatever its size: the rows travel as ten arrays.
+_INSERT_EVENTS = """
+INSERT INTO es_events (sequence_number, aggregate_id, aggregate_version, context, event_name, message_id,
+                       command_id, timestamp, payload, metadata, created_at)
+SELECT s, a, v, c, n, m, cmd, t, p, md, %s
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
+            %s::bytea[], %s::bytea[]) AS u(s, a, v, c, n, m, cmd, t, p, md)
+"""
+_UPSERT_SNAPSHOTS = """
+INSERT INTO es_snapshots (aggregate_id, state, aggregate_version, sequence_number, updated_at)
+SELECT a, st, v, s, %s FROM unnest(%s::text[], %s::bytea[], %s::bigint[], %s::bigint[]) AS u(a, st, v, s)
+ON CONFLICT (aggregate_id) DO UPDATE SET state = excluded.state, aggregate_version = excluded.aggregate_version,
+    sequence_number = excluded.sequence_number, updated_at = excluded.updated_at, deleted_at = NULL
+"""
+_EVENTS_AFTER = (
+    f"SELECT {EVENT_COLUMNS} FROM es_events WHERE aggregate_id = %s AND aggregate_version > %s"
+    " ORDER BY aggregate_version"
+)
+
+
+class PostgresEventStore(EventStore):
+    """Event store in a PostgreSQL database, shareable by several servers.
+
+    ``url`` is a libpq connection string or ``postgresql://`` URL. The schema is created on start.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mode: EventStoreMode = "cpes",
+        fetch_delay: float = 0.069,
+        pool_size: int = 10,
+    ) -> None:
+        super().__init__()
+        if mode not in ("cpes", "apes"):
+            raise ValueError(f"event store mode must be 'cpes' or 'apes', got {mode!r}")
+        self.url = url
+        self.mode: EventStoreMode = mode
+        self.fetch_delay = fetch_delay if mode == "apes" else 0.0
+        self._pool = AsyncConnectionPool(
+            url, min_size=2, max_size=max(2, pool_size), open=False, kwargs={"autocommit": True}
+        )
+        self._snowflake: Snowflake | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._closing = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=10.0)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await self._pool.close()
+            raise EventStoreError(f"cannot connect to the PostgreSQL event store: {exc}") from exc
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            for statement in _SCHEMA:
+                await conn.execute(statement)
+            cursor = await conn.execute("SELECT MAX(version) FROM evento_schema")
+            row = await cursor.fetchone()
+            if row is None or row[0] is None:
+                await conn.execute("INSERT INTO evento_schema (version) VALUES (%s)", (_SCHEMA_VERSION,))
+        self._closing = False
+        self._listener = asyncio.create_task(self._listen(), name="evento-pg-listener")
+        # APES needs the node id the listener claims; CPES only wants remote appends heard from the start.
+        listening = asyncio.ensure_future(self._listening.wait())
+        await asyncio.wait([listening, self._listener], return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if self._listener.done():
+            self._listener.result()  # raises what stopped it
+
+    async def _close(self) -> None:
+        self._closing = True
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        await self._pool.close()
+
+    async def _listen(self) -> None:
+        """Hold a connection that hears every server's commits (and, in APES, owns this server's node id).
+
+        Reconnects with backoff when the connection drops; the head is re-read then, so nothing committed in the
+        meantime is missed by the consumers waiting on it.
+        """
+        delay = 0.1
+        while not self._closing:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    if self.mode == "apes":
+                        self._snowflake = Snowflake(await _claim_node_id(conn))
+                    await conn.execute(f"LISTEN {_CHANNEL}")
+                    if self._listening.is_set():  # a reconnect: catch up on what we did not hear
+                        cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
+                        row = await cursor.fetchone()
+                        self._advance_head(row[0] if row else 0)
+                    self._listening.set()
+                    delay = 0.1
+                    async for notify in conn.notifies():
+                        self._advance_head(int(notify.payload))
+            except psycopg.Error as exc:
+                if not self._listening.is_set():
+                    raise EventStoreError(f"cannot listen for PostgreSQL event notifications: {exc}") from exc
+                log.warning("event notification connection lost (%s); reconnecting in %.1f s", exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 5.0)
+
+    def _advance_head(self, sequence_number: int) -> None:
+        if self.fetch_delay and sequence_number > self._head:
+            # APES: readers see these events only once they are fetch_delay old; wake consumers then, not now.
+            asyncio.get_running_loop().call_later(self.fetch_delay, super()._advance_head, sequence_number)
+        else:
+            super()._advance_head(sequence_number)
+
+    async def _read_head(self) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    # --- writes ------------------------------------------------------------------------------------------------
+
+    async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if self.mode == "cpes":
+                    # Two statements, not one: a statement's snapshot is taken before it waits for the lock,
+                    # so MAX must be read by a statement that starts after the lock is held.
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+                    cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
+                    row = await cursor.fetchone()
+                    first = (row[0] if row else 0) + 1
+                    numbers: Sequence[int] = range(first, first + len(requests))
+                else:
+                    assert self._snowflake is not None
+                    numbers = [self._snowflake.next_id() for _ in requests]
+                stored = stored_events(requests, numbers)
+                async with conn.pipeline():
+                    await _insert(conn, requests, stored)
+                    await conn.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, str(stored[-1].sequence_number)))
+        except psycopg.errors.UniqueViolation as exc:
+            raise VersionConflictError(f"an aggregate version or command of this batch is stored: {exc}") from exc
+        except psycopg.Error as exc:
+            raise EventStoreError(f"PostgreSQL append failed: {exc}") from exc
+        return stored
+
+    # --- reads -------------------------------------------------------------------------------------------------
+
+    async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
+        async with self._pool.connection() as conn:
+            async with conn.pipeline():
+                deleted_cursor = await conn.execute(
+                    "SELECT 1 FROM es_deleted_aggregates WHERE aggregate_id = %s", (aggregate_id,)
+                )
+                snapshot_cursor = await conn.execute(
+                    "SELECT state, aggregate_version FROM es_snapshots WHERE aggregate_id = %s AND deleted_at IS NULL",
+                    (aggregate_id,),
+                )
+            story = Story()
+            if await deleted_cursor.fetchone():
+                story.deleted = True
+                return story
+            snapshot = await snapshot_cursor.fetchone()
+            if use_snapshot and snapshot is not None:
+                story.snapshot, story.snapshot_version = bytes(snapshot[0]), snapshot[1]
+            cursor = await conn.execute(_EVENTS_AFTER, (aggregate_id, story.snapshot_version))
+            story.events = [row_to_event(row) for row in await cursor.fetchall()]
+            return story
+
+    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
+        return await self._select(_EVENTS_AFTER, (aggregate_id, version))
+
+    async def find_by_command(self, command_id: str) -> StoredEvent | None:
+        events = await self._select(f"SELECT {EVENT_COLUMNS} FROM es_events WHERE command_id = %s", (command_id,))
+        return events[0] if events else None
+
+    async def fetch(self, context: str, after: int, limit: int) -> list[StoredEvent]:
+        conditions = ["sequence_number > %s"]
+        params: list[Any] = [after]
+        if context != "*":
+            conditions.append("context = %s")
+            params.append(context)
+        if self.fetch_delay:
+            conditions.append("sequence_number < %s")
+            params.append(lower_bound_at(now_ms() - round(self.fetch_delay * 1000)))
+        where = " AND ".join(conditions)
+        sql = f"SELECT {EVENT_COLUMNS} FROM es_events WHERE {where} ORDER BY sequence_number LIMIT %s"
+        return await self._select(sql, (*params, limit))
+
+    async def count_events(self) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT COUNT(*) FROM es_events")
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[StoredEvent]:
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(sql, params)
+                return [row_to_event(row) for row in await cursor.fetchall()]
+        except psycopg.Error as exc:
+            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
+
+
+async def _insert(
+    conn: psycopg.AsyncConnection[Any], requests: Sequence[AppendRequest], stored: list[StoredEvent]
+) -> None:
+    created_at = now_ms()
+    await conn.execute(
+        _INSERT_EVENTS,
+        (
+            created_at,
+            [event.sequence_number for event in stored],
+            [event.aggregate_id for event in stored],
+            [event.aggregate_version for event in stored],
+            [event.context for event in stored],
+            [event.event_name for event in stored],
+            [event.message_id for event in stored],
+            [request.command_id for request in requests],
+            [event.timestamp for event in stored],
+            [event.payload for event in stored],
+            [encode_metadata(event.metadata) for event in stored],
+        ),
+    )
+    snapshots = [
+        (request, event)
+        for request, event in zip(requests, stored, strict=True)
+        if request.snapshot is not None and request.aggregate_id is not None
+    ]
+    if snapshots:
+        await conn.execute(
+            _UPSERT_SNAPSHOTS,
+            (
+                created_at,
+                [request.aggregate_id for request, _ in snapshots],
+                [request.snapshot for request, _ in snapshots],
+                [request.aggregate_version or 0 for request, _ in snapshots],
+                [event.sequence_number for _, event in snapshots],
+            ),
+        )
+    for request in requests:
+        if request.delete_aggregate and request.aggregate_id is not None:
+            await conn.execute(
+                "UPDATE es_events SET deleted_at = %s WHERE aggregate_id = %s AND deleted_at IS NULL",
+                (created_at, request.aggregate_id),
+            )
+            await conn.execute(
+                "UPDATE es_snapshots SET deleted_at = %s WHERE aggregate_id = %s", (created_at, request.aggregate_id)
+            )
+            await conn.execute(
+                "INSERT INTO es_deleted_aggregates (aggregate_id, deleted_at) VALUES (%s, %s)"
+                " ON CONFLICT (aggregate_id) DO UPDATE SET deleted_at = excluded.deleted_at",
+                (request.aggregate_id, created_at),
+            )
+
+
+async def _claim_node_id(conn: psycopg.AsyncConnection[Any]) -> int:
+    """Take the first free snowflake node id: a session advisory lock per id, held while ``conn`` lives, so two
+    live servers never make ids with the same node id."""
+    start = random.randrange(MAX_NODE_ID + 1)  # spread servers out so they rarely probe the same ids
+    for offset in range(MAX_NODE_ID + 1):
+        node_id = (start + offset) % (MAX_NODE_ID + 1)
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_NODE_LOCK_BASE + node_id,))
+        row = await cursor.fetchone()
+        if row and row[0]:
+            return node_id
+    raise EventStoreError(f"all {MAX_NODE_ID + 1} snowflake node ids are taken by live servers")
+
