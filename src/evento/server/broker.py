@@ -28,7 +28,7 @@ from evento.messages import (
     ServiceCommandResponse,
     StoredEvent,
 )
-from evento.server.event_store import AppendRequest, EventStore, Story
+from evento.server.event_store import AppendRequest, EventStore, Story, VersionConflictError
 from evento.server.registry import Registry
 
 __all__ = ["CommandBroker", "LockManager", "StoryCache"]
@@ -97,6 +97,9 @@ class StoryCache:
 class CommandBroker:
     """Handles commands and queries on behalf of callers, whichever transport they came by."""
 
+    #: How many times an aggregate command is re-run when another server stored a version first.
+    conflict_retries = 16
+
     def __init__(self, registry: Registry, store: EventStore, *, cache: StoryCache | None = None) -> None:
         self.registry = registry
         self.store = store
@@ -127,23 +130,38 @@ class CommandBroker:
         aggregate_id = command.aggregate_id
         if aggregate_id is None:
             raise EventoError(f"{command.payload_name} names no aggregate id")
-        story = await self._story(command, aggregate_id)
-        if story.deleted:
-            raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
-        request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
-        response = await self._forward_aggregate(command.payload_name, request, timeout)
-        version = story.version + 1
-        try:
-            stored = await self.store.append(
-                AppendRequest(
-                    response.event, aggregate_id, version, response.snapshot, response.deleted, command.message_id
+        deadline = time.monotonic() + timeout
+        for attempt in range(self.conflict_retries + 1):
+            story = await self._story(command, aggregate_id)
+            if story.deleted:
+                raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
+            request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
+            response = await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
+            version = story.version + 1
+            try:
+                stored = await self.store.append(
+                    AppendRequest(
+                        response.event, aggregate_id, version, response.snapshot, response.deleted, command.message_id
+                    )
                 )
-            )
-        except BaseException:
-            self.cache.evict(aggregate_id)
-            raise
-        self._remember(aggregate_id, story, stored, response)
-        return stored
+            except VersionConflictError:
+                # Another server of the cluster appended to this aggregate after we read its story (our lock is
+                # per server), or stored this very command after a resend. Aggregates are pure functions of their
+                # story, so reading it again and re-running the handler is safe: optimistic, no lock held across
+                # servers while a bundle computes.
+                self.cache.evict(aggregate_id)
+                already = await self.store.find_by_command(command.message_id)
+                if already is not None:
+                    return already
+                if attempt == self.conflict_retries or time.monotonic() >= deadline:
+                    raise
+                continue
+            except BaseException:
+                self.cache.evict(aggregate_id)
+                raise
+            self._remember(aggregate_id, story, stored, response)
+            return stored
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _forward_aggregate(
         self, payload_name: str, request: AggregateCommandRequest, timeout: float
