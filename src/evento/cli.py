@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--replicas", type=int, default=int(_env("REPLICAS", "1")), help="instances of each bundle")
     server = commands.add_parser("server", help="run the Evento Server (bus over TCP, HTTP)")
-    server.add_argument("--store", default=_env("STORE", ""), help="sqlite:///path (default DATA_DIR/events.db)")
+    _store_options(server)
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
     server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     server.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="HTTP port")
@@ -57,6 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""))
     return parser
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=_env("STORE", ""),
+        help="event store: sqlite:///path, a file path or postgresql://user@host/db (default DATA_DIR/events.db)",
+    )
+    parser.add_argument(
+        "--es-mode",
+        choices=["cpes", "apes"],
+        default=_env("ES_MODE", "cpes"),
+        help="PostgreSQL sequence mode: cpes (commit order, default) or apes (snowflake ids + fetch delay)",
+    )
+    parser.add_argument(
+        "--fetch-delay-ms",
+        type=float,
+        default=float(_env("FETCH_DELAY_MS", "69")),
+        help="APES: readers see events only once they are this old",
+    )
 
 
 def _optional_path(name: str) -> Path | None:
@@ -92,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_server(
                 ServerOptions(
                     store=args.store,
+                    es_mode=args.es_mode,
+                    fetch_delay=args.fetch_delay_ms / 1000,
                     data_dir=args.data_dir,
                     host=args.host,
                     port=args.port,

@@ -9,12 +9,12 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from evento.server.event_store import open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
-from evento.server.sqlite_store import SQLiteEventStore
 from evento.transport.tcp import BusServer
 
-__all__ = ["ServerOptions", "run_server", "sqlite_path"]
+__all__ = ["ServerOptions", "run_server"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ServerOptions:
     store: str = ""
+    es_mode: str = "cpes"
+    fetch_delay: float = 0.069
     data_dir: Path = Path(".evento-server")
     host: str = "127.0.0.1"
     port: int = 3000
@@ -30,17 +32,6 @@ class ServerOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     server_id: str | None = None
-
-
-def sqlite_path(store: str, data_dir: Path) -> Path:
-    """The SQLite file a ``--store`` value names: empty (DATA_DIR/events.db), ``sqlite:///path`` or a path."""
-    if not store:
-        return data_dir / "events.db"
-    if store.startswith("sqlite:///"):
-        return Path(store.removeprefix("sqlite:///"))
-    if "://" in store:
-        raise ValueError(f"unsupported store {store!r}: this build stores events in SQLite (sqlite:///path)")
-    return Path(store)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -58,7 +49,10 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
         loop.add_signal_handler(sig, stop.set)
     if not options.auth_token:
         log.warning("the bus accepts any bundle: no --auth-token / EVENTO_AUTH_TOKEN is set")
-    server = EventoServer(SQLiteEventStore(sqlite_path(options.store, options.data_dir)), server_id=options.server_id)
+    store = open_event_store(
+        options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
+    )
+    server = EventoServer(store, server_id=options.server_id)
     await server.start()
     bus = BusServer(
         server,
