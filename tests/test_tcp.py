@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from evento import Bundle, NoHandlerError, Single, View, projection, query_handler
+from evento import (
+    Bundle,
+    NoHandlerError,
+    ServiceCommand,
+    ServiceEvent,
+    Single,
+    View,
+    command_handler,
+    projection,
+    query_handler,
+    service,
+)
 from evento.demo.todolist.system import TodoListSystem
-from evento.messages import CommandMessage, SendCommand, new_message_id, now_ms
+from evento.messages import (
+    CommandMessage,
+    SendCommand,
+    ServiceCommandRequest,
+    ServiceCommandResponse,
+    new_message_id,
+    now_ms,
+)
 from evento.payloads import Query, encode_payload
 from evento.transport.tcp import Connection, HandshakeRejectedError, TcpConnector, parse_address
-from evento.transport.wire import PROTOCOL_VERSION, Hello, Welcome
+from evento.transport.wire import PROTOCOL_VERSION, Hello, Request, Response, Welcome
 from tests.bank import Account, Deposit, OpenAccount
 from tests.helpers import free_port, wait_until
 
@@ -330,3 +349,198 @@ async def test_tls_between_bundle_and_server(tmp_path: Path) -> None:
     finally:
         await accounts.stop()
         stop_server_process(running)
+
+
+# --- exactly-once at the bundle, and replies kept for a caller who lost its connection --------------------------
+
+
+class RunJob(ServiceCommand):
+    job: str
+
+
+class JobDone(ServiceEvent):
+    job: str
+    run: int
+
+
+class JobView(View):
+    job: str
+    run: int
+
+
+class LookUpJob(Query[Single[JobView]]):
+    job: str
+
+
+@dataclass
+class JobDesk:
+    """What the slow handlers did: each run is counted when it starts and when it ends; they wait for ``release``."""
+
+    started: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def work(self, job: str) -> int:
+        self.started.append(job)
+        await asyncio.wait_for(self.release.wait(), 30)
+        self.finished.append(job)
+        return len(self.started)
+
+    def provide(self, annotation: object) -> JobDesk | None:
+        return self if annotation is JobDesk else None
+
+
+@service()
+class SlowJobs:
+    def __init__(self, desk: JobDesk) -> None:
+        self.desk = desk
+
+    @command_handler
+    async def run(self, command: RunJob) -> JobDone:
+        return JobDone(job=command.job, run=await self.desk.work(command.job))
+
+
+@projection()
+class SlowLookups:
+    def __init__(self, desk: JobDesk) -> None:
+        self.desk = desk
+
+    @query_handler
+    async def look_up(self, query: LookUpJob) -> Single[JobView]:
+        return Single(JobView(job=query.job, run=await self.desk.work(query.job)))
+
+
+def _job_request(correlation_id: str, job: str) -> Request:
+    command = CommandMessage(
+        payload_name="RunJob", payload=encode_payload(RunJob(job=job)), message_id=new_message_id(), metadata={},
+        timestamp=now_ms(), domain=False, aggregate_id=None, lock_id=None,
+    )  # fmt: skip
+    return Request(correlation_id, ServiceCommandRequest(command), 10_000)
+
+
+async def _next_response(connection: Connection) -> Response:
+    while not isinstance(message := await asyncio.wait_for(connection.receive(), 10), Response):
+        pass  # the bundle's registration and enable notifications
+    return message
+
+
+async def test_a_bundle_runs_a_command_resent_with_the_same_correlation_id_once() -> None:
+    """A bare server sends one service command three times under one id (twice while it runs, once after)."""
+    desk = JobDesk()
+    accepted: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(reader, writer, name="bare server")
+        assert isinstance(await connection.receive(), Hello)
+        await connection.send(Welcome(PROTOCOL_VERSION, "bare"))
+        await accepted.put(connection)
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    jobs = Bundle("jobs", components=[SlowJobs], injector=desk.provide)
+    await jobs.start(TcpConnector(f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"))
+    server = await asyncio.wait_for(accepted.get(), 10)
+    try:
+        request = _job_request("job-once", "j1")
+        await server.send(request)
+        await wait_until(lambda: desk.started == ["j1"], 10, what="the first run started")
+        await server.send(request)  # a duplicate while the first run is in flight
+        desk.release.set()
+        first, second = await _next_response(server), await _next_response(server)
+        await server.send(request)  # and one after it ended
+        third = await _next_response(server)
+        assert first == second == third
+        assert isinstance(first.body, ServiceCommandResponse) and first.body.event is not None
+        assert desk.started == desk.finished == ["j1"]
+        # Another correlation id is another request: it runs.
+        await server.send(_job_request("job-other", "j1"))
+        assert (await _next_response(server)).body != first.body
+        assert desk.started == ["j1", "j1"]
+    finally:
+        await jobs.stop()
+        await server.close()
+        listener.close()
+        await listener.wait_closed()
+
+
+class _Relay:
+    """A TCP relay between a caller and the server that the test can cut, as a network fault would."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = parse_address(upstream)
+        self.accepting = True
+        self.connections = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._listener: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._listener = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"127.0.0.1:{self._listener.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.accepting:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._writers += [writer, up_writer]
+        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+
+    def cut(self) -> None:
+        """Reset every relayed connection at once (both ends see it drop)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
+
+
+@pytest.mark.parametrize("kind", ["query", "service command"])
+@pytest.mark.parametrize("ready_before_reconnect", [True, False], ids=["reply-parked", "reply-in-flight"])
+async def test_a_caller_that_loses_its_connection_mid_request_gets_the_first_reply(
+    server_process: ServerProcess, kind: str, ready_before_reconnect: bool
+) -> None:
+    """The caller's connection is cut while its request runs; it reconnects, asks again under the same
+    correlation id, and gets the reply of the one run (whether that ended before or after it came back)."""
+    desk = JobDesk()
+    jobs = Bundle("jobs", components=[SlowJobs, SlowLookups], injector=desk.provide)
+    relay = _Relay(server_process.bus)
+    caller = Bundle("caller", components=[_Echo])
+    await jobs.start(connector(server_process))
+    await caller.start(TcpConnector(await relay.start(), auth_token=TOKEN, base_backoff=0.05, max_backoff=0.2))
+    try:
+        commands, queries = caller.gateways(None)
+        if kind == "query":
+            asked = asyncio.ensure_future(queries.query(LookUpJob(job="q1"), timeout=30))
+        else:
+            asked = asyncio.ensure_future(commands.send(RunJob(job="q1"), timeout=30))
+        await wait_until(lambda: desk.started == ["q1"], 10, what="the handler started")
+        relay.accepting = not ready_before_reconnect
+        relay.cut()
+        await wait_until(lambda: _nodes(server_process, 1), 10, what="the server saw the caller leave")
+        if ready_before_reconnect:
+            desk.release.set()
+            await wait_until(lambda: desk.finished == ["q1"], 10, what="the handler finished")
+            relay.accepting = True
+        else:
+            await wait_until(lambda: _nodes(server_process, 2), 10, what="the caller reconnected")
+            desk.release.set()
+        answer = await asyncio.wait_for(asked, 30)
+        run = answer.data.run if kind == "query" else answer.run
+        assert run == 1 and desk.started == desk.finished == ["q1"]
+        assert relay.connections == 2
+    finally:
+        await caller.stop()
+        await jobs.stop()
+        await relay.stop()

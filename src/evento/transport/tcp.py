@@ -2,8 +2,10 @@
 
 Both ends share :class:`Connection`: one reader task, serialised writes, requests matched to responses by
 correlation id, heartbeats that close a silent peer. The server authenticates each connection's ``Hello``
-(shared token, constant-time compare) before the bundle is attached to the registry, and answers a request
-resent with the same correlation id from its dedupe cache instead of running it twice.
+(shared token, constant-time compare) before the bundle is attached to the registry. Requests are exactly-once
+by correlation id (:class:`~evento.transport.replies.ReplyCache`): the server answers a resent command from its
+cache and keeps the reply of any request whose caller lost its connection meanwhile until the caller reconnects and
+asks again; a bundle answers a command it already handled (or is handling) with that first run's reply.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import logging
 import random
 import ssl
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,10 @@ from evento.errors import ConnectionLostError, EventoError, Failure, RequestTime
 from evento.messages import (
     BundleRequest,
     BundleResponse,
+    EventBatch,
     EventsAppended,
+    QueryRequest,
+    QueryResult,
     SendCommand,
     ServerRequest,
     ServerResponse,
@@ -35,6 +39,7 @@ from evento.messages import (
 from evento.server.registry import Node
 from evento.server.server import EventoServer
 from evento.transport.base import BundleEndpoint
+from evento.transport.replies import ReplyCache
 from evento.transport.wire import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
@@ -243,26 +248,6 @@ class _TcpPeer:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-class _DedupeCache:
-    """Responses by correlation id (LRU + TTL): a resent request gets the first answer, never a second run."""
-
-    def __init__(self, size: int = 50_000, ttl: float = 300.0) -> None:
-        self.size, self.ttl = size, ttl
-        self._entries: OrderedDict[str, tuple[asyncio.Future[Response], float]] = OrderedDict()
-
-    def get_or_start(self, correlation_id: str, start: Callable[[], Awaitable[Response]]) -> asyncio.Future[Response]:
-        now = time.monotonic()
-        entry = self._entries.get(correlation_id)
-        if entry is not None and entry[1] > now:
-            return entry[0]
-        future = asyncio.ensure_future(start())
-        self._entries[correlation_id] = (future, now + self.ttl)
-        self._entries.move_to_end(correlation_id)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return future
-
-
 class BusServer:
     """Accepts bundle connections for an :class:`EventoServer` (the ``--bus-port`` listener)."""
 
@@ -277,6 +262,11 @@ class BusServer:
         handshake_timeout: float = 5.0,
         ping_interval: float = 15.0,
         idle_timeout: float = 45.0,
+        command_replies: int = 50_000,
+        command_reply_ttl: float = 300.0,
+        parked_replies: int = 1024,
+        parked_reply_ttl: float = 30.0,
+        parked_reply_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.server = server
         self.host, self.port = host, port
@@ -286,7 +276,13 @@ class BusServer:
         self.ping_interval, self.idle_timeout = ping_interval, idle_timeout
         self._listener: asyncio.Server | None = None
         self._connections: set[Connection] = set()
-        self._dedupe = _DedupeCache()
+        # Commands by correlation id: a resend gets the first answer, never a second run.
+        self._commands: ReplyCache[str, Response] = ReplyCache(command_replies, command_reply_ttl)
+        # Other requests by (caller instance, correlation id): only while in flight, and parked for a while when
+        # the caller's connection dropped meanwhile, so its resend after reconnecting gets this reply.
+        self._replies: ReplyCache[tuple[str, str], Response] = ReplyCache(
+            parked_replies, parked_reply_ttl, max_weight=parked_reply_bytes
+        )
 
     async def start(self) -> None:
         self._listener = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.ssl_context)
@@ -320,7 +316,9 @@ class BusServer:
             connection.name = str(info)
             node = self.server.attach(_TcpPeer(info, connection))
             await connection.send(Welcome(PROTOCOL_VERSION, self.server.server_id))
-            await connection.run(lambda request: self._on_request(node, request), lambda n: self._on_notify(node, n))
+            await connection.run(
+                lambda request: self._on_request(node, connection, request), lambda n: self._on_notify(node, n)
+            )
         except ConnectionLostError:
             log.info("%s disconnected", connection.name)
         except (ProtocolError, TimeoutError, ConnectionError) as exc:
@@ -345,16 +343,26 @@ class BusServer:
             return "AUTH_FAILED", "missing or wrong auth token" if hello.auth_token else "missing auth token"
         return None
 
-    async def _on_request(self, node: Node, request: Request) -> Response:
+    async def _on_request(self, node: Node, connection: Connection, request: Request) -> Response:
         body = request.body
         timeout = request.timeout_ms / 1000
 
         def run() -> Awaitable[Response]:
             return _respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
 
-        if not isinstance(body, SendCommand):
-            return await run()  # queries and fetches are safe to repeat; caching their (large) answers is not
-        return await asyncio.shield(self._dedupe.get_or_start(request.correlation_id, run))
+        if isinstance(body, SendCommand):
+            return await asyncio.shield(self._commands.join(request.correlation_id, run))
+        # Queries and fetches are safe to repeat and their answers can be large: kept only for a caller who lost
+        # its connection before the answer was ready.
+        key = (node.info.instance_id, request.correlation_id)
+        reply = self._replies.join(key, run, ttl=max(timeout, self._replies.ttl))
+        try:
+            return await asyncio.shield(reply)
+        finally:
+            if connection.closed.is_set() and reply.done() and not reply.cancelled():
+                self._replies.keep(key, reply, weight=_weight(reply.result()))
+            else:
+                self._replies.forget(key, reply)
 
     async def _on_notify(self, node: Node, notification: Notification) -> None:
         body = notification.body
@@ -364,16 +372,33 @@ class BusServer:
             self.server.set_enabled(node, body.enabled)
 
 
+def _weight(response: Response) -> int:
+    """Roughly what a parked reply holds in memory: its payload bytes."""
+    body = response.body
+    if isinstance(body, QueryResult):
+        return len(body.payload)
+    if isinstance(body, EventBatch):
+        return sum(len(event.payload) + 200 for event in body.events)
+    return 200
+
+
 # --- bundle side --------------------------------------------------------------------------------------------------
 
 
 class _TcpLink:
     """A bundle's connection to a server, re-established with backoff whenever it drops."""
 
-    def __init__(self, connector: TcpConnector, address: str, endpoint: BundleEndpoint) -> None:
+    def __init__(
+        self,
+        connector: TcpConnector,
+        address: str,
+        endpoint: BundleEndpoint,
+        handled: ReplyCache[str, Response],
+    ) -> None:
         self._connector = connector
         self.address = address
         self._endpoint = endpoint
+        self._handled = handled
         self._connection: Connection | None = None
         self._connected = asyncio.Event()
         self._registration: BundleRegistration | None = None
@@ -443,7 +468,15 @@ class _TcpLink:
                 log.debug("reconnect to %s failed: %s", self.address, exc)
 
     async def _on_request(self, request: Request) -> Response:
-        return await _respond(request.correlation_id, self._endpoint.handle_request(request.body))  # type: ignore[arg-type]
+        body = request.body
+
+        def run() -> Awaitable[Response]:
+            return _respond(request.correlation_id, self._endpoint.handle_request(body))  # type: ignore[arg-type]
+
+        if isinstance(body, QueryRequest):
+            return await run()  # a query has no side effect to repeat, and its answer may be large
+        # Commands (a service's side effects above all) run once per correlation id; a duplicate gets the first reply.
+        return await asyncio.shield(self._handled.join(request.correlation_id, run))
 
     async def _on_notification(self, notification: Notification) -> None:
         if isinstance(notification.body, EventsAppended):
@@ -560,6 +593,8 @@ class TcpConnector:
         max_backoff: float = 30.0,
         ping_interval: float = 15.0,
         idle_timeout: float = 45.0,
+        handled_replies: int = 10_000,
+        handled_reply_ttl: float = 300.0,
     ) -> None:
         self.addresses = [addresses] if isinstance(addresses, str) else list(addresses)
         if not self.addresses:
@@ -571,9 +606,12 @@ class TcpConnector:
         self.connect_timeout = connect_timeout
         self.base_backoff, self.max_backoff = base_backoff, max_backoff
         self.ping_interval, self.idle_timeout = ping_interval, idle_timeout
+        self.handled_replies, self.handled_reply_ttl = handled_replies, handled_reply_ttl
 
     async def connect(self, endpoint: BundleEndpoint) -> _ServerLinks:
-        links = [_TcpLink(self, address, endpoint) for address in self.addresses]
+        # One cache for the bundle's links to every server: it is the bundle that must not run a command twice.
+        handled: ReplyCache[str, Response] = ReplyCache(self.handled_replies, self.handled_reply_ttl)
+        links = [_TcpLink(self, address, endpoint, handled) for address in self.addresses]
         opened = await asyncio.gather(*(link.open() for link in links), return_exceptions=True)
         failures = [result for result in opened if isinstance(result, BaseException)]
         rejected = [f for f in failures if isinstance(f, HandshakeRejectedError)]
