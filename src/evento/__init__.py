@@ -5,6 +5,7 @@ state classes, gateways, the bundle and the server.
 """
 
 from evento.bundle import Bundle, ConsumerSettings, MessageHandlerInterceptor, TracingAgent
+from evento.bundle.calls import ProjectionTransaction, projection_transaction
 from evento.components import (
     AggregateState,
     Invoker,
@@ -76,6 +77,7 @@ __all__ = [
     "Metadata",
     "Multiple",
     "NoHandlerError",
+    "ProjectionTransaction",
     "ProjectorStatus",
     "Query",
     "QueryGateway",
@@ -101,6 +103,7 @@ __all__ = [
     "invoker",
     "observer",
     "projection",
+    "projection_transaction",
     "projector",
     "query_handler",
     "saga",

@@ -2,15 +2,20 @@
 
 ``async def`` handlers run on the event loop; plain ``def`` handlers run on a worker thread so blocking code
 (database drivers, HTTP clients) never stalls the loop. Interceptor hooks run on the handler's thread.
+
+A projector's plain handler whose consumer store is a transactional database runs inside the transaction that
+also commits the checkpoint (exactly-once projection); it reaches that transaction through
+:func:`projection_transaction`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextvars
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import HandlerSpec, Inject, ProjectorStatus, SequenceNumber
@@ -18,7 +23,10 @@ from evento.discovery import HandlerKind
 from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import Metadata
 
-__all__ = ["CallContext", "HandlerRunner", "to_datetime"]
+if TYPE_CHECKING:
+    from evento.consumer_stores.base import ConsumerStateStore
+
+__all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_transaction", "to_datetime"]
 
 
 def to_datetime(timestamp_ms: int) -> datetime:
@@ -61,6 +69,96 @@ class CallContext:
         return dependency
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectionTransaction:
+    """The open transaction a projector's event handler runs in, shared with the checkpoint commit.
+
+    ``connection`` is the consumer store's own DB-API connection (``sqlite3``, ``psycopg`` or ``pymysql``, as
+    ``dialect`` says: "sqlite", "postgresql" or "mysql") with the transaction open. Write through it and do not
+    commit or roll back: the engine commits the writes together with the checkpoint of ``sequence_number``, or
+    rolls both back when the handler raises, so a crash can never leave the writes without the checkpoint (or
+    the checkpoint without the writes). ``store`` is the consumer store, so a read model can check that it
+    lives in that database before it joins.
+    """
+
+    connection: Any
+    dialect: str
+    store: ConsumerStateStore
+    consumer_id: str
+    sequence_number: int
+
+
+_current_transaction: contextvars.ContextVar[ProjectionTransaction | None] = contextvars.ContextVar(
+    "evento_projection_transaction", default=None
+)
+
+
+def projection_transaction() -> ProjectionTransaction | None:
+    """The transaction of the projector event being handled on this thread, or ``None`` outside one.
+
+    Set while a plain ``def`` event handler of a projector runs and its bundle's consumer store supports
+    transactions (SQLite, PostgreSQL, MySQL); ``None`` for ``async def`` handlers, an in-memory store, dead-event
+    replays and everywhere else, where a read model writes on a connection of its own. Handlers need not know
+    the engine: a repository asks for the transaction when it writes. A runnable example, the read model in the
+    consumer store's SQLite file::
+
+        import asyncio, sqlite3, tempfile
+        from pathlib import Path
+
+        from evento import (Bundle, DomainCommand, DomainEvent, EventoServer, SQLiteEventStore, aggregate,
+                            aggregate_command_handler, event_handler, projection_transaction, projector)
+        from evento.consumer_stores import SQLiteConsumerStateStore
+
+        class Greet(DomainCommand):
+            name: str
+
+            @property
+            def aggregate_id(self) -> str:
+                return self.name
+
+        class Greeted(DomainEvent):
+            name: str
+
+        @aggregate()
+        class Greeter:
+            @aggregate_command_handler(init=True)
+            def greet(self, command: Greet) -> Greeted:
+                return Greeted(name=command.name)
+
+        @projector(version=1)
+        class Greetings:
+            @event_handler
+            def on_greeted(self, event: Greeted) -> None:
+                tx = projection_transaction()
+                assert tx is not None and tx.dialect == "sqlite"
+                # Committed together with the checkpoint, or not at all.
+                tx.connection.execute("INSERT INTO greeting (name) VALUES (?)", (event.name,))
+
+        async def main(data: Path) -> list[tuple[str]]:
+            with sqlite3.connect(data / "read.db") as db:  # tables first: see ConsumerStateStore.commit_with
+                db.execute("CREATE TABLE greeting (name TEXT)")
+            server = EventoServer(SQLiteEventStore(data / "events.db"))
+            await server.start()
+            writer = Bundle("greeter", components=[Greeter])
+            await writer.start(server)
+            commands, _ = writer.gateways(None)
+            await commands.send(Greet(name="Ada"))
+            reader = Bundle("greetings", components=[Greetings],
+                            consumer_store=SQLiteConsumerStateStore(data / "read.db"))
+            await reader.start(server)
+            await reader.wait_for_head(10.0)
+            for bundle in (reader, writer):
+                await bundle.stop()
+            await server.stop()
+            with sqlite3.connect(data / "read.db") as db:
+                return db.execute("SELECT name FROM greeting").fetchall()
+
+        with tempfile.TemporaryDirectory() as data:
+            assert asyncio.run(main(Path(data))) == [("Ada",)]
+    """
+    return _current_transaction.get()
+
+
 class HandlerRunner:
     """Runs handlers of one bundle with its interceptors and tracing agent."""
 
@@ -83,6 +181,23 @@ class HandlerRunner:
             except BaseException as exc:
                 raise self._on_exception(handler, ctx, exc) from None
             return self._after(handler, ctx, result)
+
+    def in_transaction(
+        self, handler: HandlerSpec, instance: Any, ctx: CallContext, transaction: Callable[[Any], ProjectionTransaction]
+    ) -> Callable[[Any], Any]:
+        """The work a transactional consumer store runs on its own thread: the plain ``def`` handler, with
+        ``transaction(conn)`` as :func:`projection_transaction`.
+
+        The work runs in a copy of the caller's context, as :func:`asyncio.to_thread` would, so context
+        variables (tracing spans and the like) reach the handler on the store's thread too.
+        """
+        context = contextvars.copy_context()
+
+        def run(conn: Any) -> Any:
+            _current_transaction.set(transaction(conn))
+            return self.run_sync(handler, instance, ctx)
+
+        return lambda conn: context.run(run, conn)
 
     async def _run_async(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Any:
         args = [ctx.value(inject, dep) for inject, dep in handler.plan]

@@ -9,6 +9,12 @@ Failures (reference §3.4): a *transient* error (timeout, lost connection, :clas
 the checkpoint where it is and the event is redelivered after an exponential backoff; any other error is
 retried ``retry`` times ``retry_delay`` apart (-1: forever), then the event goes to the dead event queue and the
 checkpoint moves on.
+
+Exactly-once projections: when a projector's consumer store is a transactional database, each plain ``def``
+handler runs inside the store's transaction that also commits the checkpoint (``commit_with``), so the read
+model's writes (through :func:`~evento.bundle.calls.projection_transaction`) and the checkpoint land together or
+not at all. A failing attempt rolls its writes back; retries, dead-lettering and transient redelivery are the same
+as for any other handler.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from evento.bundle.calls import CallContext, HandlerRunner
+from evento.bundle.calls import CallContext, HandlerRunner, ProjectionTransaction
 from evento.components.model import ComponentSpec, HandlerSpec, ProjectorStatus
 from evento.components.state import SagaState
 from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, DeadEvent, ErrorState, SagaInstance
 from evento.discovery import ComponentKind, ConsumerInfo, HandlerKind
-from evento.errors import EventoError, TransientConsumerError
+from evento.errors import ConcurrentCheckpointError, EventoError, TransientConsumerError
 from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
 from evento.payloads import decode_payload, encode_payload
 
@@ -93,6 +99,15 @@ class ConsumerStatus:
     enabled: bool
     error: ErrorState
     dead_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How handling one event ended: ``handled`` false when it went to the dead event queue; ``committed`` the
+    checkpoint committed together with the handler's writes (exactly-once projections), if any."""
+
+    handled: bool
+    committed: Checkpoint | None = None
 
 
 class ConsumerEngine:
@@ -228,8 +243,7 @@ class ConsumerEngine:
             if not await self._hold_lock():
                 log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
                 break
-            await self._process(event)
-            checkpoint = await self.store.commit_checkpoint(cid, event.sequence_number, checkpoint.version)
+            checkpoint = await self._consume(event, checkpoint)
             self._checkpoint = checkpoint
         return len(batch.events)
 
@@ -267,6 +281,18 @@ class ConsumerEngine:
         assert isinstance(head, Head)
         return head.sequence_number  # sagas and observers start from now
 
+    async def _consume(self, event: StoredEvent, checkpoint: Checkpoint) -> Checkpoint:
+        """Handle one event and commit the checkpoint after it: in the handler's own transaction when the
+        projector shares the store's database, else as a commit of its own. Returns the new checkpoint."""
+        handler = self.spec.handler_for(self._handler_kind, event.event_name)
+        if handler is not None and self._transactional(handler):
+            outcome = await self._with_retries(handler, event, checkpoint)
+            if outcome.committed is not None:
+                return outcome.committed
+        else:
+            await self._process(event)
+        return await self.store.commit_checkpoint(self.consumer_id, event.sequence_number, checkpoint.version)
+
     async def _process(self, event: StoredEvent) -> None:
         handler = self.spec.handler_for(self._handler_kind, event.event_name)
         if handler is None:
@@ -276,16 +302,33 @@ class ConsumerEngine:
             return
         await self._with_retries(handler, event)
 
-    async def _with_retries(self, handler: HandlerSpec, event: StoredEvent) -> bool:
-        """Handle with the handler's retry policy; false when the event ended in the dead event queue."""
+    def _transactional(self, handler: HandlerSpec) -> bool:
+        """Whether the handler runs inside the checkpoint's transaction: a projector's plain handler on a store
+        with transactions (an ``async def`` handler runs on the loop, not on the store's thread)."""
+        return self._kind is ComponentKind.PROJECTOR and self.store.supports_transactions and not handler.is_async
+
+    async def _with_retries(
+        self, handler: HandlerSpec, event: StoredEvent, checkpoint: Checkpoint | None = None
+    ) -> _Outcome:
+        """Handle with the handler's retry policy.
+
+        With ``checkpoint`` every attempt runs in a transaction that also advances it, so a failed attempt leaves
+        nothing behind and a successful one is committed with its checkpoint (returned in the outcome).
+        """
         attempt = 0
         # Observers run detached from the fetch loop, so "retry forever" would pin a slot for ever (as in Evento).
         retry = max(handler.options.retry, 0) if self._kind is ComponentKind.OBSERVER else handler.options.retry
         while True:
             try:
-                await self._handle(handler, event)
-                return True
+                if checkpoint is None:
+                    await self._handle(handler, event)
+                    return _Outcome(handled=True)
+                return _Outcome(handled=True, committed=await self._handle_committing(handler, event, checkpoint))
             except asyncio.CancelledError:
+                raise
+            except ConcurrentCheckpointError:
+                # Someone else moved the checkpoint: this instance's view is stale, not the event bad. The cycle
+                # ends and re-reads the checkpoint, exactly as when a plain checkpoint commit finds it moved.
                 raise
             except Exception as exc:
                 if is_transient(exc) and self._kind is not ComponentKind.OBSERVER:
@@ -301,7 +344,7 @@ class ConsumerEngine:
                         exc,
                     )
                     await self.store.add_dead_event(self.consumer_id, event, f"{type(exc).__name__}: {exc}")
-                    return False
+                    return _Outcome(handled=False)
                 attempt += 1
                 log.warning(
                     "consumer %s failed on event %d (attempt %d): %r",
@@ -316,10 +359,29 @@ class ConsumerEngine:
                     await asyncio.wait_for(self._stop_requested.wait(), handler.options.retry_delay)
 
     async def _handle(self, handler: HandlerSpec, event: StoredEvent) -> None:
+        ctx = self._call_context(handler, event)
+        if self._kind is ComponentKind.SAGA:
+            await self._handle_saga(handler, ctx.payload, ctx)
+        else:
+            await self._runner.run(handler, self.instance, ctx)
+
+    async def _handle_committing(self, handler: HandlerSpec, event: StoredEvent, checkpoint: Checkpoint) -> Checkpoint:
+        """Run a projector's plain handler and commit the checkpoint after ``event`` in one store transaction."""
+        ctx = self._call_context(handler, event)
+        sequence_number = event.sequence_number
+
+        def transaction(conn: Any) -> ProjectionTransaction:
+            return ProjectionTransaction(conn, self.store.dialect, self.store, self.consumer_id, sequence_number)
+
+        work = self._runner.in_transaction(handler, self.instance, ctx, transaction)
+        _, committed = await self.store.commit_with(self.consumer_id, sequence_number, checkpoint.version, work)
+        return committed
+
+    def _call_context(self, handler: HandlerSpec, event: StoredEvent) -> CallContext:
         assert handler.payload_type is not None
         payload = decode_payload(event.payload, handler.payload_type)
         commands, queries = self._outbox.gateways(event)
-        ctx = CallContext(
+        return CallContext(
             payload,
             event,
             event.metadata,
@@ -329,10 +391,6 @@ class ConsumerEngine:
             sequence_number=event.sequence_number,
             status=self.status,
         )
-        if self._kind is ComponentKind.SAGA:
-            await self._handle_saga(handler, payload, ctx)
-        else:
-            await self._runner.run(handler, self.instance, ctx)
 
     async def _handle_saga(self, handler: HandlerSpec, payload: Any, ctx: CallContext) -> None:
         prop = handler.options.association_property
@@ -370,7 +428,7 @@ class ConsumerEngine:
 
     async def _observe(self, handler: HandlerSpec, event: StoredEvent) -> None:
         try:
-            if not await self._with_retries(handler, event):
+            if not (await self._with_retries(handler, event)).handled:
                 await self.store.release_claim(self.consumer_id, event.sequence_number)
         except Exception:
             log.exception("observer %s failed on event %d", self.consumer_id, event.sequence_number)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from evento import Multiple, Single, projection, query_handler
 from evento.demo.todolist.payloads import (
     TodoListListItemView,
@@ -12,7 +10,7 @@ from evento.demo.todolist.payloads import (
     TodoListViewFindByIdentifierQuery,
     TodoView,
 )
-from evento.demo.todolist.read_model import TodoListReadModel
+from evento.demo.todolist.read_model import Session, TodoListReadModel
 
 
 class TodoListNotFoundError(LookupError):
@@ -28,12 +26,12 @@ class TodoListProjection:
 
     @query_handler
     def find_by_identifier(self, query: TodoListViewFindByIdentifierQuery) -> Single[TodoListView]:
-        def find(c: sqlite3.Connection) -> TodoListView:
-            row = c.execute(
+        def find(db: Session) -> TodoListView:
+            row = db.row(
                 "SELECT identifier, name, created_by, updated_by, created_at, updated_at, status"
                 " FROM todolist_list WHERE identifier = ?",
-                (query.identifier,),
-            ).fetchone()
+                query.identifier,
+            )
             if row is None:
                 raise TodoListNotFoundError(f"todo list {query.identifier} not found")
             todos = [
@@ -46,10 +44,10 @@ class TodoListProjection:
                     created_at=t[5],
                     completed_at=t[6],
                 )
-                for t in c.execute(
+                for t in db.rows(
                     "SELECT identifier, content, completed, created_by, completed_by, created_at, completed_at"
-                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY created_at, rowid",
-                    (query.identifier,),
+                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY position",
+                    query.identifier,
                 )
             ]
             return TodoListView(
@@ -68,12 +66,15 @@ class TodoListProjection:
     @query_handler
     def search(self, query: TodoListListItemViewSearchQuery) -> Multiple[TodoListListItemView]:
         size = max(1, min(query.size, 100))
-        pattern = "%" + query.name_like.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # nameLike is a plain substring, case-insensitive on every database: its % and _ are escaped with "!".
+        pattern = "%" + query.name_like.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
         rows = self.read_model.read(
-            lambda c: c.execute(
-                "SELECT identifier, name FROM todolist_list WHERE name LIKE ? ESCAPE '\\'"
+            lambda db: db.rows(
+                "SELECT identifier, name FROM todolist_list WHERE LOWER(name) LIKE LOWER(?) ESCAPE '!'"
                 " ORDER BY created_at DESC, identifier LIMIT ? OFFSET ?",
-                (pattern, size, max(0, query.page) * size),
-            ).fetchall()
+                pattern,
+                size,
+                max(0, query.page) * size,
+            )
         )
         return Multiple([TodoListListItemView(identifier=r[0], name=r[1]) for r in rows])

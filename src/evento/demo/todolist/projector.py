@@ -1,11 +1,14 @@
-"""The TodoList projector: keeps the read model in step with the events, audit fields from the metadata."""
+"""The TodoList projector: keeps the read model in step with the events, audit fields from the metadata.
+
+Each handler writes through :meth:`TodoListReadModel.write`; with the read model in the consumer store's database,
+that is the projection transaction, committed together with the projector's checkpoint.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
-from evento import Metadata, event_handler, projector
+from evento import Metadata, SequenceNumber, event_handler, projector
 from evento.demo.todolist.payloads import (
     ErpUserActivityRegisteredEvent,
     TodoListCreatedEvent,
@@ -14,12 +17,12 @@ from evento.demo.todolist.payloads import (
     TodoListTodoCheckedEvent,
     TodoListTodoRemovedEvent,
 )
-from evento.demo.todolist.read_model import TodoListReadModel, iso
+from evento.demo.todolist.read_model import Session, TodoListReadModel, iso
 
 
 @projector(version=1)
 class TodoListProjector:
-    """Projects todo lists and their todos into the SQLite read model."""
+    """Projects todo lists and their todos into the read model."""
 
     def __init__(self, read_model: TodoListReadModel) -> None:
         self.read_model = read_model
@@ -28,40 +31,53 @@ class TodoListProjector:
     def on_created(self, event: TodoListCreatedEvent, metadata: Metadata, at: datetime) -> None:
         user, when = metadata.get("user"), iso(at)
         self.read_model.write(
-            lambda c: c.execute(
-                "INSERT OR IGNORE INTO todolist_list (identifier, name, status, created_by, updated_by,"
-                " created_at, updated_at) VALUES (?, ?, 'WIP', ?, ?, ?, ?)",
-                (event.identifier, event.content, user, user, when, when),
+            lambda db: db.insert_new(
+                "todolist_list",
+                identifier=event.identifier,
+                name=event.content,
+                status="WIP",
+                created_by=user,
+                updated_by=user,
+                created_at=when,
+                updated_at=when,
             )
         )
 
     @event_handler
     def on_deleted(self, event: TodoListDeletedEvent) -> None:
-        def delete(c: sqlite3.Connection) -> None:
-            c.execute("DELETE FROM todolist_todo WHERE list_identifier = ?", (event.identifier,))
-            c.execute("DELETE FROM todolist_list WHERE identifier = ?", (event.identifier,))
+        def delete(db: Session) -> None:
+            db.execute("DELETE FROM todolist_todo WHERE list_identifier = ?", event.identifier)
+            db.execute("DELETE FROM todolist_list WHERE identifier = ?", event.identifier)
 
         self.read_model.write(delete)
 
     @event_handler
-    def on_todo_added(self, event: TodoListTodoAddedEvent, metadata: Metadata, at: datetime) -> None:
+    def on_todo_added(
+        self, event: TodoListTodoAddedEvent, metadata: Metadata, at: datetime, seq: SequenceNumber
+    ) -> None:
         user, when = metadata.get("user"), iso(at)
 
-        def add(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT OR IGNORE INTO todolist_todo (identifier, list_identifier, content, completed,"
-                " created_by, created_at) VALUES (?, ?, ?, 0, ?, ?)",
-                (event.todo_identifier, event.identifier, event.content, user, when),
+        def add(db: Session) -> None:
+            # The event's sequence number orders a list's todos as they were added, whatever the clock said.
+            db.insert_new(
+                "todolist_todo",
+                identifier=event.todo_identifier,
+                list_identifier=event.identifier,
+                position=seq,
+                content=event.content,
+                completed=0,
+                created_by=user,
+                created_at=when,
             )
-            _touch(c, event.identifier, user, when)
+            _touch(db, event.identifier, user, when)
 
         self.read_model.write(add)
 
     @event_handler
     def on_todo_removed(self, event: TodoListTodoRemovedEvent, metadata: Metadata, at: datetime) -> None:
-        def remove(c: sqlite3.Connection) -> None:
-            c.execute("DELETE FROM todolist_todo WHERE identifier = ?", (event.todo_identifier,))
-            _touch(c, event.identifier, metadata.get("user"), iso(at))
+        def remove(db: Session) -> None:
+            db.execute("DELETE FROM todolist_todo WHERE identifier = ?", event.todo_identifier)
+            _touch(db, event.identifier, metadata.get("user"), iso(at))
 
         self.read_model.write(remove)
 
@@ -69,16 +85,18 @@ class TodoListProjector:
     def on_todo_checked(self, event: TodoListTodoCheckedEvent, metadata: Metadata, at: datetime) -> None:
         user, when = metadata.get("user"), iso(at)
 
-        def check(c: sqlite3.Connection) -> None:
-            c.execute(
+        def check(db: Session) -> None:
+            db.execute(
                 "UPDATE todolist_todo SET completed = 1, completed_by = ?, completed_at = ? WHERE identifier = ?",
-                (user, when, event.todo_identifier),
+                user,
+                when,
+                event.todo_identifier,
             )
-            _touch(c, event.identifier, user, when)
+            _touch(db, event.identifier, user, when)
             if event.all_checked:
-                c.execute(
+                db.execute(
                     "UPDATE todolist_list SET status = 'REGISTRATION_PENDING' WHERE identifier = ? AND status = 'WIP'",
-                    (event.identifier,),
+                    event.identifier,
                 )
 
         self.read_model.write(check)
@@ -88,12 +106,13 @@ class TodoListProjector:
         if event.resource_type != "TodoList":
             return
         self.read_model.write(
-            lambda c: c.execute(
+            lambda db: db.execute(
                 "UPDATE todolist_list SET status = 'REGISTERED', registered_at = ? WHERE identifier = ?",
-                (iso(at), event.resource_identifier),
+                iso(at),
+                event.resource_identifier,
             )
         )
 
 
-def _touch(c: sqlite3.Connection, identifier: str, user: str | None, when: str) -> None:
-    c.execute("UPDATE todolist_list SET updated_by = ?, updated_at = ? WHERE identifier = ?", (user, when, identifier))
+def _touch(db: Session, identifier: str, user: str | None, when: str) -> None:
+    db.execute("UPDATE todolist_list SET updated_by = ?, updated_at = ? WHERE identifier = ?", user, when, identifier)

@@ -1,39 +1,59 @@
-"""The TodoList read model: two SQLite tables beside the query bundle's consumer state.
+"""The TodoList read model: two tables on SQLite, PostgreSQL or MySQL/MariaDB, usually in the query bundle's
+consumer store database.
 
-The projector writes it, the projection reads it. Writes are idempotent (upserts, deletes), so an event
-delivered again after a crash (at most one, reference §A.5) leaves the same rows.
+The projector writes it, the projection reads it. When the read model lives in the database of the consumer store
+it names (the default), the projector's writes join the projection transaction, which commits them together with
+the checkpoint: an event is projected exactly once, even across a crash. Otherwise (an in-memory consumer store,
+an ``async`` handler, a dead-event replay) writes run in a transaction of their own and stay idempotent (upserts,
+deletes), so the one event redelivered after a crash (reference §A.5) leaves the same rows.
+
+SQL is written once, with ``?`` placeholders; :class:`Session` speaks each driver's dialect.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from evento.server.sqlite_store import connect
+from evento.bundle.calls import projection_transaction
+from evento.consumer_stores.base import ConsumerStateStore
+from evento.server.sqlite_store import connect as sqlite_connect
+
+__all__ = ["Session", "TodoListReadModel", "iso"]
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS todolist_list (
-    identifier TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'WIP',
-    created_by TEXT, updated_by TEXT, created_at TEXT, updated_at TEXT, registered_at TEXT
-);
-CREATE INDEX IF NOT EXISTS todolist_list_created ON todolist_list (created_at, identifier);
-CREATE TABLE IF NOT EXISTS todolist_todo (
-    identifier TEXT PRIMARY KEY,
-    list_identifier TEXT NOT NULL,
-    content TEXT NOT NULL,
-    completed INTEGER NOT NULL DEFAULT 0,
-    created_by TEXT, completed_by TEXT, created_at TEXT, completed_at TEXT
-);
-CREATE INDEX IF NOT EXISTS todolist_todo_list ON todolist_todo (list_identifier, created_at);
-"""
+# Types every dialect accepts: keys and indexed columns are VARCHAR (MySQL indexes no TEXT without a prefix
+# length); timestamps are ISO 8601 strings, so ordering them as text is ordering them in time.
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS todolist_list (
+        identifier VARCHAR(100) PRIMARY KEY,
+        name TEXT NOT NULL,
+        status VARCHAR(32) NOT NULL DEFAULT 'WIP',
+        created_by TEXT, updated_by TEXT,
+        created_at VARCHAR(32), updated_at VARCHAR(32), registered_at VARCHAR(32)
+    )""",
+    """CREATE TABLE IF NOT EXISTS todolist_todo (
+        identifier VARCHAR(100) PRIMARY KEY,
+        list_identifier VARCHAR(100) NOT NULL,
+        position BIGINT NOT NULL,
+        content TEXT NOT NULL,
+        completed INTEGER NOT NULL DEFAULT 0,
+        created_by TEXT, completed_by TEXT, created_at VARCHAR(32), completed_at VARCHAR(32)
+    )""",
+]
+_INDEXES = {
+    "todolist_list_created": "todolist_list (created_at, identifier)",
+    "todolist_todo_list": "todolist_todo (list_identifier, position)",
+}
+# Binary collation on MySQL: identifiers that differ only in case are different lists, as on the other databases.
+_MYSQL_TABLE_OPTIONS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+_MAX_IDLE = 8
 
 
 def iso(moment: datetime) -> str:
@@ -41,38 +61,201 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class TodoListReadModel:
-    """Thread-safe access to the read model: one connection per thread, the schema created on first use."""
+class Session:
+    """One connection of the read model, in a transaction when writing; SQL uses ``?`` placeholders.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._schema_lock = threading.Lock()
+    The drivers of PostgreSQL and MySQL (psycopg, PyMySQL) want ``%s`` and a doubled literal ``%``; the statement
+    is rewritten for them, so queries must not hold a ``?`` or ``%`` of their own outside parameters.
+    """
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect == "sqlite" else sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, *params: Any) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def row(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        found = self.rows(sql, *params)
+        return found[0] if found else None
+
+    def insert_new(self, table: str, **values: Any) -> None:
+        """Insert a row unless one with its key exists: a redelivered creation event changes nothing."""
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        if self.dialect == "mysql":
+            # INSERT IGNORE would also turn errors such as a too-long value into warnings; this only skips the key.
+            first = next(iter(values))
+            tail = f" ON DUPLICATE KEY UPDATE {first} = {first}"
+        else:
+            tail = " ON CONFLICT DO NOTHING"
+        self.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks}){tail}", *values.values())
+
+
+def _dialect_of(database: str) -> str:
+    scheme = urlsplit(database).scheme.lower() if "://" in database else ""
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    if scheme.startswith("mysql") or scheme == "mariadb":
+        return "mysql"
+    if scheme in ("", "sqlite", "file"):
+        return "sqlite"
+    raise ValueError(f"unsupported read model database {database!r}: use a SQLite path, postgresql:// or mysql://")
+
+
+def _sqlite_path(database: str) -> str:
+    # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy writes them; anything else is a path.
+    return database.split("://", 1)[1][1:] if "://" in database else database
+
+
+def _connect(database: str, dialect: str) -> Any:
+    """A new autocommit connection of the dialect's driver: transactions are spelled out where they are wanted."""
+    if dialect == "sqlite":
+        path = _sqlite_path(database)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return sqlite_connect(path, synchronous="NORMAL")
+    if dialect == "postgresql":
+        import psycopg
+
+        return psycopg.connect(database, autocommit=True)
+    import pymysql  # type: ignore[import-untyped]
+
+    parts = urlsplit(database)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/") or None,
+        charset="utf8mb4",
+        autocommit=True,
+    )
+
+
+def _alive(connection: Any, dialect: str) -> bool:
+    if dialect == "postgresql":
+        return not connection.closed and not connection.broken
+    if dialect == "mysql":
+        return bool(connection.open)
+    return True
+
+
+class TodoListReadModel:
+    """The TodoList tables, reached through :meth:`write` (projector) and :meth:`read` (projection).
+
+    ``database`` is a SQLite path (or ``sqlite:///path``), a ``postgresql://`` or a ``mysql://`` URL. ``shares`` is
+    the consumer store living in that same database: inside a projector handler of that store the writes join the
+    projection transaction. Connections of its own (for reads, and for writes outside a projection transaction)
+    are pooled, opened on demand and closed by :meth:`close`. Thread-safe.
+    """
+
+    def __init__(self, database: str | Path, *, shares: ConsumerStateStore | None = None) -> None:
+        self.database = str(database)
+        self.dialect = _dialect_of(self.database)
+        if shares is not None and shares.dialect != self.dialect:
+            raise ValueError(
+                f"the read model is a {self.dialect} database but the consumer store it shares is {shares.dialect}"
+            )
+        self.shares = shares
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
         self._schema_ready = False
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.path, synchronous="NORMAL")
-            self._local.conn = conn
-            with self._schema_lock:
-                if not self._schema_ready:
-                    conn.executescript(_SCHEMA)
-                    self._schema_ready = True
-        return conn
+    def open(self) -> None:
+        """Create the tables if they are missing. Call before the projector starts: on MySQL a ``CREATE`` would
+        commit a projection transaction half-way, and on SQLite it would wait for that transaction's lock."""
+        with self._lock:
+            if self._schema_ready:
+                return
+        with self._connection() as session:
+            _create_schema(session)
+        with self._lock:
+            self._schema_ready = True
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one transaction."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+    def close(self) -> None:
+        """Close the idle connections (those in use close when returned)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._schema_ready = False
+        for connection in idle:
+            connection.close()
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction: the projection transaction when it is in this database, else one of
+        its own on a pooled connection."""
+        transaction = projection_transaction()
+        if transaction is not None and self.shares is not None and transaction.store is self.shares:
+            if not self._schema_ready:
+                raise RuntimeError("open() the TodoList read model before its projector runs")
+            return work(Session(transaction.connection, self.dialect))
+        self.open()
+        with self._connection() as session:
+            session.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+            try:
+                result = work(session)
+            except BaseException:
+                session.execute("ROLLBACK")
+                raise
+            session.execute("COMMIT")
+            return result
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` on a pooled connection, each statement seeing what was committed when it started."""
+        self.open()
+        with self._connection() as session:
+            return work(session)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Session]:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = _connect(self.database, self.dialect)
+        keep = True
         try:
-            result = work(conn)
+            yield Session(connection, self.dialect)
         except BaseException:
-            conn.execute("ROLLBACK")
+            keep = _alive(connection, self.dialect)
             raise
-        conn.execute("COMMIT")
-        return result
+        finally:
+            with self._lock:
+                keep = keep and len(self._idle) < _MAX_IDLE
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
 
-    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return work(self._conn())
+
+def _create_schema(session: Session) -> None:
+    options = _MYSQL_TABLE_OPTIONS if session.dialect == "mysql" else ""
+    for table in _TABLES:
+        session.execute(table + options)
+    existing: Sequence[tuple[Any, ...]] = []
+    if session.dialect == "mysql":
+        # MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has): look the indexes up instead.
+        existing = session.rows(
+            "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE()"
+        )
+    known = {str(row[0]) for row in existing}
+    guard = "" if session.dialect == "mysql" else "IF NOT EXISTS "
+    for name, target in _INDEXES.items():
+        if name not in known:
+            session.execute(f"CREATE INDEX {guard}{name} ON {target}")

@@ -1,12 +1,13 @@
 """The TodoList system assembled: its bundles, and the embedded demo that runs them with the server.
 
 The bundles are split as they would be deployed: ``todolist-command`` (the aggregate), ``todolist-query``
-(projector + projection, read model in its consumer store's SQLite file), ``todolist-saga`` (saga, observer and
+(projector + projection, read model in its consumer store's database), ``todolist-saga`` (saga, observer and
 the two services) and ``todolist-web`` (the invoker behind the HTTP API).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.saga import ErpTodoListActivityRegistrationSaga
 from evento.demo.todolist.services import ErpService, NotificationService, ServiceSettings
 
-__all__ = ["TodoListConfig", "TodoListSystem", "command_bundle", "query_bundle", "saga_bundle", "web_bundle"]
+__all__ = [
+    "QueryBundle",
+    "TodoListConfig",
+    "TodoListSystem",
+    "command_bundle",
+    "query_bundle",
+    "saga_bundle",
+    "web_bundle",
+]
 
 
 @dataclass
@@ -37,8 +46,6 @@ class TodoListConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.services = ServiceSettings(delay=self.service_delay)
-        # Every query replica reads and writes the same read model; its consumer lock picks the active projector.
-        self.read_model = TodoListReadModel(self.data_dir / "todolist-query.db")
 
     @property
     def instance_id(self) -> str:
@@ -47,7 +54,25 @@ class TodoListConfig:
         return f"replica-{self.replica}"
 
     def provide(self, annotation: Any) -> Any:
-        return {TodoListReadModel: self.read_model, ServiceSettings: self.services}.get(annotation)
+        return {ServiceSettings: self.services}.get(annotation)
+
+
+class QueryBundle(Bundle):
+    """The query bundle with its read model: the tables are created before the projector starts (a ``CREATE``
+    inside a projection transaction would commit it early on MySQL), and the read model's connections close
+    when the bundle stops."""
+
+    def __init__(self, *args: Any, read_model: TodoListReadModel, **kwargs: Any) -> None:
+        self.read_model = read_model
+        super().__init__(*args, **kwargs)
+
+    async def start(self, server: Any) -> None:
+        await asyncio.to_thread(self.read_model.open)
+        await super().start(server)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await asyncio.to_thread(self.read_model.close)
 
 
 def command_bundle(config: TodoListConfig) -> Bundle:
@@ -60,13 +85,21 @@ def command_bundle(config: TodoListConfig) -> Bundle:
     )
 
 
-def query_bundle(config: TodoListConfig) -> Bundle:
-    """``todolist-query``: projector and projection over the read model (kept in the consumer store's file)."""
-    return Bundle(
+def query_bundle(config: TodoListConfig) -> QueryBundle:
+    """``todolist-query``: projector and projection over the read model, kept in the consumer store's database so
+    each event's rows commit with the projector's checkpoint.
+
+    Every query replica reads and writes the same read model; the consumer lock picks the active projector.
+    """
+    path = config.data_dir / "todolist-query.db"
+    store = SQLiteConsumerStateStore(path)
+    read_model = TodoListReadModel(path, shares=store)
+    return QueryBundle(
         "todolist-query",
+        read_model=read_model,
         components=[TodoListProjector, TodoListProjection],
-        consumer_store=SQLiteConsumerStateStore(config.read_model.path),
-        injector=config.provide,
+        consumer_store=store,
+        injector=lambda annotation: read_model if annotation is TodoListReadModel else config.provide(annotation),
         consumer_settings=config.consumer_settings,
         description="TodoList read side",
         instance_id=config.instance_id,
@@ -101,9 +134,9 @@ class TodoListSystem:
     ) -> None:
         self.config = TodoListConfig(data_dir, service_delay, consumer_settings or ConsumerSettings())
         self.services = self.config.services
-        self.read_model = self.config.read_model
         self.command = command_bundle(self.config)
         self.query = query_bundle(self.config)
+        self.read_model = self.query.read_model
         self.saga = saga_bundle(self.config)
         self.web = web_bundle(self.config)
 
