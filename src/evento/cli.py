@@ -35,6 +35,19 @@ def _parser() -> argparse.ArgumentParser:
         "--distributed", action="store_true", help="run the server and every bundle as separate processes over TCP"
     )
     demo.add_argument("--replicas", type=int, default=int(_env("REPLICAS", "1")), help="instances of each bundle")
+    demo.add_argument(
+        "--servers",
+        type=int,
+        default=int(_env("SERVER_COUNT", "1")),
+        help="with --distributed: server processes sharing the --store (PostgreSQL), on consecutive ports",
+    )
+    _store_options(demo)
+    demo.add_argument(
+        "--consumer-store",
+        default=_env("CONSUMER_STORE", "") or None,
+        help="memory, sqlite path, postgresql://… or mysql://… (default: the --store database if PostgreSQL,"
+        " else SQLite files in DATA_DIR); the TodoList read model lives there too",
+    )
     server = commands.add_parser("server", help="run the Evento Server (bus over TCP, HTTP)")
     _store_options(server)
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
@@ -97,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bus_port=args.bus_port,
             todo_port=args.todo_port,
             service_delay=args.service_delay,
+            store=args.store,
+            es_mode=args.es_mode,
+            fetch_delay=args.fetch_delay_ms / 1000,
+            consumer_store=args.consumer_store,
+            servers=args.servers,
         )
         if args.distributed:
             from evento.demo.distributed import run_distributed

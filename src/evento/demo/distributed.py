@@ -1,6 +1,7 @@
 """``evento demo --distributed``: the TodoList as separate OS processes talking over TCP.
 
-The launcher starts ``evento server``, then N replicas each of ``todolist-command``, ``todolist-query`` and
+The launcher starts ``evento server`` (or, with ``--servers N``, ``server-1`` … ``server-N`` sharing one PostgreSQL
+event store on consecutive ports), then N replicas each of ``todolist-command``, ``todolist-query`` and
 ``todolist-saga`` and one ``todolist-web`` (all with ``evento bundle run``), writes ``DATA_DIR/pids.json`` and
 restarts any child that dies. Each child logs to ``DATA_DIR/logs/<name>.log``. SIGINT/SIGTERM stop the children
 in reverse order (web first, server last).
@@ -83,25 +84,35 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         "EVENTO_SERVICE_DELAY": str(options.service_delay),
         "EVENTO_HOST": options.host,
         "EVENTO_TODO_PORT": str(options.todo_port),
+        "EVENTO_STORE": options.store,
+        "EVENTO_ES_MODE": options.es_mode,
+        "EVENTO_FETCH_DELAY_MS": str(options.fetch_delay * 1000),
     }
-    bus = f"{options.host}:{options.bus_port}"
-    server = _Child(
-        "server",
-        [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(options.port),
-         "--bus-port", str(options.bus_port), "--server-id", "server"],
-        base_env,
-        logs / "server.log",
-    )  # fmt: skip
-    children = [server]
+    if options.bundle_consumer_store:
+        base_env["EVENTO_CONSUMER_STORE"] = options.bundle_consumer_store
+    children = []
+    buses = []
+    for name, port, bus_port in _servers(options):
+        buses += ["--server", f"{options.host}:{bus_port}"]
+        command = [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(port),
+                   "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
+        children.append(_Child(name, command, base_env, logs / f"{name}.log"))
     for role in ("command", "query", "saga"):
         for replica in range(1, replicas + 1):
             name = f"todolist-{role}-{replica}"
             env = {**base_env, "EVENTO_REPLICA": str(replica)}
-            command = [*evento, "bundle", "run", f"evento.demo.todolist.deploy:{role}", "--server", bus]
+            command = [*evento, "bundle", "run", f"evento.demo.todolist.deploy:{role}", *buses]
             children.append(_Child(name, command, env, logs / f"{name}.log"))
-    web_command = [*evento, "bundle", "run", "evento.demo.todolist.deploy:web", "--server", bus]
+    web_command = [*evento, "bundle", "run", "evento.demo.todolist.deploy:web", *buses]
     children.append(_Child("todolist-web", web_command, base_env, logs / "todolist-web.log"))
     return children
+
+
+def _servers(options: DemoOptions) -> list[tuple[str, int, int]]:
+    """Name, HTTP port and bus port of each server: ``server`` alone, or ``server-1``… on consecutive ports."""
+    if options.servers == 1:
+        return [("server", options.port, options.bus_port)]
+    return [(f"server-{n}", options.port + n - 1, options.bus_port + n - 1) for n in range(1, options.servers + 1)]
 
 
 def _write_pids(path: Path, children: list[_Child]) -> None:
@@ -113,8 +124,10 @@ def _write_pids(path: Path, children: list[_Child]) -> None:
 
 async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio.Event | None = None) -> None:
     """Run the distributed TodoList until SIGINT/SIGTERM (or ``stop``), restarting children that die."""
-    if replicas < 1:
-        raise ValueError("--replicas must be at least 1")
+    if replicas < 1 or options.servers < 1:
+        raise ValueError("--replicas and --servers must be at least 1")
+    if options.servers > 1 and not options.store.startswith(("postgresql://", "postgres://")):
+        raise ValueError("--servers N > 1 shares one event store between servers: it needs --store postgresql://...")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,9 +141,9 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
             child.start()
             await child.wait_ready(marks)
         _write_pids(pids_path, children)
-        print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
+        for name, port, bus_port in _servers(options):
+            print(f"Evento {name:<9}http://{options.host}:{port}/api/health, bus {options.host}:{bus_port}", flush=True)
         print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
-        print(f"Bus             {options.host}:{options.bus_port}", flush=True)
         print(f"Processes       {pids_path.resolve()}", flush=True)
         print("Ready. Ctrl-C stops.", flush=True)
         while not stop.is_set():

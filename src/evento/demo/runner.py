@@ -1,4 +1,4 @@
-"""``evento demo``: the TodoList system on the embedded default (SQLite, in-process transport).
+"""``evento demo``: the TodoList system in one process (in-process transport; SQLite unless ``--store`` says).
 
 Everything lives under the data directory, so the demo resumes where it stopped, after a kill -9 too: every
 acknowledged command's event is on disk (the event store commits with fsync before replying) and consumers
@@ -16,7 +16,7 @@ from pathlib import Path
 from evento import ConsumerSettings
 from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import create_app
-from evento.server import EventoServer, SQLiteEventStore
+from evento.server import EventoServer, open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.transport.tcp import BusServer
 
@@ -31,6 +31,19 @@ class DemoOptions:
     bus_port: int = 3030
     todo_port: int = 8080
     service_delay: float = 1.0
+    store: str = ""
+    es_mode: str = "cpes"
+    fetch_delay: float = 0.069
+    consumer_store: str | None = None
+    servers: int = 1
+
+    @property
+    def bundle_consumer_store(self) -> str | None:
+        """Where the bundles keep consumer state and the read model: ``--consumer-store``, else the event store's
+        database when that is PostgreSQL, else (``None``) SQLite files in the data directory."""
+        if self.consumer_store:
+            return self.consumer_store
+        return self.store if self.store.startswith(("postgresql://", "postgres://")) else None
 
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
@@ -40,7 +53,10 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    server = EventoServer(SQLiteEventStore(options.data_dir / "events.db"), server_id="evento-demo")
+    store = open_event_store(
+        options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
+    )
+    server = EventoServer(store, server_id="evento-demo")
     await server.start()
     system = TodoListSystem(
         options.data_dir, service_delay=options.service_delay, consumer_settings=ConsumerSettings(error_delay=0.2)

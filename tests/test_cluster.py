@@ -1,0 +1,180 @@
+"""A cluster: two `evento server` processes sharing one PostgreSQL event store, bundles connected to both.
+
+The bundles run in the test process and reach the servers over real TCP; every command goes to whichever server
+the bundle's connector picks (round robin), so each test spreads its traffic over both servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from evento import Bundle, CommandGateway
+from evento.consumer_stores import MemoryConsumerStateStore
+from evento.errors import EventoError
+from tests.bank import Account, Deposit, InsufficientFunds, Ledger, LedgerProjector, OpenAccount, Withdraw
+from tests.databases import postgres_url  # noqa: F401  (fixture)
+from tests.helpers import wait_until
+from tests.test_tcp import ServerProcess, start_server_process, stop_server_process
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Cluster:
+    url: str
+    servers: list[ServerProcess]
+    bundles: list[Bundle]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [server.bus for server in self.servers]
+
+    async def join(self, bundle: Bundle) -> Bundle:
+        from evento.transport.tcp import TcpConnector
+
+        await bundle.start(TcpConnector(self.addresses))
+        self.bundles.append(bundle)
+        return bundle
+
+    def stored(self) -> list[tuple[int, str, int | None, str | None]]:
+        """(sequence number, event name, aggregate version, command id) of every stored event, in order."""
+        with psycopg.connect(self.url) as conn:
+            rows = conn.execute(
+                "SELECT sequence_number, event_name, aggregate_version, command_id FROM es_events"
+                " ORDER BY sequence_number"
+            ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+@contextlib.asynccontextmanager
+async def cluster(url: str, tmp_path: Path, mode: str) -> AsyncIterator[Cluster]:
+    servers = [
+        await start_server_process(tmp_path / f"server-{n}", "--store", url, "--es-mode", mode, "--server-id", f"s{n}")
+        for n in (1, 2)
+    ]
+    running = Cluster(url, servers, [])
+    try:
+        yield running
+    finally:
+        for bundle in reversed(running.bundles):
+            await bundle.stop()
+        for server in servers:
+            stop_server_process(server)
+
+
+async def accounts(running: Cluster) -> CommandGateway:
+    """Two instances of the Account aggregate, both connected to both servers, and a gateway sending from one."""
+    bank = [await running.join(Bundle("bank", components=[Account], instance_id=f"bank-{n}")) for n in (1, 2)]
+    commands, _ = bank[0].gateways(None)
+    return commands
+
+
+@pytest.mark.parametrize("mode", ["cpes", "apes"])
+async def test_no_oversell_across_servers(postgres_url: str, tmp_path: Path, mode: str) -> None:  # noqa: F811
+    """200 concurrent withdrawals of 1 from a balance of 50, spread over two servers: exactly 50 succeed."""
+    async with cluster(postgres_url, tmp_path, mode) as running:
+        commands = await accounts(running)
+        await commands.send(OpenAccount(account="stock"))
+        await commands.send(Deposit(account="stock", amount=50))
+        results = await asyncio.gather(
+            *(commands.send(Withdraw(account="stock", amount=1)) for _ in range(200)), return_exceptions=True
+        )
+        succeeded = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, InsufficientFunds)]
+        others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, InsufficientFunds)]
+        assert others == []
+        assert (len(succeeded), len(refused)) == (50, 150)
+        assert sorted(event.balance for event in succeeded) == list(range(50))
+        versions = [version for _, name, version, _ in running.stored() if name == "Withdrawn"]
+        assert sorted(versions) == list(range(3, 53))
+
+
+@pytest.mark.parametrize("mode", ["cpes", "apes"])
+async def test_projector_sees_every_event_once_in_order_while_two_servers_write(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    """8 writers through 2 servers for 10 s while a projector consumes live: it sees exactly the stored events."""
+    async with cluster(postgres_url, tmp_path, mode) as running:
+        commands = await accounts(running)
+        ledger = Ledger()
+        projector = await running.join(
+            Bundle(
+                "ledger",
+                components=[LedgerProjector],
+                consumer_store=MemoryConsumerStateStore(),
+                injector=lambda annotation: ledger if annotation is Ledger else None,
+            )
+        )
+        stop_at = time.monotonic() + 10.0
+
+        async def writer(n: int) -> int:
+            sent = 0
+            await commands.send(OpenAccount(account=f"w{n}"))
+            while time.monotonic() < stop_at:
+                await asyncio.gather(
+                    *(commands.send(Deposit(account=f"w{n}", amount=1)) for _ in range(random.randint(1, 4)))
+                )
+                sent += 1
+            return sent
+
+        assert sum(await asyncio.gather(*(writer(n) for n in range(8)))) > 0
+        stored = [(seq, name) for seq, name, _, _ in running.stored()]
+        await wait_until(lambda: len(ledger.seen) >= len(stored), timeout=30, what="projector caught up")
+        await projector.wait_for_head()
+        assert [(seq, name) for seq, name, _ in ledger.seen] == stored
+
+
+async def test_kill_one_server_mid_burst_loses_and_duplicates_nothing(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """kill -9 of one of two servers during a burst: bundles fail over; every acknowledged deposit is stored
+    once, and nothing is stored that was not asked for."""
+    async with cluster(postgres_url, tmp_path, "cpes") as running:
+        commands = await accounts(running)
+        for n in range(20):
+            await commands.send(OpenAccount(account=f"acc-{n}"))
+        acknowledged: list[int] = []
+        failed = 0
+
+        async def deposit(n: int) -> None:
+            nonlocal failed
+            try:
+                event = await commands.send(Deposit(account=f"acc-{n % 20}", amount=n + 1))
+            except EventoError:
+                failed += 1
+                return
+            acknowledged.append(event.amount)
+
+        burst = [asyncio.create_task(deposit(n)) for n in range(400)]
+        await wait_until(lambda: len(acknowledged) >= 100, timeout=30, what="burst under way")
+        running.servers[0].process.kill()
+        await asyncio.gather(*burst)
+        running.servers[0].process.wait()
+        amounts = _deposit_amounts(running.url)
+        assert len(amounts) == len(set(amounts)), "a deposit was stored twice"
+        assert set(acknowledged) <= set(amounts), "an acknowledged deposit is missing"
+        assert set(amounts) <= set(range(1, 401))
+        assert len(acknowledged) + failed == 400
+        assert failed <= 20, f"{failed} deposits failed although the other server was up"
+        # Later commands on the surviving server keep working.
+        assert (await commands.send(Deposit(account="acc-0", amount=1000))).amount == 1000
+
+
+def _deposit_amounts(url: str) -> list[int]:
+    import msgspec
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT payload FROM es_events WHERE event_name = 'Deposited'").fetchall()
+    return [msgspec.json.decode(bytes(row[0]))["amount"] for row in rows]
