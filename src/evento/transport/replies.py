@@ -48,32 +48,51 @@ class ReplyCache(Generic[K, R]):
     def __contains__(self, key: K) -> bool:
         return self._live(key, time.monotonic()) is not None
 
-    def join(self, key: K, start: Callable[[], Awaitable[R]], ttl: float | None = None) -> asyncio.Future[R]:
-        """The reply of the request ``key``: the first run's (in flight or done), or a run started now and kept for
-        ``ttl`` seconds (default: the cache's)."""
+    async def run_once(self, key: K, work: Callable[[], Awaitable[R]], ttl: float | None = None) -> R:
+        """The reply of the request ``key``: the first run's (waiting for it while in flight), or ``work()``'s, which
+        is then remembered for ``ttl`` seconds (default: the cache's).
+
+        The first caller runs the work itself (no task of its own): if that caller is cancelled, the duplicates
+        waiting on it see the cancellation and the next duplicate runs the work again.
+        """
         now = time.monotonic()
         entry = self._live(key, now)
         if entry is not None:
             self._entries.move_to_end(key)
-            return entry.reply
-        reply = asyncio.ensure_future(start())
+            return await asyncio.shield(entry.reply)
+        reply: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._entries[key] = _Entry(reply, now + (self.ttl if ttl is None else ttl))
         self._evict()
-        return reply
+        try:
+            result = await work()
+        except Exception as exc:
+            reply.set_exception(exc)
+            reply.exception()  # the duplicates, if any, see it; nobody else needs to
+            raise
+        except BaseException:
+            reply.cancel()
+            self._forget(key, reply)
+            raise
+        reply.set_result(result)
+        return result
 
-    def keep(self, key: K, reply: asyncio.Future[R], ttl: float | None = None, weight: int = 0) -> None:
-        """Keep ``reply`` for ``ttl`` seconds from now (default: the cache's), if it is still the one under ``key``."""
+    def settle(self, key: K, *, keep: bool, ttl: float | None = None, weigh: Callable[[R], int] | None = None) -> None:
+        """After a reply was handed to its caller: keep it ``ttl`` more seconds (weighing ``weigh(reply)``), or
+        drop it. A run still in flight under ``key`` (a later one) is left alone."""
         entry = self._entries.get(key)
-        if entry is None or entry.reply is not reply:
+        if entry is None or not entry.reply.done():
             return
+        if not keep or entry.reply.cancelled() or entry.reply.exception() is not None:
+            self._drop(key)
+            return
+        weight = weigh(entry.reply.result()) if weigh is not None else 0
         self._weight += weight - entry.weight
         entry.weight = weight
         entry.expires = time.monotonic() + (self.ttl if ttl is None else ttl)
         self._entries.move_to_end(key)
         self._evict()
 
-    def forget(self, key: K, reply: asyncio.Future[R]) -> None:
-        """Drop ``reply`` (its caller has it), unless a later run took its place under ``key``."""
+    def _forget(self, key: K, reply: asyncio.Future[R]) -> None:
         entry = self._entries.get(key)
         if entry is not None and entry.reply is reply:
             self._drop(key)

@@ -99,6 +99,9 @@ class Connection:
         self._decoder = FrameDecoder(max_frame)
         self._max_frame = max_frame
         self._inbox: list[Message] = []
+        self._out: list[bytes] = []  # frames posted during this pass of the event loop, written at its end
+        self._out_bytes = 0
+        self._loop = asyncio.get_running_loop()
         self._drain_lock = asyncio.Lock()
         self._last_read = time.monotonic()
         self.pending: dict[str, asyncio.Future[Response]] = {}
@@ -108,25 +111,52 @@ class Connection:
         self.closed = asyncio.Event()
 
     async def send(self, message: Message) -> None:
-        # The frames of one message are written without an await between them, so messages never interleave;
-        # waiting for the buffer to drain only under back-pressure saves a loop pass per message.
-        for frame in encode_frames(message, self._max_frame):
-            self._writer.write(frame)
+        """Send ``message``; waits only while the socket is backed up."""
+        self.post(message)
+        if self._out_bytes > _HIGH_WATER:
+            self._flush()
         if self._writer.transport.get_write_buffer_size() > _HIGH_WATER:
             async with self._drain_lock:
                 await self._writer.drain()
 
+    def post(self, message: Message) -> None:
+        """Queue ``message`` without waiting (dropped if the connection is closed).
+
+        Everything posted during one pass of the event loop leaves in one socket write at the end of the pass: under
+        load many replies and requests share a connection, and a send system call per frame was the largest single
+        cost of a command. The frames of one message are queued together, so messages never interleave.
+        """
+        if self.closed.is_set():
+            return
+        frames = list(encode_frames(message, self._max_frame))
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out += frames
+        self._out_bytes += sum(len(frame) for frame in frames)
+
+    def _flush(self) -> None:
+        out, self._out, self._out_bytes = self._out, [], 0
+        if out and not self.closed.is_set():
+            # A peer that is gone shows up at the reader, which fails whatever waits on this connection.
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._writer.writelines(out)
+
     async def receive(self) -> Message:
         """The next message (raises ProtocolError, ConnectionLostError on EOF, TimeoutError when idle too long)."""
+        await self._fill()
+        return self._inbox.pop(0)
+
+    async def _fill(self) -> None:
         while not self._inbox:
             data = await self._reader.read(65536)
             self._last_read = time.monotonic()
             if not data:
                 raise ConnectionLostError(f"{self.name}: connection closed by peer")
             self._inbox.extend(self._decoder.feed(data))
-        return self._inbox.pop(0)
 
     async def request(self, body: RequestBody, timeout: float, correlation_id: str | None = None) -> ResponseBody:
+        if self.closed.is_set():
+            raise ConnectionLostError(f"connection to {self.name} is closed; nothing sent")
         if self.max_in_flight and len(self.pending) >= self.max_in_flight:
             raise TooManyPendingRequestsError(f"{len(self.pending)} requests in flight to {self.name}; nothing sent")
         correlation_id = correlation_id or new_message_id()
@@ -162,23 +192,23 @@ class Connection:
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
-                message = await self.receive()
-                if isinstance(message, Response):
-                    future = self.pending.get(message.correlation_id)
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                elif isinstance(message, Request):
-                    task = asyncio.create_task(self._answer(on_request, message))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                elif isinstance(message, Notification):
-                    await on_notification(message)
-                elif isinstance(message, Ping):
-                    await self.send(Pong(message.sequence))
-                elif isinstance(message, Pong):
-                    pass
-                else:
-                    raise ProtocolError(f"unexpected {type(message).__name__} after the handshake")
+                await self._fill()
+                batch, self._inbox = self._inbox, []
+                for message in batch:  # everything one read brought, without a loop pass per message
+                    if isinstance(message, Response):
+                        future = self.pending.get(message.correlation_id)
+                        if future is not None and not future.done():
+                            future.set_result(message)
+                    elif isinstance(message, Request):
+                        task = self._loop.create_task(self._answer(on_request, message))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    elif isinstance(message, Notification):
+                        await on_notification(message)
+                    elif isinstance(message, Ping):
+                        self.post(Pong(message.sequence))
+                    elif not isinstance(message, Pong):
+                        raise ProtocolError(f"unexpected {type(message).__name__} after the handshake")
         finally:
             pinger.cancel()
             await self.close()
@@ -213,6 +243,7 @@ class Connection:
     async def close(self) -> None:
         if self.closed.is_set():
             return
+        self._flush()  # what was posted last (a Reject, a final reply) still goes out
         self.closed.set()
         self._writer.close()
         with contextlib.suppress(Exception):
@@ -243,9 +274,7 @@ class _TcpPeer:
         return body  # type: ignore[return-value]
 
     def notify(self, message: EventsAppended) -> None:
-        if not self.connection.closed.is_set():
-            task = asyncio.get_running_loop().create_task(self.connection.send(Notification(message)))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.connection.post(Notification(message))
 
 
 class BusServer:
@@ -351,18 +380,14 @@ class BusServer:
             return _respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
 
         if isinstance(body, SendCommand):
-            return await asyncio.shield(self._commands.join(request.correlation_id, run))
+            return await self._commands.run_once(request.correlation_id, run)
         # Queries and fetches are safe to repeat and their answers can be large: kept only for a caller who lost
         # its connection before the answer was ready.
         key = (node.info.instance_id, request.correlation_id)
-        reply = self._replies.join(key, run, ttl=max(timeout, self._replies.ttl))
         try:
-            return await asyncio.shield(reply)
+            return await self._replies.run_once(key, run, ttl=max(timeout, self._replies.ttl))
         finally:
-            if connection.closed.is_set() and reply.done() and not reply.cancelled():
-                self._replies.keep(key, reply, weight=_weight(reply.result()))
-            else:
-                self._replies.forget(key, reply)
+            self._replies.settle(key, keep=connection.closed.is_set(), weigh=_weight)
 
     async def _on_notify(self, node: Node, notification: Notification) -> None:
         body = notification.body
@@ -476,7 +501,7 @@ class _TcpLink:
         if isinstance(body, QueryRequest):
             return await run()  # a query has no side effect to repeat, and its answer may be large
         # Commands (a service's side effects above all) run once per correlation id; a duplicate gets the first reply.
-        return await asyncio.shield(self._handled.join(request.correlation_id, run))
+        return await self._handled.run_once(request.correlation_id, run)
 
     async def _on_notification(self, notification: Notification) -> None:
         if isinstance(notification.body, EventsAppended):
