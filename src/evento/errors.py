@@ -68,6 +68,18 @@ class ConcurrentCheckpointError(EventoError):
     """A consumer checkpoint was committed by someone else in between (optimistic version mismatch)."""
 
 
+class ConsumerStoreError(EventoError):
+    """The consumer state store's database refused or failed a statement (the driver's error is the cause)."""
+
+
+class ConsumerStoreUnavailableError(ConsumerStoreError, ConnectionError):
+    """The consumer state store's database is unreachable, dropped the connection or is busy: try again later.
+
+    A :class:`ConnectionError`, so consumers treat it as transient. The interrupted call's outcome is unknown;
+    retrying is safe because checkpoint commits are versioned and the other writes are idempotent.
+    """
+
+
 class EventStoreError(EventoError):
     """The event store failed; nothing of the failing batch was stored."""
 
