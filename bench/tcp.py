@@ -154,11 +154,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _evento_server(directory: Path) -> Iterator[str]:
-    """An ``evento server`` process on free ports with its SQLite file in ``directory``; yields its bus address."""
+def _evento_server(directory: Path, *extra: str) -> Iterator[str]:
+    """An ``evento server`` process on free ports (SQLite file in ``directory`` unless ``extra`` names another
+    ``--store``); yields its bus address."""
     port, bus_port = _free_port(), _free_port()
     command = [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(directory),
-               "--port", str(port), "--bus-port", str(bus_port), "--auth-token", TOKEN]  # fmt: skip
+               "--port", str(port), "--bus-port", str(bus_port), "--auth-token", TOKEN, *extra]  # fmt: skip
     with _spawn("evento server", command, directory / "server.log"):
         yield f"127.0.0.1:{bus_port}"
 
