@@ -38,9 +38,12 @@ class PostgresConsumerStateStore(SQLConsumerStateStore):
     def __init__(self, url: str, *, connections: int = 4, connect_timeout: float = 10.0) -> None:
         super().__init__(connections=connections)
         try:
-            conninfo_to_dict(url)
+            params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
             raise ValueError(f"not a PostgreSQL URL or conninfo string: {exc}") from exc
+        # libpq would only find a bad port when connecting; a configuration error should show at once.
+        if not all(port.strip().isdigit() for port in str(params.get("port", "5432")).split(",")):
+            raise ValueError(f"bad port in PostgreSQL URL: {params['port']!r}")
         self.url = url
         self._connect_timeout = connect_timeout
 
