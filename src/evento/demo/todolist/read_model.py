@@ -18,10 +18,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from evento.bundle.calls import projection_transaction
-from evento.consumer_stores.base import ConsumerStateStore
+from evento.consumer_stores import ConsumerStateStore, SQLiteConsumerStateStore, open_consumer_store
 from evento.server.sqlite_store import connect as sqlite_connect
 
 __all__ = ["Session", "TodoListReadModel", "iso"]
@@ -109,45 +108,37 @@ class Session:
         self.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks}){tail}", *values.values())
 
 
-def _dialect_of(database: str) -> str:
-    scheme = urlsplit(database).scheme.lower() if "://" in database else ""
-    if scheme in ("postgresql", "postgres"):
-        return "postgresql"
-    if scheme.startswith("mysql") or scheme == "mariadb":
-        return "mysql"
-    if scheme in ("", "sqlite", "file"):
-        return "sqlite"
-    raise ValueError(f"unsupported read model database {database!r}: use a SQLite path, postgresql:// or mysql://")
+def _locate(database: str, data_dir: Path | None) -> tuple[str, str]:
+    """The dialect of a database spec and what its driver connects to (a file path, or the URL itself).
 
-
-def _sqlite_path(database: str) -> str:
-    # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy writes them; anything else is a path.
-    return database.split("://", 1)[1][1:] if "://" in database else database
+    The spec takes the forms of a consumer store's (:func:`~evento.consumer_stores.open_consumer_store`, which
+    reads it here, so both always agree on where a database is), ``memory`` excepted; and SQLite's ``:memory:``.
+    """
+    if database == ":memory:":
+        return "sqlite", database
+    store = open_consumer_store(database, data_dir=data_dir)
+    if isinstance(store, SQLiteConsumerStateStore):
+        return "sqlite", str(store.path)
+    if store.dialect in ("postgresql", "mysql"):
+        return store.dialect, database.strip()
+    raise ValueError(f"a read model needs a database: a SQLite file, postgresql:// or mysql://, not {database!r}")
 
 
 def _connect(database: str, dialect: str) -> Any:
     """A new autocommit connection of the dialect's driver: transactions are spelled out where they are wanted."""
     if dialect == "sqlite":
-        path = _sqlite_path(database)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return sqlite_connect(path, synchronous="NORMAL")
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return sqlite_connect(database, synchronous="NORMAL")
     if dialect == "postgresql":
         import psycopg
 
         return psycopg.connect(database, autocommit=True)
     import pymysql  # type: ignore[import-untyped]
 
-    parts = urlsplit(database)
-    return pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        database=parts.path.lstrip("/") or None,
-        charset="utf8mb4",
-        autocommit=True,
-    )
+    from evento.consumer_stores.mysql import _parse_url
+
+    return pymysql.connect(**_parse_url(database), charset="utf8mb4", autocommit=True)
 
 
 def _alive(connection: Any, dialect: str) -> bool:
@@ -161,15 +152,17 @@ def _alive(connection: Any, dialect: str) -> bool:
 class TodoListReadModel:
     """The TodoList tables, reached through :meth:`write` (projector) and :meth:`read` (projection).
 
-    ``database`` is a SQLite path (or ``sqlite:///path``), a ``postgresql://`` or a ``mysql://`` URL. ``shares`` is
-    the consumer store living in that same database: inside a projector handler of that store the writes join the
-    projection transaction. Connections of its own (for reads, and for writes outside a projection transaction)
-    are pooled, opened on demand and closed by :meth:`close`. Thread-safe.
+    ``database`` is written as a consumer store's: a SQLite file (relative ones under ``data_dir``), a
+    ``postgresql://`` or a ``mysql://`` URL. ``shares`` is the consumer store living in that same database: inside
+    a projector handler of that store the writes join the projection transaction. Connections of its own (for
+    reads, and for writes outside a projection transaction) are pooled, opened on demand and closed by
+    :meth:`close`. Thread-safe.
     """
 
-    def __init__(self, database: str | Path, *, shares: ConsumerStateStore | None = None) -> None:
-        self.database = str(database)
-        self.dialect = _dialect_of(self.database)
+    def __init__(
+        self, database: str | Path, *, data_dir: Path | None = None, shares: ConsumerStateStore | None = None
+    ) -> None:
+        self.dialect, self.database = _locate(str(database), data_dir)
         if shares is not None and shares.dialect != self.dialect:
             raise ValueError(
                 f"the read model is a {self.dialect} database but the consumer store it shares is {shares.dialect}"
