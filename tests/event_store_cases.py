@@ -173,8 +173,6 @@ async def test_story_is_the_aggregate_events_in_version_order(open_store: StoreO
         await store.append(aggregate_event(f"noise-{version}", 1))
     story = await store.load_story("order-1")
     assert story.events == mine and story.version == 3 and story.snapshot is None
-    assert await store.load_events_after("order-1", 1) == mine[1:]
-    assert await store.load_events_after("order-1", 3) == []
 
 
 async def test_story_starts_at_the_latest_snapshot(open_store: StoreOpener) -> None:

@@ -190,8 +190,9 @@ class CommandBroker:
         if not command.invalidate_snapshot:
             cached = self.cache.get(aggregate_id)
             if cached is not None:
-                if not self.store.exclusive:
-                    cached.events.extend(await self.store.load_events_after(aggregate_id, cached.version))
+                # Trusted even when other servers share the store: a story they made stale yields a version they
+                # already stored, the append is refused, and _aggregate_command re-runs on the fresh story. Cheaper
+                # than asking the database on every command.
                 return cached
         story = await self.store.load_story(aggregate_id, use_snapshot=not command.invalidate_snapshot)
         self.cache.put(aggregate_id, story)

@@ -115,8 +115,6 @@ class EventStore(ABC):
     """Abstract event store. Backends implement the ``_``-prefixed batch primitives and nothing else."""
 
     max_batch = 512
-    #: True when this process is the only writer (SQLite): cached stories need no revalidation.
-    exclusive = False
 
     def __init__(self) -> None:
         self._pending: list[tuple[AppendRequest, asyncio.Future[StoredEvent]]] = []
@@ -207,10 +205,6 @@ class EventStore(ABC):
     @abstractmethod
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
         """The aggregate's snapshot (unless ``use_snapshot`` is false) and its later events, in order."""
-
-    @abstractmethod
-    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
-        """The aggregate's events with a version above ``version`` (a cached story's delta)."""
 
     @abstractmethod
     async def find_by_command(self, command_id: str) -> StoredEvent | None:

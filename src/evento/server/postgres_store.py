@@ -255,9 +255,6 @@ class PostgresEventStore(EventStore):
             story.events = [row_to_event(row) for row in await cursor.fetchall()]
             return story
 
-    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
-        return await self._select(_EVENTS_AFTER, (aggregate_id, version))
-
     async def find_by_command(self, command_id: str) -> StoredEvent | None:
         events = await self._select(f"SELECT {EVENT_COLUMNS} FROM es_events WHERE command_id = %s", (command_id,))
         return events[0] if events else None

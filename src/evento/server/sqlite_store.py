@@ -80,8 +80,6 @@ def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connectio
 class SQLiteEventStore(EventStore):
     """Event store in one SQLite file. Only one server process may own the file at a time."""
 
-    exclusive = True
-
     def __init__(self, path: str | Path, *, readers: int = 2, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = Path(path)
@@ -148,9 +146,6 @@ class SQLiteEventStore(EventStore):
 
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
         return await self._on_reader(lambda conn: _load_story(conn, aggregate_id, use_snapshot))
-
-    async def load_events_after(self, aggregate_id: str, version: int) -> list[StoredEvent]:
-        return await self._on_reader(lambda conn: _events_after(conn, aggregate_id, version))
 
     async def find_by_command(self, command_id: str) -> StoredEvent | None:
         def query(conn: sqlite3.Connection) -> StoredEvent | None:
