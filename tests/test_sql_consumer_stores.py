@@ -8,6 +8,9 @@ database the way an operator or a second process would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import pymysql
 import pytest
 
 from evento.bundle.consumers import is_transient
+from evento.consumer_stores import open_consumer_store
 from evento.consumer_stores.base import Checkpoint
 from evento.consumer_stores.mysql import MySQLConsumerStateStore
 from evento.consumer_stores.postgres import PostgresConsumerStateStore
@@ -71,6 +75,46 @@ async def test_stores_starting_together_migrate_once(open_store: Opener) -> None
         assert not await stores[2].try_lock("projector", "b", 30)
     finally:
         await asyncio.gather(*(store.stop() for store in stores))
+
+
+_START_AND_STOP = """
+import asyncio, sys
+from evento.consumer_stores import open_consumer_store
+
+async def main() -> None:
+    store = open_consumer_store(sys.argv[1])
+    await store.start()
+    await store.seed_checkpoint("projector", int(sys.argv[2]))
+    await store.stop()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql"])
+def test_processes_starting_together_migrate_once(backend: str, tmp_path: Path) -> None:
+    database = {"postgres": postgres_database, "mysql": mysql_database}.get(backend)
+    with database() if database else contextlib.nullcontext(str(tmp_path / "consumers.db")) as spec:
+        processes = [
+            subprocess.Popen([sys.executable, "-c", _START_AND_STOP, spec, str(n)], stderr=subprocess.PIPE, text=True)
+            for n in range(3)
+        ]
+        errors = [process.communicate(timeout=60)[1] for process in processes]
+        assert [process.returncode for process in processes] == [0, 0, 0], errors
+
+        async def check() -> None:
+            store = open_consumer_store(spec)
+            assert isinstance(store, SQLConsumerStateStore)
+            await store.start()
+            try:
+                assert await _peek(store, "SELECT version FROM evento_consumer_schema") == [(1,)]
+                # One seed won and the others kept it.
+                checkpoint = await store.read_checkpoint("projector")
+                assert checkpoint is not None and checkpoint.version == 0 and checkpoint.sequence_number in (0, 1, 2)
+            finally:
+                await store.stop()
+
+        asyncio.run(check())
 
 
 async def test_restart_keeps_schema_and_state(open_store: Opener) -> None:
