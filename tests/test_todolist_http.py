@@ -1,7 +1,9 @@
 """The TodoList HTTP API, in process: every status code, body shape and rule the API promises its clients.
 
 The whole system runs in the test's event loop: an :class:`EventoServer` over a real SQLite event store under
-``tmp_path``, the four TodoList bundles, and the FastAPI app reached through ``httpx.ASGITransport``. Commands
+``tmp_path``, the four TodoList bundles, and the FastAPI app reached through ``httpx.ASGITransport``. The contract
+runs three times: with the bundles' consumer state and the read model in SQLite files (the default), in a
+PostgreSQL database and in a MariaDB/MySQL database. Commands
 return once their event is stored, but reads follow the projector, so every read after a write polls with
 :func:`wait_until` under a deadline.
 """
@@ -9,7 +11,7 @@ return once their event is stored, but reads follow the projector, so every read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,9 +20,11 @@ import httpx
 import pytest
 
 from evento import ConsumerSettings
+from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import create_app
 from evento.server import EventoServer, SQLiteEventStore
+from tests.databases import mysql_database, postgres_database
 
 T = TypeVar("T")
 
@@ -122,12 +126,28 @@ async def _search_when(
 # --- fixtures ------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def consumer_store(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Where the bundles keep consumer state and the read model: SQLite files (``None``, the default) or an empty
+    PostgreSQL or MariaDB database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_database() if request.param == "postgresql" else mysql_database() as url:
+        yield url
+
+
 @pytest.fixture
-async def system(tmp_path: Path) -> AsyncIterator[TodoListSystem]:
+async def system(tmp_path: Path, consumer_store: str | None) -> AsyncIterator[TodoListSystem]:
     """A started server (SQLite event store under ``tmp_path``) with the TodoList system on it."""
     server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
     await server.start()
-    todo_system = TodoListSystem(tmp_path, service_delay=0.01, consumer_settings=ConsumerSettings(error_delay=0.05))
+    todo_system = TodoListSystem(
+        tmp_path,
+        service_delay=0.01,
+        consumer_settings=ConsumerSettings(error_delay=0.05),
+        consumer_store=consumer_store,
+    )
     try:
         await todo_system.start(server)
         # Sagas and observers pick their start position ("now") in their first cycle, after start() returned; wait
@@ -584,6 +604,50 @@ async def test_a_saga_sees_events_appended_right_after_a_first_start(tmp_path: P
             await read_list_when(client, list_id, lambda b: b["status"] == "REGISTERED", timeout=2.0)
     finally:
         gate.set()
+        await system.stop()
+        await server.stop()
+
+
+# --- where the read model lives ------------------------------------------------------------------------------------
+
+
+async def test_the_read_model_shares_the_query_bundles_consumer_store_database(
+    system: TodoListSystem, client: httpx.AsyncClient, consumer_store: str | None, tmp_path: Path
+) -> None:
+    """The projector's rows land in the query bundle's consumer store database (its SQLite file by default),
+    written in the projection transaction of that store."""
+    store = system.query.consumer_store
+    assert system.read_model.shares is store
+    assert system.read_model.dialect == store.dialect
+    list_id = await create_list(client, "groceries")
+    await read_list_when(client, list_id, lambda _: True)
+    # Read on a connection of the test's own, to the database the consumer store was configured with.
+    outside = TodoListReadModel(consumer_store or str(tmp_path / "todolist-query.db"))
+    try:
+        rows = outside.read(lambda db: db.rows("SELECT identifier, name FROM todolist_list"))
+    finally:
+        outside.close()
+    assert rows == [(list_id, "groceries")]
+
+
+async def test_on_a_memory_consumer_store_the_read_model_keeps_its_own_file(tmp_path: Path) -> None:
+    """A memory consumer store has no database to share: the read model stays in todolist-query.db under the
+    data directory and writes in transactions of its own."""
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    system = TodoListSystem(
+        tmp_path, service_delay=0.01, consumer_settings=ConsumerSettings(error_delay=0.05), consumer_store="memory"
+    )
+    assert system.read_model.shares is None
+    assert system.read_model.database == str(tmp_path / "todolist-query.db")
+    try:
+        await system.start(server)
+        async with client_for(system) as client:
+            list_id = await create_list(client, "groceries")
+            await add_todo(client, list_id, "milk")
+            body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 1)
+            assert body["todos"][0]["content"] == "milk"
+    finally:
         await system.stop()
         await server.stop()
 

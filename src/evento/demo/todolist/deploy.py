@@ -5,9 +5,11 @@ Each factory reads its settings from the environment, so one command line serves
     EVENTO_DATA_DIR=./data EVENTO_INSTANCE_ID=replica-2 \\
         evento bundle run evento.demo.todolist.deploy:query --server 127.0.0.1:3030
 
-``EVENTO_DATA_DIR`` (shared files: the read model, saga state), ``EVENTO_REPLICA`` (replica number, gives the
-stable instance id), ``EVENTO_SERVICE_DELAY`` (simulated ERP/notification latency), and for ``web``
-``EVENTO_HOST`` / ``EVENTO_TODO_PORT`` (where the HTTP API listens).
+``EVENTO_DATA_DIR`` (shared files: the read model, saga state), ``EVENTO_CONSUMER_STORE`` (where consumer state
+and the read model live instead: ``postgresql://…``, ``mysql://…``, a SQLite file or ``memory``; see
+:class:`~evento.demo.todolist.system.TodoListConfig`), ``EVENTO_REPLICA`` (replica number, gives the stable
+instance id), ``EVENTO_SERVICE_DELAY`` (simulated ERP/notification latency), and for ``web`` ``EVENTO_HOST`` /
+``EVENTO_TODO_PORT`` (where the HTTP API listens).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def _config() -> system.TodoListConfig:
         service_delay=float(os.environ.get("EVENTO_SERVICE_DELAY", "1.0")),
         consumer_settings=ConsumerSettings(error_delay=0.2, lease_seconds=5.0, idle_poll=1.0),
         replica=int(os.environ.get("EVENTO_REPLICA", "1")),
+        consumer_store=os.environ.get("EVENTO_CONSUMER_STORE") or None,
     )
 
 

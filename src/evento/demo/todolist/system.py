@@ -3,6 +3,10 @@
 The bundles are split as they would be deployed: ``todolist-command`` (the aggregate), ``todolist-query``
 (projector + projection, read model in its consumer store's database), ``todolist-saga`` (saga, observer and
 the two services) and ``todolist-web`` (the invoker behind the HTTP API).
+
+Consumer state lives where :attr:`TodoListConfig.consumer_store` says: by default one SQLite file per bundle
+under the data directory; or one PostgreSQL or MySQL database shared by both consuming bundles, the read model's
+tables beside the consumer state so each event's rows commit with the projector's checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evento import Bundle, ConsumerSettings
-from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
+from evento.consumer_stores import ConsumerStateStore, open_consumer_store
 from evento.demo.todolist.aggregate import TodoListAggregate
 from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.observer import TodoListNotificationObserver
@@ -36,12 +40,20 @@ __all__ = [
 
 @dataclass
 class TodoListConfig:
-    """What the TodoList bundles share: where their files live, the services' latency, the replica number."""
+    """What the TodoList bundles share: where their files live, the services' latency, the replica number, and
+    where consumer state and the read model are kept.
+
+    ``consumer_store`` is a consumer store spec (:func:`~evento.consumer_stores.open_consumer_store`):
+    ``postgresql://…``, ``mysql://…``, a SQLite file or ``memory``. ``None`` keeps each bundle's state in its own
+    SQLite file under ``data_dir``. The read model lives in the query bundle's store database; with ``memory``,
+    which has none, in ``todolist-query.db`` under ``data_dir``.
+    """
 
     data_dir: Path
     service_delay: float = 1.0
     consumer_settings: ConsumerSettings = field(default_factory=ConsumerSettings)
     replica: int = 1
+    consumer_store: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -55,6 +67,11 @@ class TodoListConfig:
 
     def provide(self, annotation: Any) -> Any:
         return {ServiceSettings: self.services}.get(annotation)
+
+    def open_store(self, default_file: str) -> tuple[str, ConsumerStateStore]:
+        """The spec and a new (unstarted) consumer store for a bundle whose default is ``default_file``."""
+        spec = self.consumer_store or f"sqlite:{default_file}"
+        return spec, open_consumer_store(spec, data_dir=self.data_dir)
 
 
 class QueryBundle(Bundle):
@@ -91,9 +108,11 @@ def query_bundle(config: TodoListConfig) -> QueryBundle:
 
     Every query replica reads and writes the same read model; the consumer lock picks the active projector.
     """
-    path = config.data_dir / "todolist-query.db"
-    store = SQLiteConsumerStateStore(path)
-    read_model = TodoListReadModel(path, shares=store)
+    spec, store = config.open_store("todolist-query.db")
+    if store.supports_transactions:
+        read_model = TodoListReadModel(spec, data_dir=config.data_dir, shares=store)
+    else:
+        read_model = TodoListReadModel(config.data_dir / "todolist-query.db")
     return QueryBundle(
         "todolist-query",
         read_model=read_model,
@@ -111,7 +130,7 @@ def saga_bundle(config: TodoListConfig) -> Bundle:
     return Bundle(
         "todolist-saga",
         components=[ErpTodoListActivityRegistrationSaga, TodoListNotificationObserver, ErpService, NotificationService],
-        consumer_store=SQLiteConsumerStateStore(config.data_dir / "todolist-saga.db"),
+        consumer_store=config.open_store("todolist-saga.db")[1],
         injector=config.provide,
         consumer_settings=config.consumer_settings,
         description="TodoList processes and external services",
@@ -127,12 +146,19 @@ def web_bundle(config: TodoListConfig, bundle_class: type[Bundle] = Bundle) -> B
 
 
 class TodoListSystem:
-    """The four TodoList bundles over one data directory, in one process."""
+    """The four TodoList bundles over one data directory, in one process (``consumer_store``: see
+    :class:`TodoListConfig`)."""
 
     def __init__(
-        self, data_dir: Path, service_delay: float = 1.0, consumer_settings: ConsumerSettings | None = None
+        self,
+        data_dir: Path,
+        service_delay: float = 1.0,
+        consumer_settings: ConsumerSettings | None = None,
+        consumer_store: str | None = None,
     ) -> None:
-        self.config = TodoListConfig(data_dir, service_delay, consumer_settings or ConsumerSettings())
+        self.config = TodoListConfig(
+            data_dir, service_delay, consumer_settings or ConsumerSettings(), consumer_store=consumer_store
+        )
         self.services = self.config.services
         self.command = command_bundle(self.config)
         self.query = query_bundle(self.config)
