@@ -107,8 +107,8 @@ class _Workers:
     """Threads that each own one database connection and run the store's blocking calls off the event loop.
 
     A connection is opened by its thread on first use and replaced after it breaks, so a database restart
-    costs at most one failed call per connection (reported as transient), not the store. Several connections let concurrent calls meet in the database,
-    whose locks (not ours) decide them.
+    costs at most one failed call per connection (reported as transient), not the store. Several connections
+    let concurrent calls meet in the database, whose locks (not ours) decide them.
     """
 
     def __init__(self, store: SQLConsumerStateStore, size: int) -> None:

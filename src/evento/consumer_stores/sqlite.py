@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.server.sqlite_store import connect
@@ -49,6 +48,3 @@ class SQLiteConsumerStateStore(SQLConsumerStateStore):
 
     def _deadlocked(self, exc: BaseException) -> bool:
         return False  # BEGIN IMMEDIATE takes the write lock up front, so SQLite transactions cannot deadlock
-
-    def _is_usable(self, conn: Any) -> bool:
-        return True
