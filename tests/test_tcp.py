@@ -112,6 +112,15 @@ async def test_the_todolist_runs_unchanged_over_tcp(server_process: ServerProces
         invoker = system.invoker()
         identifier = await invoker.create_todo_list("groceries", "alice")
         todo = await invoker.add_todo(identifier, "milk", "bob")
+
+        async def projected() -> bool:
+            try:
+                return [t.content for t in (await invoker.find_todo_list(identifier)).todos] == ["milk"]
+            except LookupError:
+                return False
+
+        # The observer reads the todo's text from the projection: a user checks a todo they have seen listed.
+        await wait_until(projected, 15, what="todo projected")
         await invoker.check_todo(identifier, todo, "bob")
 
         async def registered() -> bool:

@@ -101,6 +101,7 @@ class Connection:
         self._inbox: list[Message] = []
         self._out: list[bytes] = []  # frames posted during this pass of the event loop, written at its end
         self._out_bytes = 0
+        self._batching = False  # a frame was written during this pass: later ones wait for the pass to end
         self._loop = asyncio.get_running_loop()
         self._drain_lock = asyncio.Lock()
         self._last_read = time.monotonic()
@@ -122,24 +123,36 @@ class Connection:
     def post(self, message: Message) -> None:
         """Queue ``message`` without waiting (dropped if the connection is closed).
 
-        Everything posted during one pass of the event loop leaves in one socket write at the end of the pass: under
-        load many replies and requests share a connection, and a send system call per frame was the largest single
-        cost of a command. The frames of one message are queued together, so messages never interleave.
+        The first message of a pass of the event loop is written at once (no added latency); the ones posted after
+        it in the same pass leave together in one socket write when the pass ends. Under load many replies and
+        requests share a connection, and a send system call per frame was the largest single cost of a command.
+        The frames of one message are queued together, so messages never interleave.
         """
         if self.closed.is_set():
             return
         frames = list(encode_frames(message, self._max_frame))
-        if not self._out:
-            self._loop.call_soon(self._flush)
-        self._out += frames
-        self._out_bytes += sum(len(frame) for frame in frames)
+        if self._batching:
+            self._out += frames
+            self._out_bytes += sum(len(frame) for frame in frames)
+            return
+        self._batching = True
+        self._loop.call_soon(self._end_pass)
+        self._write(frames)
+
+    def _end_pass(self) -> None:
+        self._batching = False
+        self._flush()
 
     def _flush(self) -> None:
         out, self._out, self._out_bytes = self._out, [], 0
-        if out and not self.closed.is_set():
+        if out:
+            self._write(out)
+
+    def _write(self, frames: list[bytes]) -> None:
+        if not self.closed.is_set():
             # A peer that is gone shows up at the reader, which fails whatever waits on this connection.
             with contextlib.suppress(ConnectionError, RuntimeError):
-                self._writer.writelines(out)
+                self._writer.writelines(frames)
 
     async def receive(self) -> Message:
         """The next message (raises ProtocolError, ConnectionLostError on EOF, TimeoutError when idle too long)."""
