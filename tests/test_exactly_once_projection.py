@@ -414,11 +414,19 @@ def test_the_documented_example_runs() -> None:
         del sys.modules[module.__name__]
 
 
-def test_a_read_model_refuses_a_store_of_another_database(tmp_path: Path) -> None:
-    """Bad configuration is refused when the read model is built, not found by a failing projector."""
-    store = open_consumer_store(str(tmp_path / "consumers.db"), data_dir=tmp_path)
-    with pytest.raises(ValueError, match="postgresql database but the consumer store it shares is sqlite"):
-        TodoListReadModel("postgresql://nowhere/db", shares=store)
+def test_a_read_model_joins_only_transactions_of_its_own_database(tmp_path: Path) -> None:
+    """The read model writes in a projection transaction only when the consumer store is its database."""
+    (tmp_path / "sub").mkdir()
+    read_model = TodoListReadModel("sqlite:consumers.db", data_dir=tmp_path)
+    assert read_model.shares(open_consumer_store(str(tmp_path / "sub" / ".." / "consumers.db")))
+    assert not read_model.shares(open_consumer_store(str(tmp_path / "other.db")))
+    assert not read_model.shares(MemoryConsumerStateStore())
+    assert not TodoListReadModel("postgresql://nowhere/db").shares(open_consumer_store("postgresql://elsewhere/db"))
+    assert TodoListReadModel("mysql://root@nowhere/db").shares(open_consumer_store("mysql://root@nowhere/db"))
+
+
+def test_a_read_model_refuses_what_is_not_a_database() -> None:
+    """Bad configuration is refused when the read model is built, naming what is accepted."""
     with pytest.raises(ValueError, match="unknown consumer state store"):
         TodoListReadModel("mongodb://nowhere/db")
     with pytest.raises(ValueError, match="a read model needs a database"):

@@ -617,7 +617,7 @@ async def test_the_read_model_shares_the_query_bundles_consumer_store_database(
     """The projector's rows land in the query bundle's consumer store database (its SQLite file by default),
     written in the projection transaction of that store."""
     store = system.query.consumer_store
-    assert system.read_model.shares is store
+    assert system.read_model.shares(store)
     assert system.read_model.dialect == store.dialect
     list_id = await create_list(client, "groceries")
     await read_list_when(client, list_id, lambda _: True)
@@ -638,7 +638,7 @@ async def test_on_a_memory_consumer_store_the_read_model_keeps_its_own_file(tmp_
     system = TodoListSystem(
         tmp_path, service_delay=0.01, consumer_settings=ConsumerSettings(error_delay=0.05), consumer_store="memory"
     )
-    assert system.read_model.shares is None
+    assert not system.read_model.shares(system.query.consumer_store)
     assert system.read_model.database == str(tmp_path / "todolist-query.db")
     try:
         await system.start(server)

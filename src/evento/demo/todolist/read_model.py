@@ -13,6 +13,7 @@ SQL is written once, with ``?`` placeholders; :class:`Session` speaks each drive
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -153,24 +154,30 @@ class TodoListReadModel:
     """The TodoList tables, reached through :meth:`write` (projector) and :meth:`read` (projection).
 
     ``database`` is written as a consumer store's: a SQLite file (relative ones under ``data_dir``), a
-    ``postgresql://`` or a ``mysql://`` URL. ``shares`` is the consumer store living in that same database: inside
-    a projector handler of that store the writes join the projection transaction. Connections of its own (for
-    reads, and for writes outside a projection transaction) are pooled, opened on demand and closed by
+    ``postgresql://`` or a ``mysql://`` URL. Inside a projector handler whose consumer store is this same database,
+    writes join the projection transaction (found by comparing the store's file or URL, so it cannot be
+    forgotten: on SQLite a connection of its own would wait on that transaction's write lock). Connections of its
+    own (for reads, and for writes outside a projection transaction) are pooled, opened on demand and closed by
     :meth:`close`. Thread-safe.
     """
 
-    def __init__(
-        self, database: str | Path, *, data_dir: Path | None = None, shares: ConsumerStateStore | None = None
-    ) -> None:
+    def __init__(self, database: str | Path, *, data_dir: Path | None = None) -> None:
         self.dialect, self.database = _locate(str(database), data_dir)
-        if shares is not None and shares.dialect != self.dialect:
-            raise ValueError(
-                f"the read model is a {self.dialect} database but the consumer store it shares is {shares.dialect}"
-            )
-        self.shares = shares
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._schema_ready = False
+        self._shared: weakref.WeakKeyDictionary[ConsumerStateStore, bool] = weakref.WeakKeyDictionary()
+
+    def shares(self, store: ConsumerStateStore) -> bool:
+        """Whether ``store`` keeps its state in this read model's database."""
+        shared = self._shared.get(store)
+        if shared is None:
+            if isinstance(store, SQLiteConsumerStateStore):
+                shared = self.dialect == "sqlite" and Path(store.path).resolve() == Path(self.database).resolve()
+            else:
+                shared = store.dialect == self.dialect and getattr(store, "url", None) == self.database
+            self._shared[store] = shared
+        return shared
 
     def open(self) -> None:
         """Create the tables if they are missing. Call before the projector starts: on MySQL a ``CREATE`` would
@@ -195,7 +202,7 @@ class TodoListReadModel:
         """Run ``work`` in one transaction: the projection transaction when it is in this database, else one of
         its own on a pooled connection."""
         transaction = projection_transaction()
-        if transaction is not None and self.shares is not None and transaction.store is self.shares:
+        if transaction is not None and self.shares(transaction.store):
             if not self._schema_ready:
                 raise RuntimeError("open() the TodoList read model before its projector runs")
             return work(Session(transaction.connection, self.dialect))

@@ -109,10 +109,9 @@ def query_bundle(config: TodoListConfig) -> QueryBundle:
     Every query replica reads and writes the same read model; the consumer lock picks the active projector.
     """
     spec, store = config.open_store("todolist-query.db")
-    if store.supports_transactions:
-        read_model = TodoListReadModel(spec, data_dir=config.data_dir, shares=store)
-    else:
-        read_model = TodoListReadModel(config.data_dir / "todolist-query.db")
+    # A memory store has no database: the read model then keeps the file the SQLite store would have used.
+    database = spec if store.supports_transactions else str(config.data_dir / "todolist-query.db")
+    read_model = TodoListReadModel(database, data_dir=config.data_dir)
     return QueryBundle(
         "todolist-query",
         read_model=read_model,
