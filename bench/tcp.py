@@ -13,10 +13,11 @@ Figures (each beside its baseline, measured in the same run against the same pro
 
 * ``tcp_command_rtt_p50_us``: one caller, sequential TodoList commands through the invoker (create a list, add
   four todos, repeat); p50 of the round trip in µs. It includes the server's fsync'd SQLite commit of the event
-  (one ``eventsourcing_save_sqlite`` takes 0.6-0.8 ms on this machine) and the whole embedded command path
-  (see ``command_rtt_embedded_no_tcp`` in the details), which the echo has not. Baseline
+  (see ``sqlite_commit_alone`` in the details) and the whole embedded command path (see
+  ``command_rtt_embedded_no_tcp``), which the echo has not. Baseline
   ``raw_echo_rtt_p50_us``: sequential echoes of a payload as long as our command request frame (measured from
-  the frames the web bundle actually sends). Samples alternate in blocks between the two.
+  the frames the web bundle actually sends). Samples alternate in blocks between the two (and the storage
+  sub-measurements below).
   ratio = ours / raw (issue target ≤ 6).
 * ``tcp_query_rtt_p50_us``: the same for ``TodoListViewFindByIdentifierQuery`` on an existing, projected list
   (a read from the projection's SQLite file, no fsync), against echoes as long as our query request frame.
@@ -29,11 +30,17 @@ Figures (each beside its baseline, measured in the same run against the same pro
   ``raw_echo_throughput``: echoes/s of query-sized payloads with 64 concurrent requesters, the better of 64
   connections (one request in flight each) and one connection with 64 requests pipelined.
 
-The details also give p90/p99, the create-list RTT on its own, the request frame sizes seen, and the same
-sequential RTTs with the server in this process (no TCP, same SQLite settings): the difference is what TCP
-and the second process add. Our client and the raw-echo client both run in this process's event loop (the
-default asyncio loop, as the server's). Every subprocess is terminated and waited for when the benchmark ends,
-whether it succeeded, failed or was sent SIGTERM.
+The details also give p90/p99, the request frame sizes seen, the same sequential RTTs with the server in this
+process (no TCP, same SQLite settings: the difference is what TCP and the second process add), and what storage
+alone costs, sampled in the same alternating blocks as the command RTT: ``store_append_alone`` (one append to our
+SQLite event store in this process: writer thread, INSERT, fsync'd COMMIT) and ``sqlite_commit_alone`` (a bare
+sqlite3 INSERT + COMMIT on the same settings). The bare commit plus one echo is a floor no command can beat with
+``synchronous=FULL``; ``command_rtt_floor_ratio_to_echo`` says how close to the ratio target that floor already
+is. The throughput trials record the CPU time per command of the server process (from ``/proc``) and of this
+process (web and aggregate bundles, callers): robust to other work on the machine, unlike the rate. These
+sub-measurements are printed as the benchmark runs. Our client and the raw-echo client both run in this
+process's event loop (the default asyncio loop, as the server's). Every subprocess is terminated and waited for
+when the benchmark ends, whether it succeeded, failed or was sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import math
 import os
 import signal
 import socket
@@ -48,7 +57,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +68,10 @@ from bench.common import Figure, RunConfig, Stopwatch, best, percentile
 from evento import Bundle
 from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.system import TodoListSystem
+from evento.messages import EventMessage, new_message_id, now_ms
 from evento.server import EventoServer, SQLiteEventStore
+from evento.server.event_store import AppendRequest
+from evento.server.sqlite_store import connect as sqlite_connect
 from evento.transport.tcp import TcpConnector
 from evento.transport.wire import DEFAULT_MAX_FRAME, Message, Request, encode_frames
 
@@ -154,14 +166,30 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _evento_server(directory: Path, *extra: str) -> Iterator[str]:
+def _evento_server_process(directory: Path, *extra: str) -> Iterator[tuple[str, int]]:
     """An ``evento server`` process on free ports (SQLite file in ``directory`` unless ``extra`` names another
-    ``--store``); yields its bus address."""
+    ``--store``); yields its bus address and process id."""
     port, bus_port = _free_port(), _free_port()
     command = [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(directory),
                "--port", str(port), "--bus-port", str(bus_port), "--auth-token", TOKEN, *extra]  # fmt: skip
-    with _spawn("evento server", command, directory / "server.log"):
-        yield f"127.0.0.1:{bus_port}"
+    with _spawn("evento server", command, directory / "server.log") as child:
+        yield f"127.0.0.1:{bus_port}", child.process.pid
+
+
+@contextlib.contextmanager
+def _evento_server(directory: Path, *extra: str) -> Iterator[str]:
+    """As :func:`_evento_server_process`, yielding only the bus address."""
+    with _evento_server_process(directory, *extra) as (bus, _):
+        yield bus
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from ``/proc`` (Linux); NaN where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -231,41 +259,44 @@ class _Session:
         self.started.clear()
 
 
-async def _commands_in_sequence(
-    invoker: TodoListInvoker, count: int, samples: list[float], creates: list[float] | None = None
-) -> None:
-    """``count`` commands one at a time (create a list, add four todos, repeat), each round trip in µs."""
-    sent = 0
-    while sent < count:
-        t0 = time.perf_counter_ns()
-        identifier = await invoker.create_todo_list(f"rtt list #{sent}", "rtt-user")
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-        if creates is not None:
-            creates.append(samples[-1])
-        sent += 1
-        for todo in range(min(4, count - sent)):
-            t0 = time.perf_counter_ns()
-            await invoker.add_todo(identifier, f"todo {todo}", "rtt-user")
-            samples.append((time.perf_counter_ns() - t0) / 1000)
-            sent += 1
+Call = Callable[[], Awaitable[object]]
 
 
-async def _queries_in_sequence(invoker: TodoListInvoker, identifier: str, count: int, samples: list[float]) -> None:
+async def _in_sequence(call: Call, count: int, samples: list[float]) -> None:
+    """``count`` calls one after another, each round trip in µs: every sequential measurement of this module."""
     for _ in range(count):
         t0 = time.perf_counter_ns()
-        await invoker.find_todo_list(identifier)
+        await call()
         samples.append((time.perf_counter_ns() - t0) / 1000)
 
 
-async def _query_throughput(invoker: TodoListInvoker, identifier: str, queries: int) -> float:
-    async def caller(quota: int) -> None:
-        for _ in range(quota):
-            await invoker.find_todo_list(identifier)
+async def _rate(callers: Sequence[Call], total: int) -> float:
+    """Calls per second with each of ``callers`` calling in a loop, one call in flight each, ``total`` in all."""
+    quotas = [total // len(callers) + (1 if i < total % len(callers) else 0) for i in range(len(callers))]
 
-    quotas = [queries // CALLERS + (1 if i < queries % CALLERS else 0) for i in range(CALLERS)]
+    async def loop(call: Call, quota: int) -> None:
+        for _ in range(quota):
+            await call()
+
     with Stopwatch() as sw:
-        await asyncio.gather(*(caller(quota) for quota in quotas))
-    return queries / sw.seconds
+        await asyncio.gather(*(loop(call, quota) for call, quota in zip(callers, quotas, strict=True)))
+    return total / sw.seconds
+
+
+class _CommandMix:
+    """The sequential command workload: create a list, add four todos to it, repeat; one command per call."""
+
+    def __init__(self, invoker: TodoListInvoker) -> None:
+        self.invoker = invoker
+        self.sent = 0
+        self._list = ""
+
+    async def __call__(self) -> None:
+        if self.sent % 5 == 0:
+            self._list = await self.invoker.create_todo_list(f"rtt list #{self.sent}", "rtt-user")
+        else:
+            await self.invoker.add_todo(self._list, f"todo {self.sent % 5}", "rtt-user")
+        self.sent += 1
 
 
 async def _projected_list(invoker: TodoListInvoker) -> str:
@@ -318,29 +349,14 @@ def _echo_frame(size: int) -> bytes:
     return (size - HEADER_BYTES).to_bytes(HEADER_BYTES, "big") + os.urandom(size - HEADER_BYTES)
 
 
-async def _echoes_in_sequence(client: _EchoClient, frame: bytes, count: int, samples: list[float]) -> None:
-    for _ in range(count):
-        t0 = time.perf_counter_ns()
-        await client.round_trip(frame)
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-
-
 async def _echo_throughput_connections(port: int, frame: bytes, messages: int) -> float:
     """``CALLERS`` connections, one echo in flight on each."""
     clients = [await _EchoClient.connect(port) for _ in range(CALLERS)]
     try:
-
-        async def caller(client: _EchoClient, quota: int) -> None:
-            for _ in range(quota):
-                await client.round_trip(frame)
-
-        quotas = [messages // CALLERS + (1 if i < messages % CALLERS else 0) for i in range(CALLERS)]
-        with Stopwatch() as sw:
-            await asyncio.gather(*(caller(client, quota) for client, quota in zip(clients, quotas, strict=True)))
+        return await _rate([functools.partial(client.round_trip, frame) for client in clients], messages)
     finally:
         for client in clients:
             await client.close()
-    return messages / sw.seconds
 
 
 async def _echo_throughput_pipelined(port: int, frame: bytes, messages: int) -> float:
@@ -354,41 +370,33 @@ async def _echo_throughput_pipelined(port: int, frame: bytes, messages: int) -> 
             await client.read_one(len(frame))
             waiting.popleft().set_result(None)
 
-    async def caller(quota: int) -> None:
-        for _ in range(quota):
-            future = loop.create_future()
-            waiting.append(future)
-            client.writer.write(frame)
-            await client.writer.drain()
-            await future
+    async def echo() -> None:
+        future = loop.create_future()
+        waiting.append(future)
+        client.writer.write(frame)
+        await client.writer.drain()
+        await future
 
-    quotas = [messages // CALLERS + (1 if i < messages % CALLERS else 0) for i in range(CALLERS)]
+    reader = asyncio.create_task(read_all())
     try:
-        with Stopwatch() as sw:
-            reader = asyncio.create_task(read_all())
-            await asyncio.gather(*(caller(quota) for quota in quotas))
-            await reader
+        rate = await _rate([echo] * CALLERS, messages)
+        await reader
     finally:
+        reader.cancel()
         await client.close()
-    return messages / sw.seconds
+    return rate
 
 
-async def _alternate_rtt(
-    ours: Callable[[int, list[float]], Awaitable[None]],
-    raw: Callable[[int, list[float]], Awaitable[None]],
-    ours_count: int,
-    raw_count: int,
-    blocks: int,
-) -> tuple[list[float], list[float]]:
-    """Sequential samples of both, in alternating blocks (after one unrecorded warm-up block each)."""
-    ours_samples: list[float] = []
-    raw_samples: list[float] = []
-    await ours(max(10, ours_count // blocks), [])
-    await raw(max(10, raw_count // blocks), [])
+async def _alternate(measures: dict[str, tuple[Call, int]], blocks: int) -> dict[str, list[float]]:
+    """Sequential samples of each measure (its call, its count), in alternating blocks after one unrecorded
+    warm-up block each, so that a disturbance on the machine hits them all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    for call, count in measures.values():
+        await _in_sequence(call, max(10, count // blocks), [])
     for block in range(blocks):
-        await ours(ours_count // blocks + (1 if block < ours_count % blocks else 0), ours_samples)
-        await raw(raw_count // blocks + (1 if block < raw_count % blocks else 0), raw_samples)
-    return ours_samples, raw_samples
+        for name, (call, count) in measures.items():
+            await _in_sequence(call, count // blocks + (1 if block < count % blocks else 0), samples[name])
+    return samples
 
 
 def _rtt_summary(samples: list[float]) -> dict[str, float | int]:
@@ -420,11 +428,14 @@ class _Counts:
 class _Results:
     frame_sizes: dict[str, list[int]] = field(default_factory=dict)
     command_rtt: list[float] = field(default_factory=list)
-    command_create_rtt: list[float] = field(default_factory=list)
     command_echo_rtt: list[float] = field(default_factory=list)
+    store_append_rtt: list[float] = field(default_factory=list)
+    sqlite_commit_rtt: list[float] = field(default_factory=list)
     query_rtt: list[float] = field(default_factory=list)
     query_echo_rtt: list[float] = field(default_factory=list)
     commands: list[float] = field(default_factory=list)
+    server_cpu_us_per_command: list[float] = field(default_factory=list)
+    bench_cpu_us_per_command: list[float] = field(default_factory=list)
     queries: list[float] = field(default_factory=list)
     echo_connections: list[float] = field(default_factory=list)
     echo_pipelined: list[float] = field(default_factory=list)
@@ -453,57 +464,107 @@ async def _query_session(
             await invoker.find_todo_list(identifier)
         results.frame_sizes.update(sizes)
         frame = _echo_frame(_request_size(sizes, "SendQuery"))
+
+        async def query() -> None:
+            await invoker.find_todo_list(identifier)
+
         client = await _EchoClient.connect(echo_port)
         try:
             if "tcp_query_rtt_p50_us" in figures:
-                results.query_rtt, results.query_echo_rtt = await _alternate_rtt(
-                    lambda n, out: _queries_in_sequence(invoker, identifier, n, out),
-                    lambda n, out: _echoes_in_sequence(client, frame, n, out),
-                    counts.rtt_queries,
-                    counts.rtt_echoes,
+                rtt = await _alternate(
+                    {
+                        "query": (query, counts.rtt_queries),
+                        "echo": (functools.partial(client.round_trip, frame), counts.rtt_echoes),
+                    },
                     counts.rtt_blocks,
                 )
+                results.query_rtt, results.query_echo_rtt = rtt["query"], rtt["echo"]
         finally:
             await client.close()
         if "tcp_query_throughput" in figures:
-            await _query_throughput(invoker, identifier, CALLERS * 5)  # warm-up
+            await _rate([query] * CALLERS, CALLERS * 5)  # warm-up
             for _ in range(counts.trials):
-                results.queries.append(await _query_throughput(invoker, identifier, counts.queries))
+                results.queries.append(await _rate([query] * CALLERS, counts.queries))
                 results.echo_connections.append(await _echo_throughput_connections(echo_port, frame, counts.echoes))
                 results.echo_pipelined.append(await _echo_throughput_pipelined(echo_port, frame, counts.echoes))
 
 
+class _StoreAppend:
+    """One event appended to our SQLite event store, in this process: what a command spends on storage."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.store = store
+        self.sent = 0
+
+    async def __call__(self) -> None:
+        self.sent += 1
+        event = EventMessage(
+            payload_name="TodoListCreatedEvent", payload=b'{"identifier":"x","name":"append alone"}' * 4,
+            message_id=new_message_id(), metadata={"user": "rtt-user"}, timestamp=now_ms(), context="default",
+        )  # fmt: skip
+        await self.store.append(AppendRequest(event, f"append-{self.sent}", 1, command_id=new_message_id()))
+
+
+class _RawCommit:
+    """One row inserted and committed with the sqlite3 module alone, on the store's settings (WAL,
+    ``synchronous=FULL``): the fsync'd commit every acknowledged command waits for, and nothing else."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite_connect(path)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS commit_alone (id INTEGER PRIMARY KEY, payload BLOB)")
+        self.payload = os.urandom(160)
+
+    async def __call__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("INSERT INTO commit_alone (payload) VALUES (?)", (self.payload,))
+        self.conn.execute("COMMIT")
+
+
 async def _command_rtt_session(bus: str, directory: Path, echo_port: int, counts: _Counts, results: _Results) -> None:
-    async with _Session(bus, directory, with_query=False) as invoker:
-        with _request_frame_sizes() as sizes:
-            await _commands_in_sequence(invoker, 5, [])
-            results.commands_sent += 5
-        results.frame_sizes.update(sizes)
-        frame = _echo_frame(_request_size(sizes, "SendCommand"))
-        client = await _EchoClient.connect(echo_port)
-        try:
+    """Sequential commands over TCP, alternating with echoes and with the storage part of a command alone."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = SQLiteEventStore(directory / "append-alone" / "events.db")
+    await store.start()
+    commit = _RawCommit(directory / "commit-alone.db")
+    try:
+        async with _Session(bus, directory, with_query=False) as invoker:
+            mix = _CommandMix(invoker)
+            with _request_frame_sizes() as sizes:
+                await _in_sequence(mix, 5, [])
+            results.frame_sizes.update(sizes)
+            frame = _echo_frame(_request_size(sizes, "SendCommand"))
+            client = await _EchoClient.connect(echo_port)
+            try:
+                rtt = await _alternate(
+                    {
+                        "command": (mix, counts.rtt_commands),
+                        "echo": (functools.partial(client.round_trip, frame), counts.rtt_echoes),
+                        "append": (_StoreAppend(store), counts.rtt_commands),
+                        "commit": (commit, counts.rtt_commands),
+                    },
+                    counts.rtt_blocks,
+                )
+            finally:
+                await client.close()
+            results.commands_sent += mix.sent
+    finally:
+        commit.conn.close()
+        await store.stop()
+    results.command_rtt, results.command_echo_rtt = rtt["command"], rtt["echo"]
+    results.store_append_rtt, results.sqlite_commit_rtt = rtt["append"], rtt["commit"]
 
-            async def ours(count: int, out: list[float]) -> None:
-                await _commands_in_sequence(invoker, count, out, results.command_create_rtt if out else None)
-                results.commands_sent += count
 
-            results.command_rtt, results.command_echo_rtt = await _alternate_rtt(
-                ours,
-                lambda n, out: _echoes_in_sequence(client, frame, n, out),
-                counts.rtt_commands,
-                counts.rtt_echoes,
-                counts.rtt_blocks,
-            )
-        finally:
-            await client.close()
-
-
-async def _command_throughput_session(bus: str, directory: Path, counts: _Counts, results: _Results) -> None:
+async def _command_throughput_session(
+    bus: str, server_pid: int, directory: Path, counts: _Counts, results: _Results
+) -> None:
     async with _Session(bus, directory, with_query=False) as invoker:
         warmup = 5 * CALLERS
         await _drive(invoker, warmup, CALLERS)
+        server_cpu, bench_cpu = _cpu_seconds(server_pid), time.process_time()
         with Stopwatch() as sw:
             await _drive(invoker, counts.commands, CALLERS)
+        results.server_cpu_us_per_command.append(1e6 * (_cpu_seconds(server_pid) - server_cpu) / counts.commands)
+        results.bench_cpu_us_per_command.append(1e6 * (time.process_time() - bench_cpu) / counts.commands)
         results.commands_sent += warmup + counts.commands
         results.commands.append(counts.commands / sw.seconds)
 
@@ -520,10 +581,15 @@ async def _embedded_rtt(directory: Path, counts: _Counts, results: _Results) -> 
             started.append(bundle)
         invoker = system.invoker()
         identifier = await _projected_list(invoker)
-        await _commands_in_sequence(invoker, max(10, counts.rtt_commands // counts.rtt_blocks), [])
-        await _commands_in_sequence(invoker, counts.rtt_commands, results.embedded_command_rtt)
-        await _queries_in_sequence(invoker, identifier, max(10, counts.rtt_queries // counts.rtt_blocks), [])
-        await _queries_in_sequence(invoker, identifier, counts.rtt_queries, results.embedded_query_rtt)
+
+        async def query() -> None:
+            await invoker.find_todo_list(identifier)
+
+        rtt = await _alternate(
+            {"command": (_CommandMix(invoker), counts.rtt_commands), "query": (query, counts.rtt_queries)},
+            counts.rtt_blocks,
+        )
+        results.embedded_command_rtt, results.embedded_query_rtt = rtt["command"], rtt["query"]
     finally:
         for bundle in reversed(started):
             await bundle.stop()
@@ -568,7 +634,7 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
     with (
         _sigterm_raises(),
         _echo_server(config.scratch("tcp-echo")) as echo_port,
-        _evento_server(server_dir) as bus,
+        _evento_server_process(server_dir) as (bus, server_pid),
     ):
         if queries_wanted:
             asyncio.run(_query_session(bus, bundles_dir / "q", echo_port, counts, results, figures))
@@ -576,7 +642,7 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
             asyncio.run(_command_rtt_session(bus, bundles_dir / "c", echo_port, counts, results))
         if "tcp_command_throughput_sqlite" in figures:
             for trial in range(counts.trials):
-                asyncio.run(_command_throughput_session(bus, bundles_dir / f"t{trial}", counts, results))
+                asyncio.run(_command_throughput_session(bus, server_pid, bundles_dir / f"t{trial}", counts, results))
                 warmup = 5 * ES_THREADS
                 results.es_loop.append(
                     _eventsourcing_loop(config.scratch(f"tcp-es-loop-{trial}") / "es.db", warmup, counts.es_saves)
@@ -594,6 +660,11 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
     return _figures(config, counts, results)
 
 
+def _say(line: str) -> None:
+    """A sub-measurement on the console (the figures table shows only the figures)."""
+    print(f"  tcp: {line}", file=sys.stderr, flush=True)
+
+
 def _figures(config: RunConfig, counts: _Counts, results: _Results) -> list[Figure]:
     out: list[Figure] = []
     details: dict[str, Any] = {
@@ -609,9 +680,22 @@ def _figures(config: RunConfig, counts: _Counts, results: _Results) -> list[Figu
     }
     if results.command_rtt:
         details["command_rtt"] = _rtt_summary(results.command_rtt)
-        details["command_rtt_create_list"] = _rtt_summary(results.command_create_rtt)
         details["command_echo_rtt"] = _rtt_summary(results.command_echo_rtt)
         details["command_rtt_embedded_no_tcp"] = _rtt_summary(results.embedded_command_rtt)
+        # What a command waits for in storage, measured alone in the same blocks: our store's append (writer
+        # thread, INSERT, fsync'd COMMIT) and a bare sqlite3 INSERT + COMMIT on the same settings.
+        details["store_append_alone"] = _rtt_summary(results.store_append_rtt)
+        details["sqlite_commit_alone"] = _rtt_summary(results.sqlite_commit_rtt)
+        floor = percentile(results.sqlite_commit_rtt, 50) + percentile(results.command_echo_rtt, 50)
+        details["command_rtt_floor_commit_plus_echo_us"] = round(floor, 1)
+        details["command_rtt_floor_ratio_to_echo"] = round(floor / percentile(results.command_echo_rtt, 50), 2)
+        _say(
+            f"command p50 {percentile(results.command_rtt, 50):,.0f} µs (embedded, no TCP: "
+            f"{percentile(results.embedded_command_rtt, 50):,.0f}); of which storage: store append alone "
+            f"{percentile(results.store_append_rtt, 50):,.0f} µs, bare fsync'd commit "
+            f"{percentile(results.sqlite_commit_rtt, 50):,.0f} µs; echo {percentile(results.command_echo_rtt, 50):,.0f}"
+            f" µs -> commit + echo alone is already {floor / percentile(results.command_echo_rtt, 50):.1f}x the echo"
+        )
         out.append(
             Figure.compare(
                 "tcp_command_rtt_p50_us",
@@ -640,12 +724,19 @@ def _figures(config: RunConfig, counts: _Counts, results: _Results) -> list[Figu
             "commands": counts.commands,
             "workload": "create a list, add 4 todos, repeat (per caller), after a warm-up of 5 per caller",
             "ours_trials_cmd_per_s": [round(x) for x in results.commands],
+            "server_process_cpu_us_per_command": [round(x) for x in results.server_cpu_us_per_command],
+            "bench_process_cpu_us_per_command": [round(x) for x in results.bench_cpu_us_per_command],
             "eventsourcing_saves": counts.es_saves,
             "eventsourcing_loop_trials_saves_per_s": [round(x) for x in results.es_loop],
             f"eventsourcing_{ES_THREADS}_threads_trials_saves_per_s": [round(x) for x in results.es_threads],
             "eventsourcing_baseline_mode": "synchronous loop" if loop_best >= threads_best else f"{ES_THREADS} threads",
             "eventsourcing_sqlite_settings": eventsourcing_sqlite_settings(config.scratch("tcp-es-settings") / "es.db"),
         }
+        _say(
+            f"command throughput {', '.join(f'{x:,.0f}' for x in results.commands)} cmd/s; CPU per command: server "
+            f"process {', '.join(f'{x:.0f}' for x in results.server_cpu_us_per_command)} µs, bench process (web + "
+            f"aggregate bundles, callers) {', '.join(f'{x:.0f}' for x in results.bench_cpu_us_per_command)} µs"
+        )
         out.append(
             Figure.compare(
                 "tcp_command_throughput_sqlite",
