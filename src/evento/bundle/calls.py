@@ -99,8 +99,12 @@ def projection_transaction() -> ProjectionTransaction | None:
     Set while a plain ``def`` event handler of a projector runs and its bundle's consumer store supports
     transactions (SQLite, PostgreSQL, MySQL); ``None`` for ``async def`` handlers, an in-memory store, dead-event
     replays and everywhere else, where a read model writes on a connection of its own. Handlers need not know
-    the engine: a repository asks for the transaction when it writes. A runnable example, the read model in the
-    consumer store's SQLite file::
+    the engine: a repository asks for the transaction when it writes.
+
+    The handler runs on the store's thread while the transaction is open, so it should be quick and must not
+    write the store's database on another connection: on SQLite that connection would wait for the
+    transaction's write lock. Create tables before the consumer starts (MySQL commits DDL at once). A runnable
+    example, the read model in the consumer store's SQLite file::
 
         import asyncio, sqlite3, tempfile
         from pathlib import Path
@@ -181,6 +185,34 @@ class HandlerRunner:
             except BaseException as exc:
                 raise self._on_exception(handler, ctx, exc) from None
             return self._after(handler, ctx, result)
+
+    def run_group(self, calls: Sequence[tuple[HandlerSpec, CallContext]], instance: Any) -> int:
+        """Run plain handlers one after the other on this thread; return how many succeeded before one raised
+        (that one's error is left for the caller to meet again when it handles the event alone)."""
+        for done, (handler, ctx) in enumerate(calls):
+            try:
+                self.run_sync(handler, instance, ctx)
+            except Exception:
+                return done
+        return len(calls)
+
+    def group_in_transaction(
+        self,
+        calls: Sequence[tuple[HandlerSpec, CallContext]],
+        instance: Any,
+        transaction: Callable[[Any, int], ProjectionTransaction],
+    ) -> Callable[[Any], Any]:
+        """Like :meth:`in_transaction` for several events' handlers in one transaction (all or none);
+        ``transaction(conn, sequence_number)`` describes it to each event's handler."""
+        context = contextvars.copy_context()
+
+        def run(conn: Any) -> None:
+            for handler, ctx in calls:
+                assert ctx.sequence_number is not None
+                _current_transaction.set(transaction(conn, ctx.sequence_number))
+                self.run_sync(handler, instance, ctx)
+
+        return lambda conn: context.run(run, conn)
 
     def in_transaction(
         self, handler: HandlerSpec, instance: Any, ctx: CallContext, transaction: Callable[[Any], ProjectionTransaction]
