@@ -163,6 +163,14 @@ def projection_transaction() -> ProjectionTransaction | None:
     return _current_transaction.get()
 
 
+@dataclass
+class GroupProgress:
+    """How far a group of handlers got: ``done`` succeeded, then ``error`` (if any) stopped the next one."""
+
+    done: int = 0
+    error: Exception | None = None
+
+
 class HandlerRunner:
     """Runs handlers of one bundle with its interceptors and tracing agent."""
 
@@ -186,33 +194,17 @@ class HandlerRunner:
                 raise self._on_exception(handler, ctx, exc) from None
             return self._after(handler, ctx, result)
 
-    def run_group(self, calls: Sequence[tuple[HandlerSpec, CallContext]], instance: Any) -> int:
-        """Run plain handlers one after the other on this thread; return how many succeeded before one raised
-        (that one's error is left for the caller to meet again when it handles the event alone)."""
-        for done, (handler, ctx) in enumerate(calls):
+    def run_group(self, calls: Sequence[tuple[HandlerSpec, CallContext]], instance: Any) -> GroupProgress:
+        """Run plain handlers one after the other on this thread, stopping at the first that raises."""
+        progress = GroupProgress()
+        for handler, ctx in calls:
             try:
                 self.run_sync(handler, instance, ctx)
-            except Exception:
-                return done
-        return len(calls)
-
-    def group_in_transaction(
-        self,
-        calls: Sequence[tuple[HandlerSpec, CallContext]],
-        instance: Any,
-        transaction: Callable[[Any, int], ProjectionTransaction],
-    ) -> Callable[[Any], Any]:
-        """Like :meth:`in_transaction` for several events' handlers in one transaction (all or none);
-        ``transaction(conn, sequence_number)`` describes it to each event's handler."""
-        context = contextvars.copy_context()
-
-        def run(conn: Any) -> None:
-            for handler, ctx in calls:
-                assert ctx.sequence_number is not None
-                _current_transaction.set(transaction(conn, ctx.sequence_number))
-                self.run_sync(handler, instance, ctx)
-
-        return lambda conn: context.run(run, conn)
+            except Exception as exc:
+                progress.error = exc
+                return progress
+            progress.done += 1
+        return progress
 
     def in_transaction(
         self, handler: HandlerSpec, instance: Any, ctx: CallContext, transaction: Callable[[Any], ProjectionTransaction]
