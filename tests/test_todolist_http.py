@@ -11,6 +11,8 @@ return once their event is stored, but reads follow the projector, so every read
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -650,6 +652,25 @@ async def test_on_a_memory_consumer_store_the_read_model_keeps_its_own_file(tmp_
     finally:
         await system.stop()
         await server.stop()
+
+
+def test_a_read_model_from_before_todo_positions_gets_the_column(tmp_path: Path) -> None:
+    """A SQLite read model written by an earlier version (no position column) is upgraded in place, its rows kept."""
+    path = tmp_path / "todolist-query.db"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.executescript(
+            "CREATE TABLE todolist_todo (identifier TEXT PRIMARY KEY, list_identifier TEXT NOT NULL,"
+            " content TEXT NOT NULL, completed INTEGER NOT NULL DEFAULT 0, created_by TEXT, completed_by TEXT,"
+            " created_at TEXT, completed_at TEXT);"
+            " INSERT INTO todolist_todo (identifier, list_identifier, content) VALUES ('TODO_1', 'TDLS_1', 'milk');"
+        )
+    read_model = TodoListReadModel(str(path))
+    try:
+        read_model.open()
+        rows = read_model.read(lambda db: db.rows("SELECT identifier, content, position FROM todolist_todo"))
+    finally:
+        read_model.close()
+    assert rows == [("TODO_1", "milk", 0)]
 
 
 # --- gateway timeout -----------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class TodoListProjection:
                 )
                 for t in db.rows(
                     "SELECT identifier, content, completed, created_by, completed_by, created_at, completed_at"
-                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY position",
+                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY position, created_at",
                     query.identifier,
                 )
             ]

@@ -12,6 +12,7 @@ SQL is written once, with ``?`` placeholders; :class:`Session` speaks each drive
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -89,6 +90,16 @@ class Session:
         try:
             cursor.execute(self._sql(sql), params)
             return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            cursor.fetchall()
+            return [str(column[0]) for column in cursor.description]
         finally:
             cursor.close()
 
@@ -212,7 +223,8 @@ class TodoListReadModel:
             try:
                 result = work(session)
             except BaseException:
-                session.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a broken connection rolls back on its own
+                    session.execute("ROLLBACK")
                 raise
             session.execute("COMMIT")
             return result
@@ -248,6 +260,9 @@ def _create_schema(session: Session) -> None:
     options = _MYSQL_TABLE_OPTIONS if session.dialect == "mysql" else ""
     for table in _TABLES:
         session.execute(table + options)
+    if "position" not in session.columns("todolist_todo"):
+        # A read model from before todos were ordered by event: its rows keep their order by created_at.
+        session.execute("ALTER TABLE todolist_todo ADD COLUMN position BIGINT NOT NULL DEFAULT 0")
     existing: Sequence[tuple[Any, ...]] = []
     if session.dialect == "mysql":
         # MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has): look the indexes up instead.
