@@ -59,7 +59,10 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     server = EventoServer(store, server_id="evento-demo")
     await server.start()
     system = TodoListSystem(
-        options.data_dir, service_delay=options.service_delay, consumer_settings=ConsumerSettings(error_delay=0.2)
+        options.data_dir,
+        service_delay=options.service_delay,
+        consumer_settings=ConsumerSettings(error_delay=0.2),
+        consumer_store=options.bundle_consumer_store,
     )
     await system.start(server)
     bus = BusServer(server, options.host, options.bus_port)  # lets bundle processes join the embedded system
