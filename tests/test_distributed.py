@@ -36,6 +36,7 @@ from evento.demo.todolist.system import TodoListSystem
 from evento.messages import CommandMessage, CommandResult
 from evento.server import EventoServer, SQLiteEventStore
 from evento.transport.tcp import BusServer, TcpConnector
+from tests.databases import mysql_database, postgres_database
 from tests.helpers import free_port, scan_lists, wait_until
 
 pytestmark = pytest.mark.slow
@@ -53,8 +54,9 @@ TODO_KEYS = {"identifier", "content", "completed", "createdBy", "completedBy", "
 ROLES = ("command", "query", "saga")
 
 
-def expected_names(replicas: int) -> set[str]:
-    return {"server", "todolist-web"} | {f"todolist-{r}-{n}" for r in ROLES for n in range(1, replicas + 1)}
+def expected_names(replicas: int, servers: int = 1) -> set[str]:
+    server_names = {"server"} if servers == 1 else {f"server-{n}" for n in range(1, servers + 1)}
+    return server_names | {"todolist-web"} | {f"todolist-{r}-{n}" for r in ROLES for n in range(1, replicas + 1)}
 
 
 def alive(pid: int) -> bool:
@@ -72,6 +74,8 @@ class Launcher:
 
     root: Path
     replicas: int
+    extra: tuple[str, ...] = ()  # more `evento demo` options (stores, --servers)
+    servers: int = 1
     port: int = field(default_factory=free_port)
     bus_port: int = field(default_factory=free_port)
     todo_port: int = field(default_factory=free_port)
@@ -91,7 +95,7 @@ class Launcher:
             sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "demo", "--distributed",
             "--replicas", str(self.replicas), "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
             "--port", str(self.port), "--bus-port", str(self.bus_port), "--todo-port", str(self.todo_port),
-            "--service-delay", "0.01",
+            "--service-delay", "0.01", "--servers", str(self.servers), *self.extra,
         ]  # fmt: skip
 
     @property
@@ -124,7 +128,7 @@ class Launcher:
     def describe(self) -> str:
         logs = "".join(
             f"\n--- {name}.log (tail):\n{self.child_log(name)[-1500:]}"
-            for name in sorted(expected_names(self.replicas))
+            for name in sorted(expected_names(self.replicas, self.servers))
         )
         return f"launcher stdout:\n{self.stdout()}\nlauncher stderr (tail):\n{self.stderr()[-2000:]}{logs}"
 
@@ -207,15 +211,15 @@ class Launcher:
 
 
 @pytest.fixture
-async def launch(tmp_path: Path) -> AsyncIterator[Callable[[int], Awaitable[Launcher]]]:
+async def launch(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Launcher]]]:
     """Starts launchers on fresh data directories under ``tmp_path``; at teardown every process is gone."""
     made: list[Launcher] = []
 
-    async def start(replicas: int) -> Launcher:
-        launcher = Launcher(tmp_path / f"run{len(made)}", replicas)
+    async def start(replicas: int, *extra: str, servers: int = 1) -> Launcher:
+        launcher = Launcher(tmp_path / f"run{len(made)}", replicas, extra, servers)
         made.append(launcher)
         await launcher.start()
-        names = expected_names(replicas)
+        names = expected_names(replicas, servers)
         pids = launcher.pids()
         assert set(pids) == names, launcher.describe()
         assert {n for n, pid in pids.items() if not alive(pid)} == set(), launcher.describe()
@@ -384,10 +388,26 @@ async def burst_with_kill(launcher: Launcher, victim: str) -> tuple[Burst, int, 
 # --- tests ---------------------------------------------------------------------------------------------------------
 
 
-async def test_the_http_contract_holds_when_distributed(launch: Callable[[int], Awaitable[Launcher]]) -> None:
+@pytest.mark.parametrize("storage", ["sqlite", "postgres-2-servers", "mysql-consumer-store"])
+async def test_the_http_contract_holds_when_distributed(
+    launch: Callable[..., Awaitable[Launcher]], storage: str
+) -> None:
     """The TodoList API behaves as in process: auth, create, add, the five-todo rule, check, the saga's
-    REGISTERED, the delete rule, 404, 400 and search pages; and pids.json names every child, each alive."""
-    launcher = await launch(1)
+    REGISTERED, the delete rule, 404, 400 and search pages; and pids.json names every child, each alive.
+
+    On the embedded SQLite default; with two servers sharing a PostgreSQL event store (consumer state and read
+    model in the same database); and with consumer state and read model in MariaDB."""
+    with contextlib.ExitStack() as databases:
+        if storage == "postgres-2-servers":
+            launcher = await launch(1, "--store", databases.enter_context(postgres_database()), servers=2)
+        elif storage == "mysql-consumer-store":
+            launcher = await launch(1, "--consumer-store", databases.enter_context(mysql_database()))
+        else:
+            launcher = await launch(1)
+        await _http_contract(launcher)
+
+
+async def _http_contract(launcher: Launcher) -> None:
     async with httpx.AsyncClient(base_url=launcher.todo_url, timeout=REQUEST_TIMEOUT) as client:
         assert_error(await client.get("/todo-list/"), 401, "Unauthorized")
         assert_error(await client.post("/todo-list/", json={"name": "x"}), 401, "Unauthorized")
@@ -451,7 +471,7 @@ async def test_the_http_contract_holds_when_distributed(launch: Callable[[int], 
         assert len(seen) == len(set(seen)) and set(seen) == others | {list_id}
 
     pids = launcher.pids()
-    assert set(pids) == expected_names(1)
+    assert set(pids) == expected_names(1, launcher.servers)
     assert {name for name, pid in pids.items() if not alive(pid)} == set(), launcher.describe()
     assert "Restarting" not in launcher.stdout(), launcher.describe()
     assert await launcher.stop() == 0, launcher.describe()
@@ -460,7 +480,7 @@ async def test_the_http_contract_holds_when_distributed(launch: Callable[[int], 
 
 
 async def test_kill_9_of_a_command_replica_mid_burst_loses_no_acknowledged_list(
-    launch: Callable[[int], Awaitable[Launcher]],
+    launch: Callable[..., Awaitable[Launcher]],
 ) -> None:
     """kill -9 of todolist-command-1 during a burst of creates: the other replica keeps acknowledging, every
     acknowledged list is stored once and readable, and the launcher brings the killed replica back."""
@@ -483,7 +503,7 @@ async def test_kill_9_of_a_command_replica_mid_burst_loses_no_acknowledged_list(
 
 
 async def test_kill_9_of_a_query_replica_keeps_the_read_side_going(
-    launch: Callable[[int], Awaitable[Launcher]],
+    launch: Callable[..., Awaitable[Launcher]],
 ) -> None:
     """kill -9 of todolist-query-1, the active projector: lists created afterwards still become readable because
     todolist-query-2 takes the consumer lock once the dead replica's lease (5 s) expires, and the search lists every
@@ -525,7 +545,7 @@ async def test_kill_9_of_a_query_replica_keeps_the_read_side_going(
 
 
 async def test_kill_9_of_the_server_mid_burst_loses_no_acknowledged_list(
-    launch: Callable[[int], Awaitable[Launcher]],
+    launch: Callable[..., Awaitable[Launcher]],
 ) -> None:
     """kill -9 of the server during a burst of creates: the launcher restarts it, the bundles reconnect, creates
     succeed again, and every acknowledged list (also those whose command was resent) is stored once and readable."""
