@@ -90,6 +90,11 @@ class Launcher:
         return self.data_dir / "events.db"
 
     @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL database given as ``--store`` (event store, consumer state and read model), if any."""
+        return self.extra[self.extra.index("--store") + 1] if "--store" in self.extra else None
+
+    @property
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "demo", "--distributed",
@@ -247,26 +252,38 @@ async def create_list(client: httpx.AsyncClient, name: str) -> str:
     return identifier
 
 
-def created_events(events_db: Path) -> dict[str, list[str]]:
+def _select(launcher: Launcher, sqlite_file: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` from the launcher's PostgreSQL database, else from one of its SQLite files (read-only)."""
+    if launcher.postgres_url is not None:
+        import psycopg
+
+        with psycopg.connect(launcher.postgres_url) as pg:
+            return [tuple(row) for row in pg.execute(sql).fetchall()]
+    with contextlib.closing(sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True, timeout=10.0)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def created_events(launcher: Launcher) -> dict[str, list[str]]:
     """The names of every TodoListCreatedEvent per list in the event store (read-only, while the server writes)."""
-    with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True, timeout=10.0)) as conn:
-        rows = conn.execute(
-            "SELECT aggregate_id, payload FROM es_events WHERE event_name = 'TodoListCreatedEvent'"
-        ).fetchall()
+    rows = _select(
+        launcher,
+        launcher.events_db,
+        "SELECT aggregate_id, payload FROM es_events WHERE event_name = 'TodoListCreatedEvent'",
+    )
     stored: dict[str, list[str]] = {}
     for aggregate_id, payload in rows:
-        stored.setdefault(aggregate_id, []).append(json.loads(payload)["content"])  # content: the list's name
+        stored.setdefault(aggregate_id, []).append(json.loads(bytes(payload))["content"])  # content: the list's name
     return stored
 
 
 def projector_lock_owner(launcher: Launcher) -> str | None:
-    """Who holds the TodoList projector's consumer lock (read-only look at the shared read-model file)."""
-    path = launcher.data_dir / "todolist-query.db"
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)) as conn:
-        row = conn.execute(
-            "SELECT owner FROM evento_consumer_lock WHERE consumer_id LIKE '%TodoListProjector%'"
-        ).fetchone()
-    return None if row is None else str(row[0])
+    """Who holds the TodoList projector's consumer lock (a read-only look at the consumer store)."""
+    rows = _select(
+        launcher,
+        launcher.data_dir / "todolist-query.db",
+        "SELECT owner FROM evento_consumer_lock WHERE consumer_id LIKE '%TodoListProjector%'",
+    )
+    return None if not rows else str(rows[0][0])
 
 
 async def health(launcher: Launcher) -> dict[str, Any] | None:
@@ -311,7 +328,7 @@ async def wait_all_readable(launcher: Launcher, client: httpx.AsyncClient, expec
 def assert_stored_once(launcher: Launcher, acknowledged: dict[str, str]) -> dict[str, str]:
     """Each stored list is stored once, and every acknowledged list is stored, under its name; returns the stored
     lists (identifier -> name)."""
-    stored = created_events(launcher.events_db)
+    stored = created_events(launcher)
     assert {i: names for i, names in stored.items() if len(names) != 1} == {}, "a list created twice in the store"
     assert sorted(acknowledged.keys() - stored.keys()) == [], "an acknowledged list is not in the event store"
     names = {i: found for i, (found,) in stored.items()}
@@ -502,8 +519,9 @@ async def test_kill_9_of_a_command_replica_mid_burst_loses_no_acknowledged_list(
     assert await launcher.stop() == 0, launcher.describe()
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
 async def test_kill_9_of_a_query_replica_keeps_the_read_side_going(
-    launch: Callable[..., Awaitable[Launcher]],
+    launch: Callable[..., Awaitable[Launcher]], storage: str
 ) -> None:
     """kill -9 of todolist-query-1, the active projector: lists created afterwards still become readable because
     todolist-query-2 takes the consumer lock once the dead replica's lease (5 s) expires, and the search lists every
