@@ -292,7 +292,8 @@ async def test_handlers_get_what_they_annotate_and_metadata_follows_the_causal_c
     await reader.start(server)
     try:
         commands, _ = writer.gateways(None)
-        before = datetime.now(UTC)
+        now = datetime.now(UTC)
+        before = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamps are whole milliseconds
         await commands.send(OpenAccount(account="A"), metadata={"user": "alice", CORRELATION_ID: "corr-1"})
         await wait_until(lambda: len(recorder.calls) == 1)
         call = recorder.calls[0]

@@ -175,6 +175,11 @@ async def test_init_on_an_existing_aggregate_and_commands_on_a_missing_one_fail(
     await commands.send(OpenAccount(account="D"))
     with pytest.raises(AggregateInitializedError):
         await commands.send(OpenAccount(account="D"))
+    # Not in the server's story cache (another server made it, or this one restarted): a creating command skips
+    # the read, its version 1 is refused, and it re-runs on the stored story.
+    system.server.broker.cache.evict("D")
+    with pytest.raises(AggregateInitializedError):
+        await commands.send(OpenAccount(account="D"))
 
 
 async def test_a_deleted_aggregate_refuses_commands_and_its_events_are_soft_deleted(
@@ -187,6 +192,7 @@ async def test_a_deleted_aggregate_refuses_commands_and_its_events_are_soft_dele
     for command in (Deposit(account="E", amount=1), OpenAccount(account="E"), CloseAccount(account="E")):
         with pytest.raises(AggregateDeletedError):
             await commands.send(command)
+        system.server.broker.cache.evict("E")  # the same from the store, not only from the cached story
     with sqlite3.connect(tmp_path / "events.db") as conn:
         rows = conn.execute("SELECT event_name, deleted_at IS NOT NULL FROM es_events WHERE aggregate_id = 'E'")
         assert sorted(rows.fetchall()) == [("AccountClosed", 1), ("AccountOpened", 1), ("Deposited", 1)]

@@ -132,7 +132,7 @@ class CommandBroker:
             raise EventoError(f"{command.payload_name} names no aggregate id")
         deadline = time.monotonic() + timeout
         for attempt in range(self.conflict_retries + 1):
-            story = await self._story(command, aggregate_id)
+            story = await self._story(command, aggregate_id, assume_new=attempt == 0)
             if story.deleted:
                 raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
             request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
@@ -184,11 +184,15 @@ class CommandBroker:
             assert isinstance(response, AggregateCommandResponse)
             return response
 
-    async def _story(self, command: CommandMessage, aggregate_id: str) -> Story:
+    async def _story(self, command: CommandMessage, aggregate_id: str, *, assume_new: bool) -> Story:
         if command.invalidate_caches:
             self.cache.evict(aggregate_id)
         if not command.invalidate_snapshot:
             cached = self.cache.get(aggregate_id)
+            if cached is None and assume_new and self.registry.creates_aggregate(command.payload_name):
+                # A creating command almost always names a new aggregate: skip the read. If it exists after all,
+                # the event's version 1 is refused by the store and the command re-runs on the real story.
+                return Story()
             if cached is not None:
                 # Trusted even when other servers share the store: a story they made stale yields a version they
                 # already stored, the append is refused, and _aggregate_command re-runs on the fresh story. Cheaper

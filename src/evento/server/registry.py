@@ -34,6 +34,8 @@ class Route:
 
     handler_kind: HandlerKind
     nodes: tuple[Node, ...] = field(default=())
+    #: An aggregate command whose handler creates the aggregate (``init=True``).
+    creates_aggregate: bool = False
 
 
 class Registry:
@@ -94,9 +96,15 @@ class Registry:
         route = self._routes.get(payload_name)
         return route.handler_kind if route else None
 
+    def creates_aggregate(self, payload_name: str) -> bool:
+        """Whether the payload's handler creates its aggregate (an ``init`` aggregate command handler)."""
+        route = self._routes.get(payload_name)
+        return route is not None and route.creates_aggregate
+
     def _rebuild(self) -> None:
         # Rebuilt wholesale on every membership change: changes are rare, lookups are on the hot path.
         kinds: dict[str, HandlerKind] = {}
+        creating: set[str] = set()
         nodes: dict[str, list[Node]] = {}
         for node in self._nodes.values():
             if node.registration is None:
@@ -105,9 +113,13 @@ class Registry:
                 if not handler.routes_requests:
                     continue
                 kinds[handler.payload] = handler.handler_kind
+                if handler.init:
+                    creating.add(handler.payload)
                 if node.enabled:
                     nodes.setdefault(handler.payload, []).append(node)
-        self._routes = {name: Route(kind, tuple(nodes.get(name, ()))) for name, kind in kinds.items()}
+        self._routes = {
+            name: Route(kind, tuple(nodes.get(name, ())), name in creating) for name, kind in kinds.items()
+        }
 
     # --- catalog -----------------------------------------------------------------------------------------------
 
