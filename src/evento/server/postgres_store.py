@@ -99,10 +99,19 @@ VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (aggregate_id) DO UPDATE SET state = excluded.state, aggregate_version = excluded.aggregate_version,
     sequence_number = excluded.sequence_number, updated_at = excluded.updated_at, deleted_at = NULL
 """
-_EVENTS_AFTER = (
-    f"SELECT {EVENT_COLUMNS} FROM es_events WHERE aggregate_id = %s AND aggregate_version > %s"
-    " ORDER BY aggregate_version"
+_EVENT_COLUMNS_OF_E = ", ".join(f"e.{column.strip()}" for column in EVENT_COLUMNS.split(","))
+_LOAD_STORY = f"""
+WITH snapshot AS (
+    SELECT state, aggregate_version FROM es_snapshots
+    WHERE aggregate_id = %(id)s AND deleted_at IS NULL AND %(use_snapshot)s
 )
+SELECT EXISTS (SELECT 1 FROM es_deleted_aggregates WHERE aggregate_id = %(id)s),
+       (SELECT state FROM snapshot), (SELECT aggregate_version FROM snapshot), {_EVENT_COLUMNS_OF_E}
+FROM (SELECT 1) AS one
+LEFT JOIN es_events AS e
+    ON e.aggregate_id = %(id)s AND e.aggregate_version > COALESCE((SELECT aggregate_version FROM snapshot), 0)
+ORDER BY e.aggregate_version
+"""
 
 
 class PostgresEventStore(EventStore):
@@ -235,25 +244,22 @@ class PostgresEventStore(EventStore):
     # --- reads -------------------------------------------------------------------------------------------------
 
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
+        """One statement, one round trip: the deletion mark and the snapshot on every row, then the events
+        after the snapshot (a single row of NULL events when there are none)."""
         async with self._pool.connection() as conn:
-            async with conn.pipeline():
-                deleted_cursor = await conn.execute(
-                    "SELECT 1 FROM es_deleted_aggregates WHERE aggregate_id = %s", (aggregate_id,)
-                )
-                snapshot_cursor = await conn.execute(
-                    "SELECT state, aggregate_version FROM es_snapshots WHERE aggregate_id = %s AND deleted_at IS NULL",
-                    (aggregate_id,),
-                )
-            story = Story()
-            if await deleted_cursor.fetchone():
-                story.deleted = True
-                return story
-            snapshot = await snapshot_cursor.fetchone()
-            if use_snapshot and snapshot is not None:
-                story.snapshot, story.snapshot_version = bytes(snapshot[0]), snapshot[1]
-            cursor = await conn.execute(_EVENTS_AFTER, (aggregate_id, story.snapshot_version))
-            story.events = [row_to_event(row) for row in await cursor.fetchall()]
+            cursor = await conn.execute(_LOAD_STORY, {"id": aggregate_id, "use_snapshot": use_snapshot})
+            rows = await cursor.fetchall()
+        story = Story()
+        if not rows:
             return story
+        deleted, snapshot, snapshot_version = rows[0][:3]
+        if deleted:
+            story.deleted = True
+            return story
+        if snapshot is not None:
+            story.snapshot, story.snapshot_version = bytes(snapshot), snapshot_version
+        story.events = [row_to_event(row[3:]) for row in rows if row[3] is not None]
+        return story
 
     async def find_by_command(self, command_id: str) -> StoredEvent | None:
         events = await self._select(f"SELECT {EVENT_COLUMNS} FROM es_events WHERE command_id = %s", (command_id,))
