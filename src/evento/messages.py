@@ -112,8 +112,10 @@ class EventMessage(_Envelope, frozen=True, kw_only=True):
     context: str
 
 
-class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as the store keeps it and consumers receive it (the original's ``PublishedEvent``)."""
+class StoredEvent(msgspec.Struct, frozen=True):
+    """An event as the store keeps it and consumers receive it (the original's ``PublishedEvent``).
+
+    Positional construction is allowed (stores build thousands per fetch); the field order is the contract."""
 
     sequence_number: int
     aggregate_id: str | None

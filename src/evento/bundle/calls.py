@@ -46,16 +46,19 @@ class CallContext:
     queries: QueryGateway | None = None
     sequence_number: int | None = None
     status: ProjectorStatus | None = None
+    #: Makes ``commands``/``queries`` for ``message`` when a handler asks for one (most never do: consumers
+    #: replaying thousands of events should not build gateways for each).
+    outbox: Any = None
 
     def value(self, inject: Inject, dependency: Any) -> Any:
         if inject is Inject.PAYLOAD:
             return self.payload
         if inject is Inject.STATE:
             return self.state
-        if inject is Inject.COMMANDS:
-            return self.commands
-        if inject is Inject.QUERIES:
-            return self.queries
+        if inject in (Inject.COMMANDS, Inject.QUERIES):
+            if self.commands is None and self.outbox is not None:
+                self.commands, self.queries = self.outbox.gateways(self.message)
+            return self.commands if inject is Inject.COMMANDS else self.queries
         if inject is Inject.MESSAGE:
             return self.message
         if inject is Inject.METADATA:

@@ -90,7 +90,7 @@ class ConsumerSettings:
     #: hop and per checkpoint commit: nothing of it survives a restart, so how often it commits is invisible.
     #: Durable stores commit after every event (reference semantics: at most one event redelivered after a
     #: crash, none with exactly-once projections). 1 turns grouping off.
-    commit_group: int = 256
+    commit_group: int = 1000
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,9 @@ class ConsumerEngine:
         self._checkpoint: Checkpoint | None = None
         self._observer_slots = asyncio.Semaphore(settings.observer_concurrency)
         self._observer_tasks: set[asyncio.Task[None]] = set()
+        # The next batch, asked for while the current one is handled (catching up: the server's read overlaps
+        # our handling), keyed by the sequence number it starts after.
+        self._prefetch: tuple[int, asyncio.Task[EventBatch]] | None = None
         self._kind = spec.kind
         self._handler_kind = HandlerKind.SAGA_EVENT if self._kind is ComponentKind.SAGA else HandlerKind.EVENT
 
@@ -175,6 +178,7 @@ class ConsumerEngine:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        self._drop_prefetch()
         if self._observer_tasks:
             await asyncio.gather(*self._observer_tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
@@ -234,15 +238,15 @@ class ConsumerEngine:
                 return await self._consume_batch(cid)
             except BaseException:
                 self._checkpoint = None  # re-read after any failure: a commit may or may not have happened
+                self._drop_prefetch()
                 raise
 
     async def _consume_batch(self, cid: str) -> int:
         checkpoint = self._checkpoint or await self._read_or_seed_checkpoint()
-        batch = await self._outbox.request(
-            FetchEvents(self.context, checkpoint.sequence_number, self.settings.fetch_size), 30.0
-        )
-        assert isinstance(batch, EventBatch)
-        events = batch.events
+        events = (await self._fetch(checkpoint.sequence_number)).events
+        if len(events) == self.settings.fetch_size and not self._stopping:
+            last = events[-1].sequence_number
+            self._prefetch = (last, asyncio.create_task(self._request_batch(last)))
         position = 0
         while position < len(events):
             if self._stopping:
@@ -264,30 +268,48 @@ class ConsumerEngine:
             # A handler of the group raised: the failing event is handled alone, its failure counted as its first
             # attempt (retries, dead queue); the events before it are committed already.
             failed_at, error = failure
-            checkpoint = await self._consume(group[failed_at], checkpoint, first_error=error)
+            checkpoint = await self._consume(group[failed_at][0], checkpoint, first_error=error)
             self._checkpoint = checkpoint
             position += failed_at + 1
         return len(events)
 
-    def _group_at(self, events: list[StoredEvent], start: int) -> list[StoredEvent]:
-        """The consecutive events from ``start`` that can be handled in one hop and one checkpoint commit."""
+    async def _fetch(self, after: int) -> EventBatch:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            if prefetch[0] == after:
+                return await prefetch[1]
+            prefetch[1].cancel()
+        return await self._request_batch(after)
+
+    async def _request_batch(self, after: int) -> EventBatch:
+        batch = await self._outbox.request(FetchEvents(self.context, after, self.settings.fetch_size), 30.0)
+        assert isinstance(batch, EventBatch)
+        return batch
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            task = self._prefetch[1]
+            task.cancel()
+            # Retrieve a failure it may already hold, so asyncio does not report it as never retrieved.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._prefetch = None
+
+    def _group_at(self, events: list[StoredEvent], start: int) -> list[tuple[StoredEvent, HandlerSpec | None]]:
+        """The consecutive events from ``start`` (with their handlers) that can be handled in one hop and one
+        checkpoint commit; a single one when grouping does not apply."""
         limit = self.settings.commit_group
-        if (
-            limit <= 1
-            or self._kind is not ComponentKind.PROJECTOR
-            or self.store.dialect != "memory"
-        ):
-            return events[start : start + 1]
-        end = start
-        while end < len(events) and end - start < limit:
-            handler = self.spec.handler_for(self._handler_kind, events[end].event_name)
+        if limit <= 1 or self._kind is not ComponentKind.PROJECTOR or self.store.dialect != "memory":
+            return [(events[start], None)]
+        group: list[tuple[StoredEvent, HandlerSpec | None]] = []
+        for event in events[start : start + limit]:
+            handler = self.spec.handler_for(self._handler_kind, event.event_name)
             if handler is not None and handler.is_async:
                 break
-            end += 1
-        return events[start : max(end, start + 1)]
+            group.append((event, handler))
+        return group or [(events[start], None)]
 
     async def _consume_group(
-        self, group: list[StoredEvent], checkpoint: Checkpoint
+        self, group: list[tuple[StoredEvent, HandlerSpec | None]], checkpoint: Checkpoint
     ) -> tuple[Checkpoint, tuple[int, Exception] | None]:
         """Handle ``group`` on one worker thread and commit the checkpoint once, after its last event.
 
@@ -296,18 +318,17 @@ class ConsumerEngine:
         """
         calls: list[tuple[HandlerSpec, CallContext]] = []
         index_of: dict[int, int] = {}  # position in calls -> position in group (events without a handler skipped)
-        for n, event in enumerate(group):
-            handler = self.spec.handler_for(self._handler_kind, event.event_name)
+        for n, (event, handler) in enumerate(group):
             if handler is not None:
                 index_of[len(calls)] = n
                 calls.append((handler, self._call_context(handler, event)))
-        last = group[-1].sequence_number
+        last = group[-1][0].sequence_number
         progress = await asyncio.to_thread(self._runner.run_group, calls, self.instance)
         if progress.error is None:
             return await self.store.commit_checkpoint(self.consumer_id, last, checkpoint.version), None
         failed_at = index_of[progress.done]
         if failed_at > 0:
-            before = group[failed_at - 1].sequence_number
+            before = group[failed_at - 1][0].sequence_number
             checkpoint = await self.store.commit_checkpoint(self.consumer_id, before, checkpoint.version)
         return checkpoint, (failed_at, progress.error)
 
@@ -458,16 +479,14 @@ class ConsumerEngine:
     def _call_context(self, handler: HandlerSpec, event: StoredEvent) -> CallContext:
         assert handler.payload_type is not None
         payload = decode_payload(event.payload, handler.payload_type)
-        commands, queries = self._outbox.gateways(event)
         return CallContext(
             payload,
             event,
             event.metadata,
             event.timestamp,
-            commands=commands,
-            queries=queries,
             sequence_number=event.sequence_number,
             status=self.status,
+            outbox=self._outbox,
         )
 
     async def _handle_saga(self, handler: HandlerSpec, payload: Any, ctx: CallContext) -> None:

@@ -35,18 +35,9 @@ def encode_metadata(metadata: dict[str, str]) -> bytes:
 
 
 def row_to_event(row: Sequence[Any]) -> StoredEvent:
-    """A :class:`StoredEvent` from a row of :data:`EVENT_COLUMNS`."""
-    return StoredEvent(
-        sequence_number=row[0],
-        aggregate_id=row[1],
-        aggregate_version=row[2],
-        event_name=row[3],
-        context=row[4],
-        payload=bytes(row[5]),
-        metadata=_metadata_decoder.decode(row[6]),
-        message_id=row[7],
-        timestamp=row[8],
-    )
+    """A :class:`StoredEvent` from a row of :data:`EVENT_COLUMNS` (the same order as its fields)."""
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), _metadata_decoder.decode(row[6]),
+                       row[7], row[8])  # fmt: skip
 
 
 def stored_events(requests: Sequence[AppendRequest], sequence_numbers: Sequence[int]) -> list[StoredEvent]:

@@ -287,7 +287,7 @@ class PostgresEventStore(EventStore):
     async def _select(self, sql: str, params: Sequence[Any]) -> list[StoredEvent]:
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(sql, params)
+                cursor = await conn.execute(sql, params, binary=True)  # bytea arrive raw, not hex-encoded
                 return [row_to_event(row) for row in await cursor.fetchall()]
         except psycopg.Error as exc:
             raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
