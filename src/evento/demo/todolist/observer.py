@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evento import CommandGateway, QueryGateway, event_handler, observer
+from evento import CommandGateway, QueryGateway, TransientConsumerError, event_handler, observer
 from evento.demo.todolist.payloads import (
     NotificationSendCommand,
     TodoListTodoCheckedEvent,
@@ -20,7 +20,10 @@ class TodoListNotificationObserver:
     ) -> None:
         found = await queries.query(TodoListViewFindByIdentifierQuery(identifier=event.identifier))
         todo = next((t for t in found.data.todos if t.identifier == event.todo_identifier), None)
-        content = todo.content if todo is not None else event.todo_identifier
+        if todo is None:
+            # The projector (another consumer) has not projected the todo yet: try again after retry_delay
+            # rather than notify without its text.
+            raise TransientConsumerError(f"todo {event.todo_identifier} is not in the read model yet")
         await commands.send(
-            NotificationSendCommand(body=f"You have checked the todo '{content}' of '{found.data.name}'")
+            NotificationSendCommand(body=f"You have checked the todo '{todo.content}' of '{found.data.name}'")
         )
