@@ -8,7 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore, SQLiteConsumerStateStore
+from evento.consumer_stores import (
+    ConsumerStateStore,
+    MemoryConsumerStateStore,
+    SQLiteConsumerStateStore,
+    open_consumer_store,
+)
 from evento.server import EventoServer, SQLiteEventStore
 
 
@@ -35,14 +40,17 @@ async def start_server(path: Path) -> EventoServer:
 
 
 def make_consumer_store(kind: str, path: Path, name: str = "consumers.db") -> ConsumerStateStore:
+    """A consumer store of ``kind``: "memory", "sqlite" (the file ``path/name``) or a PostgreSQL/MySQL URL
+    (a test's throwaway database, see ``store_kind`` in the guarantee tests; ``name`` is then ignored)."""
     if kind == "memory":
         return MemoryConsumerStateStore()
     if kind == "sqlite":
         return SQLiteConsumerStateStore(path / name)
-    raise ValueError(kind)
+    return open_consumer_store(kind)
 
 
-CONSUMER_STORE_KINDS = ["memory", "sqlite"]
+#: The consumer store kinds guarantee tests run on; "postgres" and "mysql" become database URLs per test.
+CONSUMER_STORE_KINDS = ["memory", "sqlite", "postgres", "mysql"]
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from tests.bank import (
     SnapshottingAccount,
     Withdraw,
 )
+from tests.databases import mysql_database, postgres_database
 from tests.helpers import CONSUMER_STORE_KINDS, make_consumer_store, start_server, wait_until
 
 FAST = ConsumerSettings(error_delay=0.02, max_backoff=0.1, idle_poll=0.5, lease_seconds=2.0)
@@ -62,8 +63,16 @@ async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
 
 
 @pytest.fixture(params=CONSUMER_STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The consumer store kind for :func:`make_consumer_store`: a database URL for PostgreSQL and MySQL."""
+    if request.param == "postgres":
+        with postgres_database() as url:
+            yield url
+    elif request.param == "mysql":
+        with mysql_database() as url:
+            yield url
+    else:
+        yield str(request.param)
 
 
 class System:
@@ -253,11 +262,11 @@ async def test_a_projector_handles_events_in_order_once_and_resumes_at_its_check
     assert [seq for seq, _, _ in ledger.seen] == sorted({seq for seq, _, _ in ledger.seen})
     await reader.stop()
 
-    # While it is down, more events; when it comes back it continues from its checkpoint. A SQLite store is
-    # reopened from its file; a memory store survives only as the same object (a process restart loses it).
+    # While it is down, more events; when it comes back it continues from its checkpoint. A durable store is
+    # reopened; a memory store survives only as the same object (a process restart loses it).
     for amount in range(6, 9):
         await commands.send(Deposit(account="H", amount=amount))
-    again = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path) if store_kind == "sqlite" else store)
+    again = ledger_bundle(ledger, make_consumer_store(store_kind, tmp_path) if store_kind != "memory" else store)
     await again.start(server)
     try:
         await wait_until(lambda: len(ledger.seen) == 9, what="projector resumed")
