@@ -17,7 +17,7 @@ from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.errors import ConsumerStoreUnavailableError
 
-__all__ = ["MySQLConsumerStateStore"]
+__all__ = ["MySQLConsumerStateStore", "parse_mysql_url"]
 
 # Client error codes: can't connect (2003), server gone away (2006), lost connection (2013), out of sync (2014),
 # lost connection at handshake (2055); server: too many connections (1040), shutting down (1053), lock wait
@@ -30,7 +30,8 @@ _SCHEMA_LOCK_NAME = "CONCAT('evento_consumer_schema.', MD5(DATABASE()))"
 _SCHEMA_LOCK_SECONDS = 60
 
 
-def _parse_url(url: str) -> dict[str, Any]:
+def parse_mysql_url(url: str) -> dict[str, Any]:
+    """PyMySQL ``connect`` arguments from ``mysql://user:password@host:port/database`` (or ``mariadb://``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb"):
         raise ValueError(f"a MySQL URL starts with mysql:// or mariadb://, got {url!r}")
@@ -113,7 +114,7 @@ class MySQLConsumerStateStore(SQLConsumerStateStore):
 
     def __init__(self, url: str, *, connections: int = 4, connect_timeout: float = 10.0) -> None:
         super().__init__(connections=connections)
-        self._params = _parse_url(url)
+        self._params = parse_mysql_url(url)
         self.url = url
         self._connect_timeout = connect_timeout
 

@@ -171,6 +171,14 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         future.set_exception(value)
 
 
+class _WorkFailed(Exception):
+    """Carries an error raised by ``commit_with``'s work past the store's driver-error translation."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SQLConsumerStateStore(ConsumerStateStore):
     """A consumer state store on a SQL database, reached through a blocking DB-API driver.
 
@@ -464,9 +472,20 @@ class SQLConsumerStateStore(ConsumerStateStore):
 
         def commit(conn: Any) -> tuple[T, Checkpoint]:
             checkpoint = self._advance(conn, consumer_id, sequence_number, expected_version)
-            return work(conn), checkpoint
+            try:
+                result = work(conn)
+            except Exception as exc:
+                if self._driver_error(exc) and (self._deadlocked(exc) or self._unavailable(exc)):
+                    raise  # the database's doing, not the work's: rerun, or reported as unavailable
+                raise _WorkFailed(exc) from exc
+            return result, checkpoint
 
-        return await self._run_in_transaction(commit)
+        try:
+            return await self._run_in_transaction(commit)
+        except _WorkFailed as failed:
+            # The caller's own error, unchanged (an SQL error in a projector's statement names the projector's
+            # statement, not this store); the transaction was rolled back.
+            raise failed.error from None
 
     async def reset(self, consumer_id: str) -> None:
         # Clear rather than delete the row: the enabled flag is the operator's, a replay does not re-enable.

@@ -148,9 +148,9 @@ def _connect(database: str, dialect: str) -> Any:
         return psycopg.connect(database, autocommit=True)
     import pymysql  # type: ignore[import-untyped]
 
-    from evento.consumer_stores.mysql import _parse_url
+    from evento.consumer_stores.mysql import parse_mysql_url
 
-    return pymysql.connect(**_parse_url(database), charset="utf8mb4", autocommit=True)
+    return pymysql.connect(**parse_mysql_url(database), charset="utf8mb4", autocommit=True)
 
 
 def _alive(connection: Any, dialect: str) -> bool:
