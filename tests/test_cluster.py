@@ -17,10 +17,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from evento import Bundle, CommandGateway
+from evento import Bundle, CommandGateway, ServiceCommand, ServiceEvent, command_handler, service
 from evento.consumer_stores import MemoryConsumerStateStore
 from evento.errors import EventoError
-from tests.bank import Account, Deposit, InsufficientFunds, Ledger, LedgerProjector, OpenAccount, Withdraw
+from tests.bank import (
+    Account,
+    Deposit,
+    InsufficientFunds,
+    Ledger,
+    LedgerProjector,
+    OpenAccount,
+    SnapshottingAccount,
+    Withdraw,
+)
 from tests.databases import postgres_url  # noqa: F401  (fixture)
 from tests.helpers import wait_until
 from tests.test_tcp import ServerProcess, start_server_process, stop_server_process
@@ -98,6 +107,30 @@ async def test_no_oversell_across_servers(postgres_url: str, tmp_path: Path, mod
         assert sorted(versions) == list(range(3, 53))
 
 
+async def test_a_hot_aggregate_shared_by_two_servers_serves_every_command(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """600 concurrent withdrawals from one account, through both servers: every one succeeds, each on the
+    balance the previous left. Without turns, the server that lost a race kept losing to the other's cached
+    story and commands ran out of retries; the servers now take turns under a cluster lock while contended."""
+    async with cluster(postgres_url, tmp_path, "cpes") as running:
+        bank = [
+            await running.join(Bundle("bank", components=[SnapshottingAccount], instance_id=f"bank-{n}"))
+            for n in (1, 2)
+        ]
+        commands, _ = bank[0].gateways(None)
+        await commands.send(OpenAccount(account="hot"))
+        await commands.send(Deposit(account="hot", amount=600))
+        results = await asyncio.gather(
+            *(commands.send(Withdraw(account="hot", amount=1)) for _ in range(600)), return_exceptions=True
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert sorted(r.balance for r in results) == list(range(600))  # type: ignore[union-attr]
+        versions = [version for _, name, version, _ in running.stored() if name == "Withdrawn"]
+        assert sorted(versions) == list(range(3, 603))
+
+
 @pytest.mark.parametrize("mode", ["cpes", "apes"])
 async def test_projector_sees_every_event_once_in_order_while_two_servers_write(
     postgres_url: str,  # noqa: F811
@@ -170,6 +203,56 @@ async def test_kill_one_server_mid_burst_loses_and_duplicates_nothing(
         assert failed <= 20, f"{failed} deposits failed although the other server was up"
         # Later commands on the surviving server keep working.
         assert (await commands.send(Deposit(account="acc-0", amount=1000))).amount == 1000
+
+
+class Reserve(ServiceCommand):
+    """Takes one seat; every reservation shares the lock id, so the cluster must run them one at a time."""
+
+    seat: int
+
+    @property
+    def lock_id(self) -> str:
+        return "the-one-room"
+
+
+class Reserved(ServiceEvent):
+    seat: int
+
+
+@dataclass
+class Room:
+    inside: int = 0
+    most_inside: int = 0
+
+
+@service()
+class Booking:
+    def __init__(self, room: Room) -> None:
+        self.room = room
+
+    @command_handler
+    async def reserve(self, command: Reserve) -> Reserved:
+        self.room.inside += 1
+        self.room.most_inside = max(self.room.most_inside, self.room.inside)
+        try:
+            await asyncio.sleep(0.005)  # the work a booking does: long enough for another server's call to overlap
+        finally:
+            self.room.inside -= 1
+        return Reserved(seat=command.seat)
+
+
+async def test_a_service_lock_id_holds_across_servers(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Service commands sharing a lock id, sent through both servers at once, never run concurrently: the lock
+    id is held cluster-wide (a PostgreSQL advisory lock), not only within each server."""
+    async with cluster(postgres_url, tmp_path, "cpes") as running:
+        room = Room()
+        booking = await running.join(
+            Bundle("booking", components=[Booking], injector=lambda annotation: room if annotation is Room else None)
+        )
+        commands, _ = booking.gateways(None)
+        reserved = await asyncio.gather(*(commands.send(Reserve(seat=n)) for n in range(40)))
+        assert sorted(event.seat for event in reserved) == list(range(40))
+        assert room.most_inside == 1
 
 
 def _deposit_amounts(url: str) -> list[int]:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from evento.discovery import HandlerKind
-from evento.errors import AggregateDeletedError, ConnectionLostError, EventoError
+from evento.errors import AggregateDeletedError, ConnectionLostError, EventoError, NoHandlerError
 from evento.messages import (
     AggregateCommandRequest,
     AggregateCommandResponse,
@@ -110,15 +110,33 @@ class CommandBroker:
         if not resent:
             self.registry.route(command.payload_name)  # fail fast when nobody handles it
         async with self.locks.hold(command.lock_id):
-            if resent:
-                stored = await self.store.find_by_command(command.message_id)
-                if stored is not None:
-                    # It ran before the caller lost its connection: answer it, even if no handler is back yet.
-                    return CommandResult(stored)
-            kind, _ = self.registry.route(command.payload_name)
-            if kind is HandlerKind.AGGREGATE_COMMAND:
-                return CommandResult(await self._aggregate_command(command, timeout))
-            return CommandResult(await self._service_command(command, timeout))
+            # Decided once this server's turn has come: the aggregate may have become contended meanwhile.
+            if command.lock_id is not None and self._needs_cluster_lock(command):
+                async with self.store.cluster_lock(command.lock_id):
+                    return await self._locked_command(command, timeout, resent, cluster_locked=True)
+            return await self._locked_command(command, timeout, resent, cluster_locked=False)
+
+    async def _locked_command(
+        self, command: CommandMessage, timeout: float, resent: bool, *, cluster_locked: bool
+    ) -> CommandResult:
+        if resent:
+            stored = await self.store.find_by_command(command.message_id)
+            if stored is not None:
+                # It ran before the caller lost its connection: answer it, even if no handler is back yet.
+                return CommandResult(stored)
+        kind, _ = self.registry.route(command.payload_name)
+        if kind is HandlerKind.AGGREGATE_COMMAND:
+            return CommandResult(await self._aggregate_command(command, timeout, cluster_locked=cluster_locked))
+        return CommandResult(await self._service_command(command, timeout))
+
+    def _needs_cluster_lock(self, command: CommandMessage) -> bool:
+        """Whether to hold the lock id across the servers sharing the store: for a service command's lock id, or
+        a domain command locking more than its own aggregate, always (nothing else serialises them); for an
+        aggregate's own commands only while servers are seen racing for it (see _aggregate_command)."""
+        lock_id = command.lock_id
+        if lock_id is None:
+            return False
+        return not command.domain or lock_id != command.aggregate_id or self.store.is_contended(lock_id)
 
     async def query(self, query: QueryMessage, timeout: float) -> QueryResult:
         _, node = self.registry.route(query.payload_name)
@@ -126,35 +144,74 @@ class CommandBroker:
         assert isinstance(response, QueryResult)
         return response
 
-    async def _aggregate_command(self, command: CommandMessage, timeout: float) -> StoredEvent:
+    async def _aggregate_command(
+        self, command: CommandMessage, timeout: float, *, cluster_locked: bool
+    ) -> StoredEvent:
+        """Run an aggregate command on its story and append the event it returns.
+
+        Optimistic with respect to other servers sharing the store: a story from this server's cache may be
+        stale, and a creating command's story is assumed empty without a read. An event made from a stale story
+        carries a version that is already stored, so the append is refused and the command re-runs on the stored
+        story (aggregates are pure functions of their story); a handler's refusal made from an unread story is
+        checked against the stored story and re-run if that differs.
+
+        No lock spans servers while a bundle computes, unless servers race for the aggregate: the loser of a race
+        reports it to every server, and re-runs on the stored story under the aggregate's cluster lock; for a
+        while every server takes that lock for the aggregate (``cluster_locked``: a cluster lock is held already),
+        so they take turns instead of one winning every race. While it is held the story is read from the store:
+        no other server can append to the aggregate meanwhile.
+        """
         aggregate_id = command.aggregate_id
         if aggregate_id is None:
             raise EventoError(f"{command.payload_name} names no aggregate id")
         deadline = time.monotonic() + timeout
+        if cluster_locked:
+            story, verified = await self._load(command, aggregate_id), True
+        else:
+            story, verified = await self._story(command, aggregate_id)
         for attempt in range(self.conflict_retries + 1):
-            story = await self._story(command, aggregate_id, assume_new=attempt == 0)
             if story.deleted:
                 raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
             request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
-            response = await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
-            version = story.version + 1
+            try:
+                response = await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
+            except (ConnectionLostError, TimeoutError, NoHandlerError):
+                raise
+            except Exception:
+                if verified:
+                    raise  # refused on the stored story: the caller's answer
+                stored_story = await self._load(command, aggregate_id)
+                if (stored_story.version, stored_story.exists) == (story.version, story.exists):
+                    raise
+                story, verified = stored_story, True
+                continue
             try:
                 stored = await self.store.append(
                     AppendRequest(
-                        response.event, aggregate_id, version, response.snapshot, response.deleted, command.message_id
+                        response.event,
+                        aggregate_id,
+                        story.version + 1,
+                        response.snapshot,
+                        response.deleted,
+                        command.message_id,
                     )
                 )
             except VersionConflictError:
-                # Another server of the cluster appended to this aggregate after we read its story (our lock is
-                # per server), or stored this very command after a resend. Aggregates are pure functions of their
-                # story, so reading it again and re-running the handler is safe: optimistic, no lock held across
-                # servers while a bundle computes.
+                # Another server stored this version first, or stored this very command after a resend.
                 self.cache.evict(aggregate_id)
                 already = await self.store.find_by_command(command.message_id)
                 if already is not None:
                     return already
                 if attempt == self.conflict_retries or time.monotonic() >= deadline:
                     raise
+                self.store.report_contention(aggregate_id)
+                if not cluster_locked:
+                    # A command holds at most one cluster lock (its lock id's, taken on entry, or its aggregate's,
+                    # taken here): two, taken in different orders by two servers, could deadlock.
+                    remaining = deadline - time.monotonic()
+                    async with self.store.cluster_lock(aggregate_id):
+                        return await self._aggregate_command(command, remaining, cluster_locked=True)
+                story, verified = await self._load(command, aggregate_id), True
                 continue
             except BaseException:
                 self.cache.evict(aggregate_id)
@@ -184,20 +241,21 @@ class CommandBroker:
             assert isinstance(response, AggregateCommandResponse)
             return response
 
-    async def _story(self, command: CommandMessage, aggregate_id: str, *, assume_new: bool) -> Story:
+    async def _story(self, command: CommandMessage, aggregate_id: str) -> tuple[Story, bool]:
+        """The story to run ``command`` on, and whether it is known to be the stored one (read from the store
+        now, or cached by the store's only writer)."""
         if command.invalidate_caches:
             self.cache.evict(aggregate_id)
         if not command.invalidate_snapshot:
             cached = self.cache.get(aggregate_id)
-            if cached is None and assume_new and self.registry.creates_aggregate(command.payload_name):
-                # A creating command almost always names a new aggregate: skip the read. If it exists after all,
-                # the event's version 1 is refused by the store and the command re-runs on the real story.
-                return Story()
             if cached is not None:
-                # Trusted even when other servers share the store: a story they made stale yields a version they
-                # already stored, the append is refused, and _aggregate_command re-runs on the fresh story. Cheaper
-                # than asking the database on every command.
-                return cached
+                return cached, self.store.exclusive
+            if self.registry.creates_aggregate(command.payload_name):
+                # A creating command almost always names a new aggregate: skip the read (see _aggregate_command).
+                return Story(), False
+        return await self._load(command, aggregate_id), True
+
+    async def _load(self, command: CommandMessage, aggregate_id: str) -> Story:
         story = await self.store.load_story(aggregate_id, use_snapshot=not command.invalidate_snapshot)
         self.cache.put(aggregate_id, story)
         return story

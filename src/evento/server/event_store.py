@@ -11,6 +11,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class EventStore(ABC):
     """Abstract event store. Backends implement the ``_``-prefixed batch primitives and nothing else."""
 
     max_batch = 512
+    #: True when one server is the only writer (SQLite): its cached stories are the stored ones.
+    exclusive = False
 
     def __init__(self) -> None:
         self._pending: list[tuple[AppendRequest, asyncio.Future[StoredEvent]]] = []
@@ -192,6 +195,21 @@ class EventStore(ABC):
 
     def remove_listener(self, listener: Callable[[int], None]) -> None:
         self._listeners.remove(listener)
+
+    def is_contended(self, aggregate_id: str) -> bool:
+        """Whether servers sharing this store were seen racing for this aggregate lately (see
+        :meth:`report_contention`); never for a store with a single writer."""
+        return False
+
+    def report_contention(self, aggregate_id: str) -> None:
+        """Tell every server sharing the store that an append to this aggregate lost a race with another."""
+
+    def cluster_lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold ``key`` against every server sharing this store (for lock ids that are not an aggregate's own).
+
+        A store only one server writes (SQLite) needs nothing beyond the broker's own per-lock-id locks.
+        """
+        return nullcontext()
 
     @abstractmethod
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import psycopg
@@ -51,6 +52,7 @@ _MIGRATION_LOCK = 0x45564E54_0001  # "EVNT" 1
 _APPEND_LOCK = 0x45564E54_0002
 _NODE_LOCK_BASE = 0x45564E54_1000  # + node id: a server holds one while it makes snowflake ids
 _CHANNEL = "evento_events"
+_CONTENTION_CHANNEL = "evento_contention"
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS evento_schema (version INTEGER NOT NULL)",
@@ -127,6 +129,8 @@ class PostgresEventStore(EventStore):
         mode: EventStoreMode = "cpes",
         fetch_delay: float = 0.069,
         pool_size: int = 10,
+        lock_connections: int = 16,
+        contention_window: float = 2.0,
     ) -> None:
         super().__init__()
         if mode not in ("cpes", "apes"):
@@ -137,6 +141,14 @@ class PostgresEventStore(EventStore):
         self._pool = AsyncConnectionPool(
             url, min_size=2, max_size=max(2, pool_size), open=False, kwargs={"autocommit": True}
         )
+        # Cluster locks pin a connection while held: their own pool, so they can never starve the appends that
+        # the commands holding them are waiting for.
+        self._lock_pool = AsyncConnectionPool(
+            url, min_size=0, max_size=max(1, lock_connections), open=False, kwargs={"autocommit": True}
+        )
+        self.contention_window = contention_window
+        self._contended: dict[str, float] = {}  # aggregate id -> until (loop time)
+        self._reports: set[asyncio.Task[None]] = set()
         self._snowflake: Snowflake | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -147,8 +159,10 @@ class PostgresEventStore(EventStore):
     async def _open(self) -> None:
         try:
             await self._pool.open(wait=True, timeout=10.0)
+            await self._lock_pool.open()
         except (PoolTimeout, psycopg.Error) as exc:
             await self._pool.close()
+            await self._lock_pool.close()
             raise EventStoreError(f"cannot connect to the PostgreSQL event store: {exc}") from exc
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
@@ -169,10 +183,13 @@ class PostgresEventStore(EventStore):
 
     async def _close(self) -> None:
         self._closing = True
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
+        await self._lock_pool.close()
         await self._pool.close()
 
     async def _listen(self) -> None:
@@ -188,6 +205,7 @@ class PostgresEventStore(EventStore):
                     if self.mode == "apes":
                         self._snowflake = Snowflake(await _claim_node_id(conn))
                     await conn.execute(f"LISTEN {_CHANNEL}")
+                    await conn.execute(f"LISTEN {_CONTENTION_CHANNEL}")
                     if self._listening.is_set():  # a reconnect: catch up on what we did not hear
                         cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
                         row = await cursor.fetchone()
@@ -195,7 +213,10 @@ class PostgresEventStore(EventStore):
                     self._listening.set()
                     delay = 0.1
                     async for notify in conn.notifies():
-                        self._advance_head(int(notify.payload))
+                        if notify.channel == _CHANNEL:
+                            self._advance_head(int(notify.payload))
+                        else:
+                            self._mark_contended(notify.payload)
             except psycopg.Error as exc:
                 if not self._listening.is_set():
                     raise EventStoreError(f"cannot listen for PostgreSQL event notifications: {exc}") from exc
@@ -240,6 +261,67 @@ class PostgresEventStore(EventStore):
         except psycopg.Error as exc:
             raise EventStoreError(f"PostgreSQL append failed: {exc}") from exc
         return stored
+
+    # --- contention: servers racing for one aggregate take turns under a cluster lock for a while --------------
+
+    def is_contended(self, aggregate_id: str) -> bool:
+        until = self._contended.get(aggregate_id)
+        if until is None:
+            return False
+        if until < asyncio.get_running_loop().time():
+            del self._contended[aggregate_id]
+            return False
+        return True
+
+    def report_contention(self, aggregate_id: str) -> None:
+        """Mark the aggregate contended here at once, and on the other servers through ``NOTIFY``.
+
+        Without this, the server that won a race keeps its cached story and wins again, and the one that lost
+        keeps re-reading and losing: while contended, every server takes the aggregate's cluster lock (queued
+        fairly by PostgreSQL) instead.
+        """
+        self._mark_contended(aggregate_id)
+        task = asyncio.create_task(self._notify_contention(aggregate_id))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    def _mark_contended(self, aggregate_id: str) -> None:
+        self._contended[aggregate_id] = asyncio.get_running_loop().time() + self.contention_window
+        if len(self._contended) > 10_000:  # forget the expired ones; the map only holds recent races
+            now = asyncio.get_running_loop().time()
+            self._contended = {key: until for key, until in self._contended.items() if until >= now}
+
+    async def _notify_contention(self, aggregate_id: str) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute("SELECT pg_notify(%s, %s)", (_CONTENTION_CHANNEL, aggregate_id))
+        except psycopg.Error as exc:  # only a hint: the append's uniqueness keeps the aggregate consistent anyway
+            log.warning("could not tell the cluster that %s is contended: %s", aggregate_id, exc)
+
+    @asynccontextmanager
+    async def cluster_lock(self, key: str) -> AsyncIterator[None]:
+        """A session advisory lock on ``key``, held on a connection of its own until the block ends.
+
+        If the wait is cancelled (the caller's deadline) or the unlock fails, the connection is closed instead
+        of returned: ending the session is what surely releases whatever it may have acquired meanwhile.
+        """
+        conn = await self._lock_pool.getconn()
+        try:
+            try:
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+            except BaseException:
+                await conn.close()
+                raise
+            try:
+                yield
+            finally:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                except BaseException:
+                    await conn.close()
+                    raise
+        finally:
+            await self._lock_pool.putconn(conn)
 
     # --- reads -------------------------------------------------------------------------------------------------
 

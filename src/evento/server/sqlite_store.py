@@ -80,6 +80,8 @@ def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connectio
 class SQLiteEventStore(EventStore):
     """Event store in one SQLite file. Only one server process may own the file at a time."""
 
+    exclusive = True
+
     def __init__(self, path: str | Path, *, readers: int = 2, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = Path(path)
