@@ -107,6 +107,23 @@ async def test_no_oversell_across_servers(postgres_url: str, tmp_path: Path, mod
         assert sorted(versions) == list(range(3, 53))
 
 
+async def test_a_refusal_made_on_a_stale_cached_story_is_checked_against_the_store(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Commands alternate between the servers, so each server's cached story of the account is one event
+    behind: a withdrawal judged on it would be refused for a balance the account no longer has. The refusal is
+    checked against the stored story, and the command re-runs on it."""
+    async with cluster(postgres_url, tmp_path, "cpes") as running:
+        commands = await accounts(running)
+        await commands.send(OpenAccount(account="alternating"))
+        await commands.send(Deposit(account="alternating", amount=6))
+        balances = [(await commands.send(Withdraw(account="alternating", amount=1))).balance for _ in range(6)]
+        assert balances == [5, 4, 3, 2, 1, 0]
+        with pytest.raises(InsufficientFunds):
+            await commands.send(Withdraw(account="alternating", amount=1))
+
+
 async def test_a_hot_aggregate_shared_by_two_servers_serves_every_command(
     postgres_url: str,  # noqa: F811
     tmp_path: Path,
