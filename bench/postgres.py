@@ -236,7 +236,7 @@ def _raw_replay(url: str, events: int, *, binary: bool) -> float:
 
 
 def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list[Figure]:
-    trials = 1 if config.quick else 2
+    trials = 1 if config.quick else 3
     details: dict[str, Any] = {}
     out: list[Figure] = []
     with _database() as url:
@@ -256,7 +256,7 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
     if "tcp_command_throughput_pg" in figures:
         from bench.tcp import _evento_server
 
-        commands, saves = (1_000, 500) if config.quick else (4_000, 1_500)
+        commands, saves = (1_000, 500) if config.quick else (8_000, 1_500)
         ours, loop, threads = [], [], []
         for trial in range(trials):
             with _database() as url, _evento_server(config.scratch(f"pg-server-{trial}"), "--store", url) as bus:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from evento.discovery import HandlerKind
 from evento.errors import AggregateDeletedError, ConnectionLostError, EventoError, NoHandlerError
@@ -40,27 +38,48 @@ class LockManager:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, lock_id: str | None) -> AsyncIterator[None]:
+    def hold(self, lock_id: str | None) -> _Held:
+        """``async with locks.hold(lock_id):`` (a plain object, not a generator: this runs for every command)."""
+        return _Held(self._locks, lock_id)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Held:
+    __slots__ = ("_lock_id", "_locks")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], lock_id: str | None) -> None:
+        self._locks = locks
+        self._lock_id = lock_id
+
+    async def __aenter__(self) -> None:
+        lock_id = self._lock_id
         if lock_id is None:
-            yield
             return
         lock, users = self._locks.get(lock_id, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._locks[lock_id] = (lock, users + 1)
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[lock_id]
-            if users == 1:
-                del self._locks[lock_id]
-            else:
-                self._locks[lock_id] = (lock, users - 1)
+            await lock.acquire()
+        except BaseException:
+            self._leave(lock_id)
+            raise
 
-    def __len__(self) -> int:
-        return len(self._locks)
+    async def __aexit__(self, *exc: object) -> None:
+        lock_id = self._lock_id
+        if lock_id is None:
+            return
+        self._locks[lock_id][0].release()
+        self._leave(lock_id)
+
+    def _leave(self, lock_id: str) -> None:
+        lock, users = self._locks[lock_id]
+        if users == 1:
+            del self._locks[lock_id]
+        else:
+            self._locks[lock_id] = (lock, users - 1)
 
 
 class StoryCache:

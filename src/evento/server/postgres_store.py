@@ -86,6 +86,18 @@ _SCHEMA = [
         aggregate_id TEXT PRIMARY KEY,
         deleted_at BIGINT NOT NULL
     )""",
+    # CPES: take the cluster-wide append lock, then number the batch after the highest stored number and
+    # announce the new head (delivered at commit). One round trip; and each statement of a plpgsql function
+    # takes a fresh snapshot, so MAX, read after the lock is granted, sees every batch committed before.
+    f"""CREATE OR REPLACE FUNCTION evento_claim_sequence_numbers(batch INTEGER) RETURNS BIGINT
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE first_number BIGINT;
+    BEGIN
+        PERFORM pg_advisory_xact_lock({_APPEND_LOCK});
+        SELECT COALESCE(MAX(sequence_number), 0) + 1 INTO first_number FROM es_events;
+        PERFORM pg_notify('{_CHANNEL}', (first_number + batch - 1)::TEXT);
+        RETURN first_number;
+    END $$""",
 ]
 _SCHEMA_VERSION = 1
 
@@ -243,19 +255,16 @@ class PostgresEventStore(EventStore):
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 if self.mode == "cpes":
-                    # Two statements, not one: a statement's snapshot is taken before it waits for the lock,
-                    # so MAX must be read by a statement that starts after the lock is held.
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
-                    cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
+                    cursor = await conn.execute("SELECT evento_claim_sequence_numbers(%s)", (len(requests),))
                     row = await cursor.fetchone()
-                    first = (row[0] if row else 0) + 1
-                    numbers: Sequence[int] = range(first, first + len(requests))
+                    assert row is not None
+                    numbers: Sequence[int] = range(row[0], row[0] + len(requests))
+                    stored = stored_events(requests, numbers)
                 else:
                     assert self._snowflake is not None
-                    numbers = [self._snowflake.next_id() for _ in requests]
-                stored = stored_events(requests, numbers)
+                    stored = stored_events(requests, [self._snowflake.next_id() for _ in requests])
+                    await conn.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, str(stored[-1].sequence_number)))
                 await _insert(conn, requests, stored)
-                await conn.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, str(stored[-1].sequence_number)))
         except psycopg.errors.UniqueViolation as exc:
             raise VersionConflictError(f"an aggregate version or command of this batch is stored: {exc}") from exc
         except psycopg.Error as exc:
