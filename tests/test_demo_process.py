@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.databases import postgres_database
 from tests.helpers import free_port, scan_lists
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,7 @@ class Demo:
     data_dir: Path
     logs: Path
     name: str
+    store: str = ""  # --store: empty for the embedded SQLite default
     port: int = field(default_factory=free_port)
     bus_port: int = field(default_factory=free_port)
     todo_port: int = field(default_factory=free_port)
@@ -82,6 +84,7 @@ class Demo:
             str(self.todo_port),
             "--service-delay",
             "0.01",
+            *(["--store", self.store] if self.store else []),
         ]
 
     @property
@@ -142,12 +145,12 @@ class Demo:
 
 
 @pytest.fixture
-def demos(tmp_path: Path) -> Iterator[Callable[[str], Demo]]:
+def demos(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
     """Makes :class:`Demo` processes on ``tmp_path/"data"``; those still running at teardown are killed."""
     made: list[Demo] = []
 
-    def make(name: str) -> Demo:
-        demo = Demo(tmp_path / "data", tmp_path / "logs", name)
+    def make(name: str, store: str = "") -> Demo:
+        demo = Demo(tmp_path / "data", tmp_path / "logs", name, store)
         made.append(demo)
         return demo
 
@@ -156,7 +159,7 @@ def demos(tmp_path: Path) -> Iterator[Callable[[str], Demo]]:
         demo.kill()
 
 
-async def test_health_answers_without_auth(demos: Callable[[str], Demo]) -> None:
+async def test_health_answers_without_auth(demos: Callable[..., Demo]) -> None:
     """Once "Ready." is printed, GET /api/health answers 200 UP without credentials; the TodoList API wants them."""
     demo = demos("demo")
     await demo.start()
@@ -172,7 +175,7 @@ async def test_health_answers_without_auth(demos: Callable[[str], Demo]) -> None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-async def test_a_signal_stops_the_demo_cleanly(demos: Callable[[str], Demo], sig: signal.Signals) -> None:
+async def test_a_signal_stops_the_demo_cleanly(demos: Callable[..., Demo], sig: signal.Signals) -> None:
     """SIGTERM or SIGINT: the demo stops serving, prints "Stopped." and exits 0, keeping what it acknowledged."""
     demo = demos("demo")
     await demo.start()
@@ -184,7 +187,7 @@ async def test_a_signal_stops_the_demo_cleanly(demos: Callable[[str], Demo], sig
     lines = demo.stdout().splitlines()
     assert lines[-2:] == ["Stopping...", "Stopped."], demo.describe()
     assert "Traceback" not in demo.stderr(), demo.describe()
-    assert _created_events(demo.data_dir / "events.db") == {created.json()["identifier"]: 1}
+    assert _created_events(demo) == {created.json()["identifier"]: 1}
 
 
 @dataclass
@@ -218,21 +221,34 @@ async def _burst(demo: Demo, stop: asyncio.Event, burst: Burst) -> None:
     await asyncio.gather(*(client_loop(n) for n in range(BURST_CLIENTS)))
 
 
-def _created_events(events_db: Path) -> dict[str, int]:
-    """How many TodoListCreatedEvent the event store holds per list (a read-only look at the demo's SQLite file)."""
-    with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT aggregate_id, COUNT(*) FROM es_events WHERE event_name = 'TodoListCreatedEvent'"
-            " GROUP BY aggregate_id"
-        ).fetchall()
+def _created_events(demo: Demo) -> dict[str, int]:
+    """How many TodoListCreatedEvent the event store holds per list (a read-only look at the demo's store)."""
+    sql = "SELECT aggregate_id, COUNT(*) FROM es_events WHERE event_name = 'TodoListCreatedEvent' GROUP BY aggregate_id"
+    if demo.store:
+        import psycopg
+
+        with psycopg.connect(demo.store) as pg:
+            rows = pg.execute(sql).fetchall()
+    else:
+        events_db = demo.data_dir / "events.db"
+        with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(sql).fetchall()
     return {aggregate_id: count for aggregate_id, count in rows}
 
 
-async def test_kill_9_during_a_burst_loses_no_acknowledged_list(demos: Callable[[str], Demo]) -> None:
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+async def test_kill_9_during_a_burst_loses_no_acknowledged_list(demos: Callable[..., Demo], storage: str) -> None:
     """kill -9 in the middle of a burst of creates, then a restart on the same data directory: every list that got a
     201 is readable, each stored list is stored and listed once, and the only lists beyond the acknowledged ones are
-    ones whose request was in flight when the process died."""
-    first = demos("first")
+    ones whose request was in flight when the process died. On SQLite, and with ``--store postgresql://`` (events,
+    consumer state and read model in PostgreSQL)."""
+    with contextlib.ExitStack() as databases:
+        store = databases.enter_context(postgres_database()) if storage == "postgres" else ""
+        await _kill_9_during_a_burst(demos, store)
+
+
+async def _kill_9_during_a_burst(demos: Callable[..., Demo], store: str) -> None:
+    first = demos("first", store)
     await first.start()
     stop, burst = asyncio.Event(), Burst()
     burst_task = asyncio.create_task(_burst(first, stop, burst))
@@ -247,21 +263,20 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_list(demos: Callable[
     assert len(acknowledged) >= BURST_CLIENTS, f"too few creates to mean anything: {len(acknowledged)}"
     assert len(burst.unanswered) <= BURST_CLIENTS  # at most one request in flight per client
 
-    second = demos("second")
+    second = demos("second", store)
     second.port, second.bus_port, second.todo_port = first.port, first.bus_port, first.todo_port
     assert second.command == first.command  # the same command on the same data directory
     await second.start()
-    events_db = second.data_dir / "events.db"
     async with httpx.AsyncClient(base_url=second.todo_url, timeout=10.0) as client:
         # Nothing writes any more, so the stored lists are fixed; the projector catches up with them after the
         # restart. (After a kill -9 it first waits for the dead process's consumer lease to expire.)
         async def caught_up() -> list[dict[str, Any]] | None:
             listed = await scan_lists(client, AUTH)
-            return listed if {i["identifier"] for i in listed} == set(_created_events(events_db)) else None
+            return listed if {i["identifier"] for i in listed} == set(_created_events(second)) else None
 
         await wait_until(caught_up, CATCH_UP_DEADLINE, "the search to show every stored list")
         listed = await scan_lists(client, AUTH)  # a scan of the caught-up read model (no row moves between its pages)
-        stored = _created_events(events_db)
+        stored = _created_events(second)
         identifiers = [item["identifier"] for item in listed]
         assert len(identifiers) == len(set(identifiers)), "a list shows twice in the search results"
         assert set(identifiers) == set(stored), "the search and the event store disagree"
