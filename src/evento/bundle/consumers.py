@@ -301,8 +301,9 @@ class ConsumerEngine:
         if limit <= 1 or self._kind is not ComponentKind.PROJECTOR or self.store.dialect != "memory":
             return [(events[start], None)]
         group: list[tuple[StoredEvent, HandlerSpec | None]] = []
+        handler_for, kind = self.spec.handler_for, self._handler_kind
         for event in events[start : start + limit]:
-            handler = self.spec.handler_for(self._handler_kind, event.event_name)
+            handler = handler_for(kind, event.event_name)
             if handler is not None and handler.is_async:
                 break
             group.append((event, handler))
@@ -317,11 +318,12 @@ class ConsumerEngine:
         raised, the index of its event in the group with the error.
         """
         calls: list[tuple[HandlerSpec, CallContext]] = []
-        index_of: dict[int, int] = {}  # position in calls -> position in group (events without a handler skipped)
+        index_of: list[int] = []  # position in calls -> position in group (events without a handler skipped)
+        call_context = self._call_context
         for n, (event, handler) in enumerate(group):
             if handler is not None:
-                index_of[len(calls)] = n
-                calls.append((handler, self._call_context(handler, event)))
+                index_of.append(n)
+                calls.append((handler, call_context(handler, event)))
         last = group[-1][0].sequence_number
         progress = await asyncio.to_thread(self._runner.run_group, calls, self.instance)
         if progress.error is None:
