@@ -419,11 +419,14 @@ class SlowLookups:
         return Single(JobView(job=query.job, run=await self.desk.work(query.job)))
 
 
-def _job_request(correlation_id: str, job: str) -> Request:
-    command = CommandMessage(
+def _job_command(job: str) -> CommandMessage:
+    return CommandMessage(
         payload_name="RunJob", payload=encode_payload(RunJob(job=job)), message_id=new_message_id(), metadata={},
         timestamp=now_ms(), domain=False, aggregate_id=None, lock_id=None,
     )  # fmt: skip
+
+
+def _job_request(correlation_id: str, command: CommandMessage) -> Request:
     return Request(correlation_id, ServiceCommandRequest(command), 10_000)
 
 
@@ -433,8 +436,10 @@ async def _next_response(connection: Connection) -> Response:
     return message
 
 
-async def test_a_bundle_runs_a_command_resent_with_the_same_correlation_id_once() -> None:
-    """A bare server sends one service command three times under one id (twice while it runs, once after)."""
+async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
+    """A bare server sends one service command three times (twice while it runs, once after), each time under a
+    correlation id of its own, as servers do when they forward a caller's resend: the handler runs once and every
+    request gets the first run's reply under its own correlation id."""
     desk = JobDesk()
     accepted: asyncio.Queue[Connection] = asyncio.Queue()
 
@@ -449,19 +454,21 @@ async def test_a_bundle_runs_a_command_resent_with_the_same_correlation_id_once(
     await jobs.start(TcpConnector(f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"))
     server = await asyncio.wait_for(accepted.get(), 10)
     try:
-        request = _job_request("job-once", "j1")
-        await server.send(request)
+        command = _job_command("j1")
+        await server.send(_job_request("forward-1", command))
         await wait_until(lambda: desk.started == ["j1"], 10, what="the first run started")
-        await server.send(request)  # a duplicate while the first run is in flight
+        await server.send(_job_request("forward-2", command))  # a duplicate while the first run is in flight
         desk.release.set()
-        first, second = await _next_response(server), await _next_response(server)
-        await server.send(request)  # and one after it ended
+        replies = {(r := await _next_response(server)).correlation_id: r for _ in range(2)}
+        await server.send(_job_request("forward-3", command))  # and one after it ended
         third = await _next_response(server)
-        assert first == second == third
+        assert set(replies) == {"forward-1", "forward-2"} and third.correlation_id == "forward-3"
+        first = replies["forward-1"]
+        assert first.body == replies["forward-2"].body == third.body and first.failure is None
         assert isinstance(first.body, ServiceCommandResponse) and first.body.event is not None
         assert desk.started == desk.finished == ["j1"]
-        # Another correlation id is another request: it runs.
-        await server.send(_job_request("job-other", "j1"))
+        # Another command is another request, even with the same content: it runs.
+        await server.send(_job_request("forward-4", _job_command("j1")))
         assert (await _next_response(server)).body != first.body
         assert desk.started == ["j1", "j1"]
     finally:

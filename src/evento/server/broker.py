@@ -297,4 +297,13 @@ class CommandBroker:
         assert isinstance(response, ServiceCommandResponse)
         if response.event is None:
             return None
-        return await self.store.append(AppendRequest(response.event, command.lock_id, command_id=command.message_id))
+        try:
+            return await self.store.append(
+                AppendRequest(response.event, command.lock_id, command_id=command.message_id)
+            )
+        except VersionConflictError:
+            # The command's event is stored already: another server ran it for an earlier send of this command.
+            stored = await self.store.find_by_command(command.message_id)
+            if stored is None:
+                raise
+            return stored

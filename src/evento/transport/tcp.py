@@ -3,9 +3,10 @@
 Both ends share :class:`Connection`: one reader task, serialised writes, requests matched to responses by
 correlation id, heartbeats that close a silent peer. The server authenticates each connection's ``Hello``
 (shared token, constant-time compare) before the bundle is attached to the registry. Requests are exactly-once
-by correlation id (:class:`~evento.transport.replies.ReplyCache`): the server answers a resent command from its
-cache and keeps the reply of any request whose caller lost its connection meanwhile until the caller reconnects and
-asks again; a bundle answers a command it already handled (or is handling) with that first run's reply.
+(:class:`~evento.transport.replies.ReplyCache`): the server answers a command resent with the same correlation id
+from its cache, and keeps the reply of any request whose caller lost its connection meanwhile until the caller
+reconnects and asks again; a bundle answers a service command it already handled (or is handling), by command id,
+with that first run's reply.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from evento.messages import (
     BundleResponse,
     EventBatch,
     EventsAppended,
-    QueryRequest,
     QueryResult,
     SendCommand,
     ServerRequest,
     ServerResponse,
+    ServiceCommandRequest,
     new_message_id,
 )
 from evento.server.registry import Node
@@ -511,10 +512,17 @@ class _TcpLink:
         def run() -> Awaitable[Response]:
             return _respond(request.correlation_id, self._endpoint.handle_request(body))  # type: ignore[arg-type]
 
-        if isinstance(body, QueryRequest):
-            return await run()  # a query has no side effect to repeat, and its answer may be large
-        # Commands (a service's side effects above all) run once per correlation id; a duplicate gets the first reply.
-        return await self._handled.run_once(request.correlation_id, run)
+        if not isinstance(body, ServiceCommandRequest):
+            # A query has no side effect to repeat (and its answer may be large); an aggregate is a pure function
+            # of the story it is sent, and the server stores one event per command id whatever it runs.
+            return await run()
+        # A service command (side effects) runs once per command id: a server forwarding a caller's resend sends it
+        # under a correlation id of its own, so the command's id is what identifies it; the first run's reply
+        # answers the duplicate under the duplicate's correlation id.
+        first = await self._handled.run_once(body.command.message_id, run)
+        if first.correlation_id == request.correlation_id:
+            return first
+        return Response(request.correlation_id, first.body, first.failure)
 
     async def _on_notification(self, notification: Notification) -> None:
         if isinstance(notification.body, EventsAppended):
