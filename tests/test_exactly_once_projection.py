@@ -57,7 +57,7 @@ class Plan:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-@projector(version=1)
+@projector(version=1, exactly_once=True)
 class JournalProjector:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -93,7 +93,7 @@ class JournalProjector:
             raise error
 
 
-@projector(version=1)
+@projector(version=1, exactly_once=True)
 class BoundedJournalProjector(JournalProjector):
     """The same journal, giving a deposit up after two retries."""
 

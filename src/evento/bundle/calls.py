@@ -132,7 +132,7 @@ def projection_transaction() -> ProjectionTransaction | None:
             def greet(self, command: Greet) -> Greeted:
                 return Greeted(name=command.name)
 
-        @projector(version=1)
+        @projector(version=1, exactly_once=True)
         class Greetings:
             @event_handler
             def on_greeted(self, event: Greeted) -> None:

@@ -274,11 +274,15 @@ class ConsumerEngine:
         return len(events)
 
     async def _fetch(self, after: int) -> EventBatch:
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None:
-            if prefetch[0] == after:
-                return await prefetch[1]
-            prefetch[1].cancel()
+        prefetch = self._prefetch
+        if prefetch is not None and prefetch[0] == after:
+            self._prefetch = None
+            batch = await prefetch[1]
+            # Only a full batch is trusted: a short one may predate events whose wake-up this cycle consumed,
+            # and ending the cycle on it would leave them waiting for the idle poll.
+            if len(batch.events) == self.settings.fetch_size:
+                return batch
+        self._drop_prefetch()
         return await self._request_batch(after)
 
     async def _request_batch(self, after: int) -> EventBatch:
@@ -320,19 +324,29 @@ class ConsumerEngine:
         calls: list[tuple[HandlerSpec, CallContext]] = []
         index_of: list[int] = []  # position in calls -> position in group (events without a handler skipped)
         call_context = self._call_context
+        undecodable: tuple[int, Exception] | None = None
         for n, (event, handler) in enumerate(group):
             if handler is not None:
+                try:
+                    context = call_context(handler, event)
+                except Exception as exc:  # its payload does not decode: that event fails, the ones before go on
+                    undecodable = (n, exc)
+                    break
                 index_of.append(n)
-                calls.append((handler, call_context(handler, event)))
-        last = group[-1][0].sequence_number
+                calls.append((handler, context))
         progress = await asyncio.to_thread(self._runner.run_group, calls, self.instance)
-        if progress.error is None:
+        if progress.error is None and undecodable is None:
+            last = group[-1][0].sequence_number
             return await self.store.commit_checkpoint(self.consumer_id, last, checkpoint.version), None
-        failed_at = index_of[progress.done]
+        if progress.error is not None:
+            failed_at, error = index_of[progress.done], progress.error
+        else:
+            assert undecodable is not None
+            failed_at, error = undecodable
         if failed_at > 0:
             before = group[failed_at - 1][0].sequence_number
             checkpoint = await self.store.commit_checkpoint(self.consumer_id, before, checkpoint.version)
-        return checkpoint, (failed_at, progress.error)
+        return checkpoint, (failed_at, error)
 
     async def _hold_lock(self) -> bool:
         """Take or renew the consumer lock. A lease younger than a third of its life is not renewed: that write
@@ -396,9 +410,16 @@ class ConsumerEngine:
         await self._with_retries(handler, event)
 
     def _transactional(self, handler: HandlerSpec) -> bool:
-        """Whether the handler runs inside the checkpoint's transaction: a projector's plain handler on a store
-        with transactions (an ``async def`` handler runs on the loop, not on the store's thread)."""
-        return self._kind is ComponentKind.PROJECTOR and self.store.supports_transactions and not handler.is_async
+        """Whether the handler runs inside the checkpoint's transaction: a plain handler of a projector declared
+        ``exactly_once`` on a store with transactions (an ``async def`` handler runs on the loop, not on the
+        store's thread). Opt-in, because the handler then holds the store's connection and write transaction
+        for as long as it runs."""
+        return (
+            self._kind is ComponentKind.PROJECTOR
+            and self.spec.options.exactly_once
+            and self.store.supports_transactions
+            and not handler.is_async
+        )
 
     async def _with_retries(
         self,

@@ -48,6 +48,7 @@ class ComponentOptions:
     version: int = 1
     snapshot_frequency: int = -1
     wait_for_head_reached: bool = False
+    exactly_once: bool = False
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -83,10 +84,21 @@ def service() -> Callable[[C], C]:
     return _component(ComponentOptions(ComponentKind.SERVICE))
 
 
-def projector(*, version: int = 1, wait_for_head_reached: bool = False) -> Callable[[C], C]:
-    """A projector: consumes events in order to build a read model. A new ``version`` replays from the start."""
+def projector(*, version: int = 1, wait_for_head_reached: bool = False, exactly_once: bool = False) -> Callable[[C], C]:
+    """A projector: consumes events in order to build a read model. A new ``version`` replays from the start.
+
+    ``exactly_once``: on a consumer store with transactions (SQLite, PostgreSQL, MySQL), each plain ``def``
+    handler runs inside the transaction that commits the projector's checkpoint, and writes its read model through
+    :func:`~evento.projection_transaction` — the event's rows and its checkpoint land together or not at all. The
+    handler then holds the store's connection while it runs: keep such handlers to database work.
+    """
     return _component(
-        ComponentOptions(ComponentKind.PROJECTOR, version=version, wait_for_head_reached=wait_for_head_reached)
+        ComponentOptions(
+            ComponentKind.PROJECTOR,
+            version=version,
+            wait_for_head_reached=wait_for_head_reached,
+            exactly_once=exactly_once,
+        )
     )
 
 

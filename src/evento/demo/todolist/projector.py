@@ -20,7 +20,7 @@ from evento.demo.todolist.payloads import (
 from evento.demo.todolist.read_model import Session, TodoListReadModel, iso
 
 
-@projector(version=1)
+@projector(version=1, exactly_once=True)
 class TodoListProjector:
     """Projects todo lists and their todos into the read model."""
 
