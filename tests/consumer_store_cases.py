@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, ErrorState, SagaInstance
+from evento.consumer_stores.base import (
+    Checkpoint,
+    ConsumerStateStore,
+    ErrorState,
+    ProjectionTransactionAbortedError,
+    SagaInstance,
+)
 from evento.errors import ConcurrentCheckpointError
 from evento.messages import StoredEvent
 
@@ -506,6 +512,28 @@ async def test_commit_with_failing_work_rolls_back(consumer_store: ConsumerState
     assert await consumer_store.commit_with("projector", 4, created.version + 1, insert) == (
         1,
         Checkpoint(4, created.version + 2),
+    )
+
+
+async def test_commit_with_whose_work_ended_the_transaction_commits_nothing(consumer_store: ConsumerStateStore) -> None:
+    """Work that returns after its transaction ended (rolled back here; the same as a database error it
+    swallowed) is not reported as committed: the checkpoint stays put and the event will be handled again."""
+    _transactional(consumer_store)
+    created = await _create_read_model(consumer_store, "projector")
+    insert = _insert_todo(consumer_store, "t1", "a")
+
+    def insert_then_roll_back(conn: Any) -> None:
+        insert(conn)
+        cursor = conn.cursor()
+        cursor.execute("ROLLBACK")
+        cursor.close()
+
+    with pytest.raises(ProjectionTransactionAbortedError, match="aborted inside the handler"):
+        await consumer_store.commit_with("projector", 3, created.version, insert_then_roll_back)
+    assert await consumer_store.read_checkpoint("projector") == created
+    assert await consumer_store.commit_with("projector", 3, created.version, insert) == (
+        1,
+        Checkpoint(3, created.version + 1),
     )
 
 

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,8 @@ import pytest
 
 from evento.bundle.consumers import is_transient
 from evento.consumer_stores import open_consumer_store
-from evento.consumer_stores.base import Checkpoint
-from evento.consumer_stores.mysql import MySQLConsumerStateStore
+from evento.consumer_stores.base import Checkpoint, ProjectionTransactionAbortedError
+from evento.consumer_stores.mysql import MySQLConsumerStateStore, parse_mysql_url
 from evento.consumer_stores.postgres import PostgresConsumerStateStore
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
@@ -261,4 +263,91 @@ async def test_dropped_connection_is_transient_then_replaced(backend: str) -> No
             assert await store.read_checkpoint("projector") == seeded
             assert await store.commit_checkpoint("projector", 1, seeded.version) == Checkpoint(1, 1)
         finally:
+            await store.stop()
+
+
+# --- a database error swallowed by commit_with's work --------------------------------------------------------------
+
+
+async def test_postgres_error_swallowed_by_work_is_not_reported_as_committed() -> None:
+    """On PostgreSQL an error aborts the whole transaction, so work that catches it and carries on leaves nothing
+    to commit: commit_with must say so, not hand back an advanced checkpoint that COMMIT silently rolled back."""
+    with postgres_database() as url:
+        store = PostgresConsumerStateStore(url, connections=1)
+        await store.start()
+        try:
+            await store.commit_with("setup", 0, 0, _statement("CREATE TABLE todo_view (id TEXT PRIMARY KEY)"))
+            await store.commit_with("setup", 1, 1, _statement("INSERT INTO todo_view VALUES ('t1')"))
+            created = await store.seed_checkpoint("projector", 0)
+
+            def insert_ignoring_duplicates(conn: Any) -> None:
+                for todo in ("t1", "t2"):
+                    with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.InFailedSqlTransaction):
+                        conn.execute("INSERT INTO todo_view VALUES (%s)", (todo,))
+
+            with pytest.raises(ProjectionTransactionAbortedError, match="a database error was swallowed"):
+                await store.commit_with("projector", 1, created.version, insert_ignoring_duplicates)
+            assert not is_transient(ProjectionTransactionAbortedError("x"))
+            assert await store.read_checkpoint("projector") == created
+            # The connection is usable again, and a correct handler commits.
+            rows, checkpoint = await store.commit_with(
+                "projector", 1, created.version, _query("SELECT id FROM todo_view ORDER BY id")
+            )
+            assert (rows, checkpoint) == ([("t1",)], Checkpoint(1, created.version + 1))
+        finally:
+            await store.stop()
+
+
+def _wait_for_lock_wait(url: str, deadline: float) -> None:
+    """Block until some InnoDB transaction of the database's server waits for a row lock."""
+    with contextlib.closing(pymysql.connect(**parse_mysql_url(url), autocommit=True)) as watcher:
+        while time.monotonic() < deadline:
+            with watcher.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+                if cursor.fetchone()[0] > 0:
+                    return
+            time.sleep(0.005)
+    raise AssertionError("the other transaction never waited for the row lock")
+
+
+async def test_mysql_deadlock_swallowed_by_work_is_not_reported_as_committed() -> None:
+    """On MySQL/MariaDB a deadlock rolls the whole InnoDB transaction back (checkpoint update included) and later
+    statements run in autocommit: work that swallows it must not get an advanced checkpoint back."""
+    with mysql_database() as url:
+        store = MySQLConsumerStateStore(url, connections=1)
+        await store.start()
+        other = pymysql.connect(**parse_mysql_url(url), autocommit=False)
+        try:
+            await store.commit_with("setup", 0, 0, _statement("CREATE TABLE pair (id INT PRIMARY KEY, n INT)"))
+            values = ", ".join(f"({n}, 0)" for n in range(1, 201))
+            await store.commit_with("setup", 1, 1, _statement(f"INSERT INTO pair VALUES {values}"))
+            created = await store.seed_checkpoint("projector", 0)
+            # The other transaction holds rows 2..200, so InnoDB picks the lighter work transaction as the victim.
+            other.begin()
+            with other.cursor() as cursor:
+                cursor.execute("UPDATE pair SET n = n + 1 WHERE id >= 2")
+            swallowed: list[Exception] = []
+
+            def deadlock_and_swallow(conn: Any) -> None:
+                with conn.cursor() as cursor:
+                    cursor.execute("UPDATE pair SET n = n + 1 WHERE id = 1")
+                    waiting = threading.Thread(
+                        target=lambda: other.cursor().execute("UPDATE pair SET n = 5 WHERE id = 1")
+                    )
+                    waiting.start()
+                    _wait_for_lock_wait(url, time.monotonic() + 10)
+                    try:
+                        cursor.execute("UPDATE pair SET n = n + 1 WHERE id = 2")
+                    except pymysql.OperationalError as exc:
+                        swallowed.append(exc)
+                    waiting.join(10)
+
+            with pytest.raises(ProjectionTransactionAbortedError):
+                await store.commit_with("projector", 1, created.version, deadlock_and_swallow)
+            assert [exc.args[0] for exc in swallowed] == [1213]
+            other.commit()
+            assert await store.read_checkpoint("projector") == created
+            assert await _peek(store, "SELECT n FROM pair WHERE id IN (1, 2) ORDER BY id") == [(5,), (1,)]
+        finally:
+            other.close()
             await store.stop()

@@ -13,9 +13,17 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
+from evento.errors import ConsumerStoreError
 from evento.messages import StoredEvent
 
-__all__ = ["Checkpoint", "ConsumerStateStore", "DeadEvent", "ErrorState", "SagaInstance"]
+__all__ = [
+    "Checkpoint",
+    "ConsumerStateStore",
+    "DeadEvent",
+    "ErrorState",
+    "ProjectionTransactionAbortedError",
+    "SagaInstance",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,15 @@ class SagaInstance:
     state: bytes
 
 
+class ProjectionTransactionAbortedError(ConsumerStoreError):
+    """The transaction of :meth:`ConsumerStateStore.commit_with` ended inside ``work`` (which returned normally):
+    a database error was caught and swallowed there, or ``work`` committed or rolled back itself.
+
+    The checkpoint did not advance, so the event is handled again; a handler that catches database errors must
+    re-raise them instead.
+    """
+
+
 T = TypeVar("T")
 
 _event_encoder = msgspec.msgpack.Encoder()
@@ -70,8 +87,9 @@ def decode_event(data: bytes) -> StoredEvent:
 class ConsumerStateStore(ABC):
     """Where projectors, sagas and observers keep their progress and state."""
 
-    #: Which SQL the connection handed to :meth:`commit_with` speaks: "memory", "sqlite", "postgresql" or "mysql".
-    dialect: ClassVar[str]
+    #: Which SQL the connection handed to :meth:`commit_with` speaks: "memory", "sqlite", "postgresql" or "mysql"
+    #: for the stores of this package; a store of another package keeps "custom" unless it names its own.
+    dialect: ClassVar[str] = "custom"
     #: Whether :meth:`commit_with` is available (a store backed by a transactional database).
     supports_transactions: ClassVar[bool] = False
 
@@ -106,8 +124,25 @@ class ConsumerStateStore(ABC):
         ``conn`` is the store's own DB-API connection (of the store's driver, see :attr:`dialect`) with the
         transaction open; ``work`` runs on the store's worker thread, may create and write its own tables, and
         must not commit or roll back. The checkpoint is checked first, so on a stale version ``work`` does not
-        run, nothing is written and :class:`~evento.errors.ConcurrentCheckpointError` is raised. If ``work``
-        raises, everything rolls back, the checkpoint is unchanged and the error propagates as raised.
+        run, nothing is written and :class:`~evento.errors.ConcurrentCheckpointError` is raised.
+
+        ``work`` must not swallow database errors (``try: INSERT ... except UniqueViolation: pass``): on
+        PostgreSQL any error aborts the whole transaction, and on MySQL/MariaDB a deadlock rolls it back, after
+        which further statements run outside it. The transaction is checked after ``work`` returns; if it is no
+        longer the one that advanced the checkpoint, it is rolled back and
+        :class:`ProjectionTransactionAbortedError` is raised: the checkpoint is unchanged (but on MySQL, statements
+        ``work`` ran after the swallowed error were committed on their own).
+
+        What happens when ``work`` raises, the transaction being rolled back and the checkpoint unchanged each
+        time:
+
+        - an error of the store's driver meaning the database aborted the transaction to break a deadlock (or a
+          serialisation failure): the whole call, ``work`` included, runs again in a new transaction, up to a few
+          times, then :class:`~evento.errors.ConsumerStoreUnavailableError` is raised. So ``work`` may run more
+          than once and must have no effect outside the transaction;
+        - an error of the driver meaning the database is unreachable or its connection broke:
+          :class:`~evento.errors.ConsumerStoreUnavailableError` (transient), chained to it;
+        - any other exception, driver errors included: raised unchanged (the same object).
 
         On MySQL/MariaDB a DDL statement (``CREATE TABLE``) commits implicitly: create read-model tables in a
         call of their own (or before the consumer starts), not in the same call as writes that must roll back.

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from evento.consumer_stores.base import Checkpoint
 from evento.consumer_stores.sql import SQLConsumerStateStore
 
 __all__ = ["PostgresConsumerStateStore"]
@@ -63,6 +64,11 @@ class PostgresConsumerStateStore(SQLConsumerStateStore):
 
     def _deadlocked(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error) and exc.sqlstate in _RETRY_STATES
+
+    def _transaction_intact(self, conn: Any, consumer_id: str, checkpoint: Checkpoint) -> bool:
+        # Any error aborts the whole transaction (INERROR) and a ROLLBACK ends it (IDLE); libpq tracks this from
+        # every reply, so no round trip is needed.
+        return bool(conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS)
 
     def _is_usable(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)

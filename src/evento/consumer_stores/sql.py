@@ -23,6 +23,7 @@ from evento.consumer_stores.base import (
     ConsumerStateStore,
     DeadEvent,
     ErrorState,
+    ProjectionTransactionAbortedError,
     SagaInstance,
     decode_event,
     encode_event,
@@ -269,6 +270,18 @@ class SQLConsumerStateStore(ConsumerStateStore):
         """Whether a connection survived a failed call; a broken one is replaced."""
         return True
 
+    def _transaction_intact(self, conn: Any, consumer_id: str, checkpoint: Checkpoint) -> bool:
+        """Whether the transaction that advanced ``consumer_id`` to ``checkpoint`` is still open and unharmed.
+
+        Read back in that transaction: if it was rolled back (a deadlock on MySQL, a full disk on SQLite, a
+        ``ROLLBACK``), the row shows another version, or a version that is committed already. A backend whose
+        driver knows the transaction's state without a round trip says so instead.
+        """
+        row = self._one(
+            conn, "SELECT last_sequence, version FROM evento_consumer_state WHERE consumer_id = ?", (consumer_id,)
+        )
+        return row is not None and (row[0], row[1]) == (checkpoint.sequence_number, checkpoint.version)
+
     def _close(self, conn: Any) -> None:
         # A broken connection may fail to close; it is dropped either way.
         with contextlib.suppress(Exception):
@@ -467,7 +480,8 @@ class SQLConsumerStateStore(ConsumerStateStore):
 
         The checkpoint row is updated first, which also locks it until the transaction ends: a concurrent
         commit of the same consumer waits, then finds the version moved and fails before its work runs. If the
-        database aborts the transaction to break a deadlock, the whole call (``work`` included) runs again.
+        database aborts the transaction to break a deadlock, the whole call (``work`` included) runs again. After
+        ``work`` the transaction is checked (:meth:`_transaction_intact`) before COMMIT.
         """
 
         def commit(conn: Any) -> tuple[T, Checkpoint]:
@@ -478,6 +492,14 @@ class SQLConsumerStateStore(ConsumerStateStore):
                 if self._driver_error(exc) and (self._deadlocked(exc) or self._unavailable(exc)):
                     raise  # the database's doing, not the work's: rerun, or reported as unavailable
                 raise _WorkFailed(exc) from exc
+            # COMMIT would not say that it rolled back an aborted transaction (PostgreSQL), and after a rollback
+            # MySQL runs COMMIT on nothing: check first, so an advanced checkpoint is never reported falsely.
+            if not self._transaction_intact(conn, consumer_id, checkpoint):
+                raise ProjectionTransactionAbortedError(
+                    f"the projection transaction of {consumer_id} was aborted inside the handler: a database error"
+                    " was swallowed (or the handler committed or rolled back); its transaction was not committed"
+                    f" and the checkpoint stays at version {expected_version}"
+                )
             return result, checkpoint
 
         try:
