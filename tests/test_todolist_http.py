@@ -698,3 +698,16 @@ async def test_a_command_past_its_deadline_is_504(system: TodoListSystem, client
     await add_todo(client, list_id, "bread")
     body = await read_list_when(client, list_id, lambda b: "bread" in [t["content"] for t in b["todos"]])
     assert [t["content"] for t in body["todos"]] in (["bread"], ["milk", "bread"])
+
+
+def test_with_a_relative_data_dir_and_a_memory_store_the_read_model_is_in_that_dir_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's default data directory is relative (``.evento-demo``): the read model's file must land in it,
+    not in a copy of it nested inside it."""
+    monkeypatch.chdir(tmp_path)
+    system = TodoListSystem(Path("demo-data"), consumer_store="memory")
+    system.read_model.open()
+    system.read_model.close()
+    assert (tmp_path / "demo-data" / "todolist-query.db").is_file()
+    assert not (tmp_path / "demo-data" / "demo-data").exists()

@@ -13,9 +13,11 @@ SQL is written once, with ``?`` placeholders; :class:`Session` speaks each drive
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -48,13 +50,25 @@ _TABLES = [
         created_by TEXT, completed_by TEXT, created_at VARCHAR(32), completed_at VARCHAR(32)
     )""",
 ]
+# The todo index serves the projection's ``WHERE list_identifier = ? ORDER BY position, created_at`` whole.
 _INDEXES = {
     "todolist_list_created": "todolist_list (created_at, identifier)",
-    "todolist_todo_list": "todolist_todo (list_identifier, position)",
+    "todolist_todo_order": "todolist_todo (list_identifier, position, created_at)",
 }
+# Indexes of earlier versions that todolist_todo_order replaces (on (list_identifier, created_at) before todos had
+# a position): dropped, so writes do not keep up an index no query uses.
+_RETIRED_INDEXES = {"todolist_todo_list": "todolist_todo"}
 # Binary collation on MySQL: identifiers that differ only in case are different lists, as on the other databases.
 _MYSQL_TABLE_OPTIONS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 _MAX_IDLE = 8
+# Replicas starting together on a fresh database create the schema one after the other under these locks:
+# PostgreSQL's advisory locks are per database; MySQL's named locks are per server, so the database is in the name.
+_PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('evento_todolist_schema'))"
+_MYSQL_SCHEMA_LOCK_NAME = "CONCAT('evento_todolist_schema.', MD5(DATABASE()))"
+_MYSQL_SCHEMA_LOCK_SECONDS = 60
+_MEMORY = ":memory:"
+# As long as a SQLite connection waits for a lock (the busy timeout of evento.server.sqlite_store.connect).
+_SQLITE_CONNECT_SECONDS = 30.0
 
 
 def iso(moment: datetime) -> str:
@@ -72,6 +86,8 @@ class Session:
     def __init__(self, connection: Any, dialect: str) -> None:
         self.connection = connection
         self.dialect = dialect
+        #: False once the connection's state is unknown (a failed COMMIT): the pool closes it instead of reusing it.
+        self.reusable = True
 
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else sql.replace("%", "%%").replace("?", "%s")
@@ -126,7 +142,7 @@ def _locate(database: str, data_dir: Path | None) -> tuple[str, str]:
     The spec takes the forms of a consumer store's (:func:`~evento.consumer_stores.open_consumer_store`, which
     reads it here, so both always agree on where a database is), ``memory`` excepted; and SQLite's ``:memory:``.
     """
-    if database == ":memory:":
+    if database == _MEMORY:
         return "sqlite", database
     store = open_consumer_store(database, data_dir=data_dir)
     if isinstance(store, SQLiteConsumerStateStore):
@@ -139,9 +155,9 @@ def _locate(database: str, data_dir: Path | None) -> tuple[str, str]:
 def _connect(database: str, dialect: str) -> Any:
     """A new autocommit connection of the dialect's driver: transactions are spelled out where they are wanted."""
     if dialect == "sqlite":
-        if database != ":memory:":
+        if database != _MEMORY:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return sqlite_connect(database, synchronous="NORMAL")
+        return _connect_sqlite(database)
     if dialect == "postgresql":
         import psycopg
 
@@ -151,6 +167,22 @@ def _connect(database: str, dialect: str) -> Any:
     from evento.consumer_stores.mysql import parse_mysql_url
 
     return pymysql.connect(**parse_mysql_url(database), charset="utf8mb4", autocommit=True)
+
+
+def _connect_sqlite(database: str) -> sqlite3.Connection:
+    """Connect, waiting out "database is locked" from the switch to WAL: connections opening a new file at once
+    (replicas starting together) get it straight away, without SQLite's busy handler; once the file is in WAL
+    mode, which it keeps, the switch is a no-op."""
+    deadline = time.monotonic() + _SQLITE_CONNECT_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            return sqlite_connect(database, synchronous="NORMAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _alive(connection: Any, dialect: str) -> bool:
@@ -165,11 +197,12 @@ class TodoListReadModel:
     """The TodoList tables, reached through :meth:`write` (projector) and :meth:`read` (projection).
 
     ``database`` is written as a consumer store's: a SQLite file (relative ones under ``data_dir``), a
-    ``postgresql://`` or a ``mysql://`` URL. Inside a projector handler whose consumer store is this same database,
-    writes join the projection transaction (found by comparing the store's file or URL, so it cannot be
-    forgotten: on SQLite a connection of its own would wait on that transaction's write lock). Connections of its
-    own (for reads, and for writes outside a projection transaction) are pooled, opened on demand and closed by
-    :meth:`close`. Thread-safe.
+    ``postgresql://`` or a ``mysql://`` URL; or ``:memory:``, a SQLite database of this object alone (kept in one
+    connection, used by one call at a time, gone on :meth:`close`). Inside a projector handler whose consumer store
+    is this same database, writes join the projection transaction (found by comparing the store's file or URL, so
+    it cannot be forgotten: on SQLite a connection of its own would wait on that transaction's write lock).
+    Connections of its own (for reads, and for writes outside a projection transaction) are pooled, opened on
+    demand and closed by :meth:`close`. Thread-safe.
     """
 
     def __init__(self, database: str | Path, *, data_dir: Path | None = None) -> None:
@@ -178,12 +211,18 @@ class TodoListReadModel:
         self._lock = threading.Lock()
         self._schema_ready = False
         self._shared: weakref.WeakKeyDictionary[ConsumerStateStore, bool] = weakref.WeakKeyDictionary()
+        # Each connection to ":memory:" is a database of its own: that one holds the data, and calls take turns
+        # on it (re-entrant, so work that reads while it writes sees its own rows instead of waiting on itself).
+        self._memory: Any = None
+        self._memory_turn = threading.RLock() if self.database == _MEMORY else None
 
     def shares(self, store: ConsumerStateStore) -> bool:
         """Whether ``store`` keeps its state in this read model's database."""
         shared = self._shared.get(store)
         if shared is None:
-            if isinstance(store, SQLiteConsumerStateStore):
+            if self._memory_turn is not None:
+                shared = False  # no store can reach this object's private database
+            elif isinstance(store, SQLiteConsumerStateStore):
                 shared = self.dialect == "sqlite" and Path(store.path).resolve() == Path(self.database).resolve()
             else:
                 shared = store.dialect == self.dialect and getattr(store, "url", None) == self.database
@@ -192,7 +231,10 @@ class TodoListReadModel:
 
     def open(self) -> None:
         """Create the tables if they are missing. Call before the projector starts: on MySQL a ``CREATE`` would
-        commit a projection transaction half-way, and on SQLite it would wait for that transaction's lock."""
+        commit a projection transaction half-way, and on SQLite it would wait for that transaction's lock.
+
+        Safe when several processes open the same fresh (or older) database at once: see :func:`_create_schema`.
+        """
         with self._lock:
             if self._schema_ready:
                 return
@@ -202,10 +244,14 @@ class TodoListReadModel:
             self._schema_ready = True
 
     def close(self) -> None:
-        """Close the idle connections (those in use close when returned)."""
+        """Close the idle connections (those in use close when returned); a ``:memory:`` database is dropped."""
         with self._lock:
             idle, self._idle = self._idle, []
             self._schema_ready = False
+        if self._memory_turn is not None:
+            with self._memory_turn:
+                memory, self._memory = self._memory, None
+            idle += [memory] if memory is not None else []
         for connection in idle:
             connection.close()
 
@@ -218,16 +264,8 @@ class TodoListReadModel:
                 raise RuntimeError("open() the TodoList read model before its projector runs")
             return work(Session(transaction.connection, self.dialect))
         self.open()
-        with self._connection() as session:
-            session.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
-            try:
-                result = work(session)
-            except BaseException:
-                with contextlib.suppress(Exception):  # a broken connection rolls back on its own
-                    session.execute("ROLLBACK")
-                raise
-            session.execute("COMMIT")
-            return result
+        with self._connection() as session, _transaction(session):
+            return work(session)
 
     def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` on a pooled connection, each statement seeing what was committed when it started."""
@@ -237,40 +275,106 @@ class TodoListReadModel:
 
     @contextmanager
     def _connection(self) -> Iterator[Session]:
+        if self._memory_turn is not None:
+            with self._memory_turn:
+                if self._memory is None:
+                    self._memory = _connect(_MEMORY, "sqlite")
+                # Never closed before close(): it is the database. SQLite rolls back what a failed COMMIT left.
+                yield Session(self._memory, self.dialect)
+            return
         with self._lock:
             connection = self._idle.pop() if self._idle else None
         if connection is None:
             connection = _connect(self.database, self.dialect)
+        session = Session(connection, self.dialect)
         keep = True
         try:
-            yield Session(connection, self.dialect)
+            yield session
         except BaseException:
             keep = _alive(connection, self.dialect)
             raise
         finally:
             with self._lock:
-                keep = keep and len(self._idle) < _MAX_IDLE
+                keep = keep and session.reusable and len(self._idle) < _MAX_IDLE
                 if keep:
                     self._idle.append(connection)
             if not keep:
                 connection.close()
 
 
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """One transaction on ``session``'s connection (which is in autocommit mode): committed if the block returns,
+    rolled back if it raises. A connection whose COMMIT failed is rolled back and never reused: its state (still
+    in the transaction on SQLite, for one) is not worth guessing."""
+    session.execute("BEGIN IMMEDIATE" if session.dialect == "sqlite" else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        _roll_back(session)
+        raise
+    try:
+        session.execute("COMMIT")
+    except BaseException:
+        session.reusable = False
+        _roll_back(session)
+        raise
+
+
+def _roll_back(session: Session) -> None:
+    with contextlib.suppress(Exception):  # a broken connection rolls back on its own
+        session.execute("ROLLBACK")
+
+
 def _create_schema(session: Session) -> None:
+    """Create or upgrade the tables and indexes, serialised between processes doing the same on one database.
+
+    Without the lock, replicas starting together on a fresh database race: PostgreSQL's ``CREATE TABLE IF NOT
+    EXISTS`` fails on the type it creates, MySQL's index look-up and ``CREATE INDEX`` (error 1061), and any
+    ``ALTER TABLE ... ADD COLUMN`` of an upgrade. PostgreSQL and SQLite run the DDL in a transaction (under an
+    advisory lock, and the write lock of ``BEGIN IMMEDIATE``); MySQL commits DDL on its own, so a named lock
+    held around it serialises instead.
+    """
+    if session.dialect != "mysql":
+        with _transaction(session):
+            if session.dialect == "postgresql":
+                session.execute(_PG_SCHEMA_LOCK)
+            _apply_schema(session)
+        return
+    row = session.row(f"SELECT GET_LOCK({_MYSQL_SCHEMA_LOCK_NAME}, ?)", _MYSQL_SCHEMA_LOCK_SECONDS)
+    if not row or row[0] != 1:
+        raise TimeoutError(
+            f"another process held the TodoList read model's schema lock for {_MYSQL_SCHEMA_LOCK_SECONDS} s"
+        )
+    try:
+        _apply_schema(session)
+    finally:
+        session.execute(f"SELECT RELEASE_LOCK({_MYSQL_SCHEMA_LOCK_NAME})")
+
+
+def _apply_schema(session: Session) -> None:
     options = _MYSQL_TABLE_OPTIONS if session.dialect == "mysql" else ""
     for table in _TABLES:
         session.execute(table + options)
     if "position" not in session.columns("todolist_todo"):
         # A read model from before todos were ordered by event: its rows keep their order by created_at.
         session.execute("ALTER TABLE todolist_todo ADD COLUMN position BIGINT NOT NULL DEFAULT 0")
-    existing: Sequence[tuple[Any, ...]] = []
     if session.dialect == "mysql":
-        # MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has): look the indexes up instead.
-        existing = session.rows(
-            "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE()"
-        )
-    known = {str(row[0]) for row in existing}
-    guard = "" if session.dialect == "mysql" else "IF NOT EXISTS "
+        # MySQL has no CREATE INDEX IF NOT EXISTS nor DROP INDEX IF EXISTS (MariaDB has): look indexes up.
+        known = {
+            str(row[0])
+            for row in session.rows(
+                "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            )
+        }
+        for name, table in _RETIRED_INDEXES.items():
+            if name in known:
+                session.execute(f"DROP INDEX {name} ON {table}")
+        for name, target in _INDEXES.items():
+            if name not in known:
+                session.execute(f"CREATE INDEX {name} ON {target}")
+        return
+    for name in _RETIRED_INDEXES:
+        session.execute(f"DROP INDEX IF EXISTS {name}")
     for name, target in _INDEXES.items():
-        if name not in known:
-            session.execute(f"CREATE INDEX {guard}{name} ON {target}")
+        session.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")

@@ -109,8 +109,9 @@ def query_bundle(config: TodoListConfig) -> QueryBundle:
     Every query replica reads and writes the same read model; the consumer lock picks the active projector.
     """
     spec, store = config.open_store("todolist-query.db")
-    # A memory store has no database: the read model then keeps the file the SQLite store would have used.
-    database = spec if store.supports_transactions else str(config.data_dir / "todolist-query.db")
+    # A memory store has no database: the read model then keeps the file the SQLite store would have used. A spec
+    # relative to data_dir, as the store's own: data_dir / file would be put under data_dir a second time.
+    database = spec if store.supports_transactions else "sqlite:todolist-query.db"
     read_model = TodoListReadModel(database, data_dir=config.data_dir)
     return QueryBundle(
         "todolist-query",
