@@ -19,7 +19,8 @@ import pytest
 
 from evento import Bundle, CommandGateway, ServiceCommand, ServiceEvent, command_handler, service
 from evento.consumer_stores import MemoryConsumerStateStore
-from evento.errors import EventoError
+from evento.errors import EventoError, LockTimeoutError
+from evento.server.postgres_store import PostgresEventStore
 from tests.bank import (
     Account,
     Deposit,
@@ -270,6 +271,30 @@ async def test_a_service_lock_id_holds_across_servers(postgres_url: str, tmp_pat
         reserved = await asyncio.gather(*(commands.send(Reserve(seat=n)) for n in range(40)))
         assert sorted(event.seat for event in reserved) == list(range(40))
         assert room.most_inside == 1
+
+
+async def test_a_command_that_cannot_get_its_lock_in_time_fails_without_running(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Another holder keeps the lock id (a stalled server, here a store in the test): the command's wait ends at
+    its deadline with LockTimeoutError, and the handler never ran; once the lock is free, commands run again."""
+    async with cluster(postgres_url, tmp_path, "cpes") as running:
+        room = Room()
+        booking = await running.join(
+            Bundle("booking", components=[Booking], injector=lambda annotation: room if annotation is Room else None)
+        )
+        commands, _ = booking.gateways(None)
+        holder = PostgresEventStore(postgres_url)
+        await holder.start()
+        try:
+            async with holder.cluster_lock("the-one-room"):
+                with pytest.raises(LockTimeoutError, match="did not run"):
+                    await commands.send(Reserve(seat=1), timeout=1.0)
+            assert room.most_inside == 0
+            assert (await commands.send(Reserve(seat=2))).seat == 2
+        finally:
+            await holder.stop()
 
 
 def _deposit_amounts(url: str) -> list[int]:

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import psycopg
 import pytest
 
 from evento.messages import StoredEvent
@@ -123,3 +124,55 @@ async def test_live_reader_never_skips_an_event_committed_by_any_server(
     assert len(everything) > 100
     await fetch_until(reader, len(everything))
     assert [e.sequence_number for e in seen] == [e.sequence_number for e in everything]
+
+
+async def test_a_malformed_notification_does_not_deafen_a_server(
+    open_postgres: OpenPostgres,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """Anyone may NOTIFY on the store's channels: garbage is logged and ignored, and the server keeps hearing the
+    other servers' commits."""
+    one, two = await open_postgres(), await open_postgres()
+    heads: list[int] = []
+    two.add_listener(heads.append)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify('evento_events', 'not-a-number')")
+    stored = await one.append(AppendRequest(event(), None))
+    await wait_until(lambda: stored.sequence_number in heads, timeout=5, what="the commit heard after the garbage")
+
+
+async def test_appends_run_read_committed_when_the_database_defaults_to_repeatable_read(
+    open_postgres: OpenPostgres,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """The claim function must read the highest number after the append lock is granted; under a repeatable-read
+    default its snapshot would predate the lock and two servers would hand out the same numbers (a batch then
+    fails and is retried append by append). The store's connections run read committed whatever the default."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        database = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'")
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SHOW default_transaction_isolation").fetchone() == ("repeatable read",)
+    store = await open_postgres()
+    async with store._pool.connection() as conn:  # the connections appends run on
+        cursor = await conn.execute("SHOW default_transaction_isolation")
+        assert await cursor.fetchone() == ("read committed",)
+    stored = await asyncio.gather(*(store.append(AppendRequest(event(), None)) for _ in range(20)))
+    assert sorted(e.sequence_number for e in stored) == list(range(1, 21))
+
+
+async def test_a_cluster_lock_whose_session_died_is_released_and_does_not_fail_the_work(
+    open_postgres: OpenPostgres,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """The lock's session is killed while the work runs (a restart, an idle timeout): the work's outcome stands,
+    and the lock is free for the next holder."""
+    one, two = await open_postgres(), await open_postgres()
+    async with one.cluster_lock("room-1"):
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objid = (hashtextextended('room-1', 0) & 4294967295)::oid"
+            )
+    async with asyncio.timeout(5), two.cluster_lock("room-1"):
+        pass

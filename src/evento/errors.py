@@ -52,6 +52,10 @@ class RequestTimeoutError(EventoError, TimeoutError):
     """The request's deadline passed. Its outcome is indeterminate: the work may still complete."""
 
 
+class LockTimeoutError(EventoError, TimeoutError):
+    """A command waited its whole deadline for its lock id (other commands held it); it did not run."""
+
+
 class TooManyPendingRequestsError(EventoError):
     """The caller has too many requests in flight; nothing was sent, retrying is safe."""
 

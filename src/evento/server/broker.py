@@ -11,9 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 
 from evento.discovery import HandlerKind
-from evento.errors import AggregateDeletedError, ConnectionLostError, EventoError, NoHandlerError
+from evento.errors import (
+    AggregateDeletedError,
+    ConnectionLostError,
+    EventoError,
+    LockTimeoutError,
+    NoHandlerError,
+)
 from evento.messages import (
     AggregateCommandRequest,
     AggregateCommandResponse,
@@ -128,12 +135,35 @@ class CommandBroker:
     async def command(self, command: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
         if not resent:
             self.registry.route(command.payload_name)  # fail fast when nobody handles it
-        async with self.locks.hold(command.lock_id):
+        deadline = time.monotonic() + timeout
+        # Lock waits end a little before the caller's deadline, so "it did not run" reaches the caller in time.
+        lock_deadline = deadline - min(0.5, timeout * 0.1)
+        local = self.locks.hold(command.lock_id)
+        await self._within(lock_deadline, local.__aenter__(), command)
+        try:
             # Decided once this server's turn has come: the aggregate may have become contended meanwhile.
-            if command.lock_id is not None and self._needs_cluster_lock(command):
-                async with self.store.cluster_lock(command.lock_id):
-                    return await self._locked_command(command, timeout, resent, cluster_locked=True)
-            return await self._locked_command(command, timeout, resent, cluster_locked=False)
+            if command.lock_id is None or not self._needs_cluster_lock(command):
+                return await self._locked_command(command, deadline - time.monotonic(), resent, cluster_locked=False)
+            cluster = self.store.cluster_lock(command.lock_id)
+            await self._within(lock_deadline, cluster.__aenter__(), command)
+            try:
+                return await self._locked_command(command, deadline - time.monotonic(), resent, cluster_locked=True)
+            finally:
+                await cluster.__aexit__(None, None, None)
+        finally:
+            await local.__aexit__(None, None, None)
+
+    @staticmethod
+    async def _within(deadline: float, acquire: Awaitable[object], command: CommandMessage) -> None:
+        """Wait for a lock no longer than the command's deadline: a command that never got its turn did not run,
+        and saying so beats piling up waiters behind a lock some stalled holder keeps."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await acquire
+        except TimeoutError:
+            raise LockTimeoutError(
+                f"{command.payload_name} waited its whole deadline for lock {command.lock_id!r}; it did not run"
+            ) from None
 
     async def _locked_command(
         self, command: CommandMessage, timeout: float, resent: bool, *, cluster_locked: bool
@@ -177,8 +207,9 @@ class CommandBroker:
         No lock spans servers while a bundle computes, unless servers race for the aggregate: the loser of a race
         reports it to every server, and re-runs on the stored story under the aggregate's cluster lock; for a
         while every server takes that lock for the aggregate (``cluster_locked``: a cluster lock is held already),
-        so they take turns instead of one winning every race. While it is held the story is read from the store:
-        no other server can append to the aggregate meanwhile.
+        so they take turns instead of one winning every race. While a cluster lock is held the story is read from
+        the store (no other server can append to the aggregate meanwhile, unless the lock held is a wider lock id
+        of the command's own, when the version check still decides).
         """
         aggregate_id = command.aggregate_id
         if aggregate_id is None:
@@ -223,6 +254,11 @@ class CommandBroker:
                     return already
                 if attempt == self.conflict_retries or time.monotonic() >= deadline:
                     raise
+                if story.version == 0:
+                    # A creating command whose aggregate exists after all (the read was skipped): no race between
+                    # servers, just the stored story to run on.
+                    story, verified = await self._load(command, aggregate_id), True
+                    continue
                 self.store.report_contention(aggregate_id)
                 if not cluster_locked:
                     # A command holds at most one cluster lock (its lock id's, taken on entry, or its aggregate's,

@@ -205,7 +205,8 @@ class EventStore(ABC):
         """Tell every server sharing the store that an append to this aggregate lost a race with another."""
 
     def cluster_lock(self, key: str) -> AbstractAsyncContextManager[None]:
-        """Hold ``key`` against every server sharing this store (for lock ids that are not an aggregate's own).
+        """Hold ``key`` against every server sharing this store: service commands' and wider lock ids always,
+        an aggregate's own id while servers race for it.
 
         A store only one server writes (SQLite) needs nothing beyond the broker's own per-lock-id locks.
         """

@@ -39,7 +39,7 @@ from evento.server.event_store import (
     row_to_event,
     stored_events,
 )
-from evento.server.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at
+from evento.server.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at, timestamp_ms
 
 __all__ = ["EventStoreMode", "PostgresEventStore"]
 
@@ -101,8 +101,7 @@ _SCHEMA = [
 ]
 _SCHEMA_VERSION = 1
 
-# Batches go through executemany, which psycopg pipelines (one network round trip for the lot); array
-# parameters (INSERT ... SELECT FROM unnest) cost more, their text encoding escapes every element in Python.
+# Events go in with COPY (psycopg formats the rows in C); snapshots, rarer, with executemany.
 _COPY_EVENTS = (
     "COPY es_events (sequence_number, aggregate_id, aggregate_version, context, event_name, message_id,"
     " command_id, timestamp, payload, metadata, created_at) FROM STDIN"
@@ -141,7 +140,7 @@ class PostgresEventStore(EventStore):
         mode: EventStoreMode = "cpes",
         fetch_delay: float = 0.069,
         pool_size: int = 10,
-        lock_connections: int = 16,
+        lock_connections: int = 64,
         contention_window: float = 2.0,
     ) -> None:
         super().__init__()
@@ -150,18 +149,21 @@ class PostgresEventStore(EventStore):
         self.url = url
         self.mode: EventStoreMode = mode
         self.fetch_delay = fetch_delay if mode == "apes" else 0.0
-        self._pool = AsyncConnectionPool(
-            url, min_size=2, max_size=max(2, pool_size), open=False, kwargs={"autocommit": True}
-        )
+        # Read committed whatever the database's default: CPES numbering relies on each statement of the claim
+        # function seeing what committed before the append lock was granted.
+        options = {"autocommit": True, "options": "-c default_transaction_isolation=read\\ committed"}
+        self._pool = AsyncConnectionPool(url, min_size=2, max_size=max(2, pool_size), open=False, kwargs=options)
         # Cluster locks pin a connection while held: their own pool, so they can never starve the appends that
         # the commands holding them are waiting for.
         self._lock_pool = AsyncConnectionPool(
             url, min_size=0, max_size=max(1, lock_connections), open=False, kwargs={"autocommit": True}
         )
+        self._lock_wait = 30.0  # a lock-pool connection not free in this time: an error, not a hang
         self.contention_window = contention_window
         self._contended: dict[str, float] = {}  # aggregate id -> until (loop time)
         self._reports: set[asyncio.Task[None]] = set()
         self._snowflake: Snowflake | None = None
+        self._node_id: int | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closing = False
@@ -176,22 +178,32 @@ class PostgresEventStore(EventStore):
             await self._pool.close()
             await self._lock_pool.close()
             raise EventStoreError(f"cannot connect to the PostgreSQL event store: {exc}") from exc
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            for statement in _SCHEMA:
-                await conn.execute(statement)
-            cursor = await conn.execute("SELECT MAX(version) FROM evento_schema")
-            row = await cursor.fetchone()
-            if row is None or row[0] is None:
-                await conn.execute("INSERT INTO evento_schema (version) VALUES (%s)", (_SCHEMA_VERSION,))
-        self._closing = False
-        self._listener = asyncio.create_task(self._listen(), name="evento-pg-listener")
-        # APES needs the node id the listener claims; CPES only wants remote appends heard from the start.
-        listening = asyncio.ensure_future(self._listening.wait())
-        await asyncio.wait([listening, self._listener], return_when=asyncio.FIRST_COMPLETED)
-        listening.cancel()
-        if self._listener.done():
-            self._listener.result()  # raises what stopped it
+        try:
+            await self._migrate()
+            self._closing = False
+            self._listener = asyncio.create_task(self._listen(), name="evento-pg-listener")
+            # APES needs the node id the listener claims; CPES only wants remote appends heard from the start.
+            listening = asyncio.ensure_future(self._listening.wait())
+            await asyncio.wait([listening, self._listener], return_when=asyncio.FIRST_COMPLETED)
+            listening.cancel()
+            if self._listener.done():
+                self._listener.result()  # raises what stopped it
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _migrate(self) -> None:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                for statement in _SCHEMA:
+                    await conn.execute(statement)
+                cursor = await conn.execute("SELECT MAX(version) FROM evento_schema")
+                row = await cursor.fetchone()
+                if row is None or row[0] is None:
+                    await conn.execute("INSERT INTO evento_schema (version) VALUES (%s)", (_SCHEMA_VERSION,))
+        except psycopg.Error as exc:
+            raise EventStoreError(f"cannot create the PostgreSQL event store's schema: {exc}") from exc
 
     async def _close(self) -> None:
         self._closing = True
@@ -215,7 +227,9 @@ class PostgresEventStore(EventStore):
             try:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                     if self.mode == "apes":
-                        self._snowflake = Snowflake(await _claim_node_id(conn))
+                        previous = self._node_id
+                        self._node_id = await _claim_node_id(conn, prefer=previous)
+                        self._snowflake = Snowflake(self._node_id)
                     await conn.execute(f"LISTEN {_CHANNEL}")
                     await conn.execute(f"LISTEN {_CONTENTION_CHANNEL}")
                     if self._listening.is_set():  # a reconnect: catch up on what we did not hear
@@ -225,16 +239,26 @@ class PostgresEventStore(EventStore):
                     self._listening.set()
                     delay = 0.1
                     async for notify in conn.notifies():
-                        if notify.channel == _CHANNEL:
-                            self._advance_head(int(notify.payload))
-                        else:
-                            self._mark_contended(notify.payload)
-            except psycopg.Error as exc:
+                        self._on_notify(notify.channel, notify.payload)
+            except (psycopg.Error, EventStoreError) as exc:
+                # The node id went with the session: make no more ids with it until it is claimed again.
+                self._snowflake = None
                 if not self._listening.is_set():
                     raise EventStoreError(f"cannot listen for PostgreSQL event notifications: {exc}") from exc
                 log.warning("event notification connection lost (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 5.0)
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        """One notification: a head from any server's commit, or an aggregate some server found contended. A
+        malformed one (anyone may NOTIFY on these channels) is logged and ignored, never the listener's end."""
+        try:
+            if channel == _CHANNEL:
+                self._advance_head(int(payload))
+            else:
+                self._mark_contended(payload)
+        except Exception:
+            log.exception("ignoring a malformed notification on %s: %r", channel, payload[:200])
 
     def _advance_head(self, sequence_number: int) -> None:
         if self.fetch_delay and sequence_number > self._head:
@@ -244,10 +268,16 @@ class PostgresEventStore(EventStore):
             super()._advance_head(sequence_number)
 
     async def _read_head(self) -> int:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
-            row = await cursor.fetchone()
-            return int(row[0]) if row else 0
+        return await self._scalar("SELECT COALESCE(MAX(sequence_number), 0) FROM es_events")
+
+    async def _scalar(self, sql: str) -> int:
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(sql)
+                row = await cursor.fetchone()
+                return int(row[0]) if row else 0
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
 
     # --- writes ------------------------------------------------------------------------------------------------
 
@@ -261,13 +291,19 @@ class PostgresEventStore(EventStore):
                     numbers: Sequence[int] = range(row[0], row[0] + len(requests))
                     stored = stored_events(requests, numbers)
                 else:
-                    assert self._snowflake is not None
-                    stored = stored_events(requests, [self._snowflake.next_id() for _ in requests])
+                    snowflake = await self._own_snowflake()
+                    stored = stored_events(requests, [snowflake.next_id() for _ in requests])
                     await conn.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, str(stored[-1].sequence_number)))
                 await _insert(conn, requests, stored)
+            if self.mode == "apes":
+                self._check_commit_lag(stored[0].sequence_number)
         except psycopg.errors.UniqueViolation as exc:
             raise VersionConflictError(f"an aggregate version or command of this batch is stored: {exc}") from exc
-        except psycopg.Error as exc:
+        except psycopg.errors.DeadlockDetected as exc:
+            # APES batches of two servers inserting the same aggregate versions in opposite orders: like a
+            # conflict, the batch is retried one append at a time, so only the losing appends fail.
+            raise VersionConflictError(f"appends raced with another server's: {exc}") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
             raise EventStoreError(f"PostgreSQL append failed: {exc}") from exc
         return stored
 
@@ -314,10 +350,16 @@ class PostgresEventStore(EventStore):
         If the wait is cancelled (the caller's deadline) or the unlock fails, the connection is closed instead
         of returned: ending the session is what surely releases whatever it may have acquired meanwhile.
         """
-        conn = await self._lock_pool.getconn()
+        try:
+            conn = await self._lock_pool.getconn(timeout=self._lock_wait)
+        except PoolTimeout as exc:
+            raise EventStoreError(f"no connection free to take the cluster lock {key!r}: {exc}") from exc
         try:
             try:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+            except psycopg.Error as exc:
+                await conn.close()
+                raise EventStoreError(f"cannot take the cluster lock {key!r}: {exc}") from exc
             except BaseException:
                 await conn.close()
                 raise
@@ -326,20 +368,45 @@ class PostgresEventStore(EventStore):
             finally:
                 try:
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
-                except BaseException:
+                except Exception as exc:
+                    # The work under the lock is done; its outcome stands. Ending the session releases the lock.
+                    log.warning("could not release the cluster lock %r (%s); closing its session", key, exc)
                     await conn.close()
-                    raise
         finally:
             await self._lock_pool.putconn(conn)
+
+    def _check_commit_lag(self, first_id: int) -> None:
+        """APES readers skip ids older than the fetch delay once they pass them: say so when a batch committed
+        later than that after its ids were made (its events may be missed by consumers already past them)."""
+        lag_ms = now_ms() - timestamp_ms(first_id)
+        if lag_ms > self.fetch_delay * 1000:
+            log.warning(
+                "an APES batch committed %d ms after its ids were made (fetch delay %d ms): consumers reading "
+                "meanwhile may have passed its events; raise --fetch-delay-ms",
+                lag_ms,
+                round(self.fetch_delay * 1000),
+            )
+
+    async def _own_snowflake(self) -> Snowflake:
+        """The generator of this server's node id, once the listener holds it (APES)."""
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while self._snowflake is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise EventStoreError("no snowflake node id is held (the notification connection is down)")
+            await asyncio.sleep(0.05)
+        return self._snowflake
 
     # --- reads -------------------------------------------------------------------------------------------------
 
     async def load_story(self, aggregate_id: str, *, use_snapshot: bool = True) -> Story:
         """One statement, one round trip: the deletion mark and the snapshot on every row, then the events
         after the snapshot (a single row of NULL events when there are none)."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(_LOAD_STORY, {"id": aggregate_id, "use_snapshot": use_snapshot})
-            rows = await cursor.fetchall()
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(_LOAD_STORY, {"id": aggregate_id, "use_snapshot": use_snapshot})
+                rows = await cursor.fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
         story = Story()
         if not rows:
             return story
@@ -370,17 +437,14 @@ class PostgresEventStore(EventStore):
         return await self._select(sql, (*params, limit))
 
     async def count_events(self) -> int:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute("SELECT COUNT(*) FROM es_events")
-            row = await cursor.fetchone()
-            return int(row[0]) if row else 0
+        return await self._scalar("SELECT COUNT(*) FROM es_events")
 
     async def _select(self, sql: str, params: Sequence[Any]) -> list[StoredEvent]:
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(sql, params, binary=True)  # bytea arrive raw, not hex-encoded
                 return [row_to_event(row) for row in await cursor.fetchall()]
-        except psycopg.Error as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
             raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
 
 
@@ -419,10 +483,10 @@ async def _insert(
             )
 
 
-async def _claim_node_id(conn: psycopg.AsyncConnection[Any]) -> int:
-    """Take the first free snowflake node id: a session advisory lock per id, held while ``conn`` lives, so two
-    live servers never make ids with the same node id."""
-    start = random.randrange(MAX_NODE_ID + 1)  # spread servers out so they rarely probe the same ids
+async def _claim_node_id(conn: psycopg.AsyncConnection[Any], *, prefer: int | None = None) -> int:
+    """Take a free snowflake node id (``prefer`` first: the one held before a reconnect): a session advisory lock
+    per id, held while ``conn`` lives, so two live servers never make ids with the same node id."""
+    start = random.randrange(MAX_NODE_ID + 1) if prefer is None else prefer  # spread servers out
     for offset in range(MAX_NODE_ID + 1):
         node_id = (start + offset) % (MAX_NODE_ID + 1)
         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_NODE_LOCK_BASE + node_id,))

@@ -1,7 +1,8 @@
 """Snowflake ids: time-ordered 63-bit integers that servers generate without talking to each other.
 
 Layout (reference §4.4): 41 bits of milliseconds since 2015-01-01 UTC, 10 bits of node id, 12 bits of counter.
-Ids of one generator strictly increase; ids of different nodes never collide; the id of a moment is known, so
+Ids of one generator strictly increase; ids of different nodes never collide (as long as no two live generators
+share a node id: the PostgreSQL store claims its node id with an advisory lock); the id of a moment is known, so
 "events older than ``fetch_delay``" is a plain ``sequence_number < bound`` (see :func:`lower_bound_at`).
 
 >>> generator = Snowflake(node_id=7)

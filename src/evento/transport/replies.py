@@ -28,7 +28,8 @@ class _Entry(Generic[R]):
 
 
 class ReplyCache(Generic[K, R]):
-    """Replies by key, least recently used evicted first, each dropped ``ttl`` seconds after it was started.
+    """Replies by key, least recently used evicted first, each dropped ``ttl`` seconds after it was started (or
+    after :meth:`settle` kept it).
 
     ``size`` bounds the number of entries and ``max_weight`` the sum of their weights (the weight :meth:`settle`
     gives a kept reply, e.g. its bytes). Eviction only costs a later duplicate a second run, never a lost reply to the

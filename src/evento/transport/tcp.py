@@ -28,6 +28,7 @@ from evento.errors import ConnectionLostError, EventoError, Failure, RequestTime
 from evento.messages import (
     BundleRequest,
     BundleResponse,
+    CommandResult,
     EventBatch,
     EventsAppended,
     QueryResult,
@@ -307,6 +308,7 @@ class BusServer:
         idle_timeout: float = 45.0,
         command_replies: int = 50_000,
         command_reply_ttl: float = 300.0,
+        command_reply_bytes: int = 128 * 1024 * 1024,
         parked_replies: int = 1024,
         parked_reply_ttl: float = 30.0,
         parked_reply_bytes: int = 256 * 1024 * 1024,
@@ -320,7 +322,9 @@ class BusServer:
         self._listener: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         # Commands by correlation id: a resend gets the first answer, never a second run.
-        self._commands: ReplyCache[str, Response] = ReplyCache(command_replies, command_reply_ttl)
+        self._commands: ReplyCache[str, Response] = ReplyCache(
+            command_replies, command_reply_ttl, max_weight=command_reply_bytes
+        )
         # Other requests by (caller instance, correlation id): only while in flight, and parked for a while when
         # the caller's connection dropped meanwhile, so its resend after reconnecting gets this reply.
         self._replies: ReplyCache[tuple[str, str], Response] = ReplyCache(
@@ -394,7 +398,10 @@ class BusServer:
             return _respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
 
         if isinstance(body, SendCommand):
-            return await self._commands.run_once(request.correlation_id, run)
+            try:
+                return await self._commands.run_once(request.correlation_id, run)
+            finally:
+                self._commands.settle(request.correlation_id, keep=True, weigh=_weight)
         # Queries and fetches are safe to repeat and their answers can be large: kept only for a caller who lost
         # its connection before the answer was ready.
         key = (node.info.instance_id, request.correlation_id)
@@ -412,12 +419,14 @@ class BusServer:
 
 
 def _weight(response: Response) -> int:
-    """Roughly what a parked reply holds in memory: its payload bytes."""
+    """Roughly what a kept reply holds in memory: its payload bytes."""
     body = response.body
     if isinstance(body, QueryResult):
         return len(body.payload)
     if isinstance(body, EventBatch):
         return sum(len(event.payload) + 200 for event in body.events)
+    if isinstance(body, CommandResult) and body.event is not None:
+        return len(body.event.payload) + 200
     return 200
 
 
