@@ -5,7 +5,14 @@ stores live in ``evento.consumer_stores.postgres`` and ``evento.consumer_stores.
 here, so their drivers stay optional extras.
 """
 
-from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, DeadEvent, ErrorState, SagaInstance
+from evento.consumer_stores.base import (
+    Checkpoint,
+    ConsumerStateStore,
+    DeadEvent,
+    ErrorState,
+    ProjectionTransactionAbortedError,
+    SagaInstance,
+)
 from evento.consumer_stores.factory import open_consumer_store
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
@@ -16,6 +23,7 @@ __all__ = [
     "DeadEvent",
     "ErrorState",
     "MemoryConsumerStateStore",
+    "ProjectionTransactionAbortedError",
     "SQLiteConsumerStateStore",
     "SagaInstance",
     "open_consumer_store",

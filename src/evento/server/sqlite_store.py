@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,13 +69,28 @@ _SCHEMA = [
 ]
 _SCHEMA_VERSION = 1
 
-def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection set up the way every Evento SQLite file is used: WAL, busy timeout, autocommit."""
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
+def connect(path: str | Path, *, synchronous: str = "FULL", wait: float = 30.0) -> sqlite3.Connection:
+    """A connection set up the way every Evento SQLite file is used: WAL, busy timeout, autocommit.
+
+    Connections opening a new file at once (processes or replicas starting together) can get "database is
+    locked" from the switch to WAL straight away, without SQLite's busy handler: that is waited out (up to
+    ``wait`` seconds). Once the file is in WAL mode, which it keeps, the switch is a no-op.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while True:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=wait)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={round(wait * 1000)}")
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class SQLiteEventStore(EventStore):

@@ -13,9 +13,7 @@ SQL is written once, with ``?`` placeholders; :class:`Session` speaks each drive
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,8 +65,6 @@ _PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('evento_todolist_schema
 _MYSQL_SCHEMA_LOCK_NAME = "CONCAT('evento_todolist_schema.', MD5(DATABASE()))"
 _MYSQL_SCHEMA_LOCK_SECONDS = 60
 _MEMORY = ":memory:"
-# As long as a SQLite connection waits for a lock (the busy timeout of evento.server.sqlite_store.connect).
-_SQLITE_CONNECT_SECONDS = 30.0
 
 
 def iso(moment: datetime) -> str:
@@ -157,7 +153,7 @@ def _connect(database: str, dialect: str) -> Any:
     if dialect == "sqlite":
         if database != _MEMORY:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return _connect_sqlite(database)
+        return sqlite_connect(database, synchronous="NORMAL")
     if dialect == "postgresql":
         import psycopg
 
@@ -167,22 +163,6 @@ def _connect(database: str, dialect: str) -> Any:
     from evento.consumer_stores.mysql import parse_mysql_url
 
     return pymysql.connect(**parse_mysql_url(database), charset="utf8mb4", autocommit=True)
-
-
-def _connect_sqlite(database: str) -> sqlite3.Connection:
-    """Connect, waiting out "database is locked" from the switch to WAL: connections opening a new file at once
-    (replicas starting together) get it straight away, without SQLite's busy handler; once the file is in WAL
-    mode, which it keeps, the switch is a no-op."""
-    deadline = time.monotonic() + _SQLITE_CONNECT_SECONDS
-    pause = 0.001
-    while True:
-        try:
-            return sqlite_connect(database, synchronous="NORMAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
 
 
 def _alive(connection: Any, dialect: str) -> bool:
