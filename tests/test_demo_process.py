@@ -300,3 +300,12 @@ async def _kill_9_during_a_burst(demos: Callable[..., Demo], store: str) -> None
 
     os.kill(second.pid, signal.SIGTERM)
     assert await second.wait_exit(STOP_DEADLINE) == 0, second.describe()
+
+
+def test_process_counts_without_distributed_are_refused() -> None:
+    """--servers/--replicas mean separate processes: asked of the in-process demo, it says so instead of ignoring them."""
+    result = subprocess.run(
+        [sys.executable, "-m", "evento.cli", "demo", "--servers", "2"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "add --distributed" in result.stderr

@@ -120,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from evento.demo.distributed import run_distributed
 
             asyncio.run(run_distributed(options, args.replicas))
+        elif args.servers != 1 or args.replicas != 1:
+            _parser().error("--servers and --replicas run separate processes: add --distributed")
         else:
             asyncio.run(run_demo(options))
         return 0
