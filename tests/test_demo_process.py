@@ -303,7 +303,7 @@ async def _kill_9_during_a_burst(demos: Callable[..., Demo], store: str) -> None
 
 
 def test_process_counts_without_distributed_are_refused() -> None:
-    """--servers/--replicas mean separate processes: asked of the in-process demo, it says so instead of ignoring them."""
+    """--servers/--replicas mean separate processes: the in-process demo says so instead of ignoring them."""
     result = subprocess.run(
         [sys.executable, "-m", "evento.cli", "demo", "--servers", "2"], capture_output=True, text=True, timeout=60
     )
