@@ -333,6 +333,24 @@ async def test_remove_dead_event(consumer_store: ConsumerStateStore) -> None:
     assert [entry.event.sequence_number for entry in await consumer_store.dead_events("projector")] == [2]
 
 
+async def test_dead_letter_parks_and_moves_the_checkpoint_past_the_event(consumer_store: ConsumerStateStore) -> None:
+    seeded = await consumer_store.seed_checkpoint("projector", 6)
+    checkpoint = await consumer_store.dead_letter("projector", make_event(7), "boom", seeded.version)
+    assert checkpoint == Checkpoint(7, seeded.version + 1)
+    assert await consumer_store.read_checkpoint("projector") == checkpoint
+    (parked,) = await consumer_store.dead_events("projector")
+    assert (parked.event, parked.error, parked.retry) == (make_event(7), "boom", False)
+
+
+async def test_dead_letter_with_a_stale_version_parks_nothing(consumer_store: ConsumerStateStore) -> None:
+    seeded = await consumer_store.seed_checkpoint("projector", 6)
+    moved = await consumer_store.commit_checkpoint("projector", 7, seeded.version)
+    with pytest.raises(ConcurrentCheckpointError):
+        await consumer_store.dead_letter("projector", make_event(8), "boom", seeded.version)
+    assert await consumer_store.dead_events("projector") == []
+    assert await consumer_store.read_checkpoint("projector") == moved
+
+
 # --- sagas --------------------------------------------------------------------------------------------------
 
 

@@ -465,7 +465,12 @@ class ConsumerEngine:
                         event.event_name,
                         exc,
                     )
-                    await self.store.add_dead_event(self.consumer_id, event, f"{type(exc).__name__}: {exc}")
+                    reason = f"{type(exc).__name__}: {exc}"
+                    if checkpoint is not None:
+                        # Exactly-once: parked and past the checkpoint together, or neither.
+                        parked = await self.store.dead_letter(self.consumer_id, event, reason, checkpoint.version)
+                        return _Outcome(handled=False, committed=parked)
+                    await self.store.add_dead_event(self.consumer_id, event, reason)
                     return _Outcome(handled=False)
                 attempt += 1
                 log.warning(

@@ -183,6 +183,16 @@ class ConsumerStateStore(ABC):
     @abstractmethod
     async def add_dead_event(self, consumer_id: str, event: StoredEvent, error: str) -> None: ...
 
+    async def dead_letter(self, consumer_id: str, event: StoredEvent, error: str, expected_version: int) -> Checkpoint:
+        """Park ``event`` in the dead event queue and move the checkpoint past it, as one step where the store
+        can (SQL stores: one transaction), so a crash cannot leave the event both parked and due again.
+
+        Raises :class:`~evento.errors.ConcurrentCheckpointError` (parking nothing) when the version moved.
+        """
+        checkpoint = await self.commit_checkpoint(consumer_id, event.sequence_number, expected_version)
+        await self.add_dead_event(consumer_id, event, error)
+        return checkpoint
+
     @abstractmethod
     async def dead_events(self, consumer_id: str, *, retriable_only: bool = False) -> list[DeadEvent]:
         """The consumer's dead events in sequence order."""

@@ -585,6 +585,17 @@ class SQLConsumerStateStore(ConsumerStateStore):
         params = (consumer_id, event.sequence_number, encode_event(event), error, now_ms())
         await self._run(lambda conn: self._execute(conn, self.ADD_DEAD_SQL, params))
 
+    async def dead_letter(self, consumer_id: str, event: StoredEvent, error: str, expected_version: int) -> Checkpoint:
+        params = (consumer_id, event.sequence_number, encode_event(event), error, now_ms())
+
+        def park(conn: Any) -> Checkpoint:
+            # The checkpoint first: a stale version fails before anything is parked.
+            checkpoint = self._advance(conn, consumer_id, event.sequence_number, expected_version)
+            self._execute(conn, self.ADD_DEAD_SQL, params)
+            return checkpoint
+
+        return await self._run_in_transaction(park)
+
     async def dead_events(self, consumer_id: str, *, retriable_only: bool = False) -> list[DeadEvent]:
         sql = "SELECT consumer_id, event, error, retry, dead_at FROM evento_dead_event WHERE consumer_id = ?"
         if retriable_only:
