@@ -15,6 +15,7 @@ import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
@@ -201,12 +202,20 @@ class HandlerRunner:
                 raise self._on_exception(handler, ctx, exc) from None
             return self._after(handler, ctx, result)
 
-    def run_group(self, calls: Sequence[tuple[HandlerSpec, CallContext]], instance: Any) -> GroupProgress:
-        """Run plain handlers one after the other on this thread, stopping at the first that raises."""
+    def sync_call(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Callable[[], Any]:
+        """The plain handler's call, ready to run on a worker thread (see :meth:`run_group`)."""
+        if self._bare and handler.payload_only:
+            return partial(handler.function, instance, ctx.payload)  # nothing else to inject, nothing to wrap
+        return partial(self.run_sync, handler, instance, ctx)
+
+    @staticmethod
+    def run_group(calls: Sequence[Callable[[], Any]]) -> GroupProgress:
+        """Run handler calls (from :meth:`sync_call`) one after the other on this thread, stopping at the first
+        that raises."""
         progress = GroupProgress()
-        for handler, ctx in calls:
+        for call in calls:
             try:
-                self.run_sync(handler, instance, ctx)
+                call()
             except Exception as exc:
                 progress.error = exc
                 return progress

@@ -26,6 +26,7 @@ import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,9 +322,9 @@ class ConsumerEngine:
         Returns the checkpoint (after the last event, or after the one before a failure) and, when a handler
         raised, the index of its event in the group with the error.
         """
-        calls: list[tuple[HandlerSpec, CallContext]] = []
+        calls: list[Callable[[], Any]] = []
         index_of: list[int] = []  # position in calls -> position in group (events without a handler skipped)
-        call_context = self._call_context
+        call_context, sync_call, instance = self._call_context, self._runner.sync_call, self.instance
         undecodable: tuple[int, Exception] | None = None
         for n, (event, handler) in enumerate(group):
             if handler is not None:
@@ -333,8 +334,8 @@ class ConsumerEngine:
                     undecodable = (n, exc)
                     break
                 index_of.append(n)
-                calls.append((handler, context))
-        progress = await asyncio.to_thread(self._runner.run_group, calls, self.instance)
+                calls.append(sync_call(handler, instance, context))
+        progress = await asyncio.to_thread(self._runner.run_group, calls)
         if progress.error is None and undecodable is None:
             last = group[-1][0].sequence_number
             return await self.store.commit_checkpoint(self.consumer_id, last, checkpoint.version), None

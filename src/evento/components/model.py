@@ -139,6 +139,11 @@ class HandlerSpec:
     is_async: bool
     sends: Sends
     return_type: Any = None
+    #: The handler takes the payload and nothing else (the common case a replay can call directly).
+    payload_only: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payload_only = [inject for inject, _ in self.plan] == [Inject.PAYLOAD]
 
     @property
     def kind(self) -> HandlerKind:
