@@ -126,47 +126,45 @@ def eventsourcing_sqlite_settings(db: Path) -> dict[str, Any]:
         app.close()
 
 
-def _eventsourcing_loop(db: Path, warmup: int, saves: int) -> float:
-    app = _application(db)
+def eventsourcing_saves(app: Application[Any], warmup: int, saves: int, threads: int = 1) -> float:
+    """Saves/s of one-event aggregates through ``app`` (closed afterwards): a plain loop on this thread when
+    ``threads`` is 1, else that many threads started together."""
     try:
         for i in range(warmup):
             app.save(BenchNote(name=f"warm-up {i}"))
-        with Stopwatch() as sw:
-            for i in range(saves):
-                app.save(BenchNote(name=f"note {i}"))
+        if threads == 1:
+            with Stopwatch() as sw:
+                for i in range(saves):
+                    app.save(BenchNote(name=f"note {i}"))
+        else:
+            gate = threading.Barrier(threads + 1)
+
+            def worker(quota: int, worker_id: int) -> None:
+                gate.wait()
+                for i in range(quota):
+                    app.save(BenchNote(name=f"note {worker_id}-{i}"))
+
+            quotas = [saves // threads + (1 if i < saves % threads else 0) for i in range(threads)]
+            with ThreadPoolExecutor(threads) as pool:
+                futures = [pool.submit(worker, quota, i) for i, quota in enumerate(quotas)]
+                gate.wait()
+                with Stopwatch() as sw:
+                    for future in futures:
+                        future.result()
         stored = app.recorder.max_notification_id()
     finally:
         app.close()
     if stored != warmup + saves:
         raise AssertionError(f"eventsourcing stored {stored} events, expected {warmup + saves}")
     return saves / sw.seconds
+
+
+def _eventsourcing_loop(db: Path, warmup: int, saves: int) -> float:
+    return eventsourcing_saves(_application(db), warmup, saves)
 
 
 def _eventsourcing_threads(db: Path, warmup: int, saves: int, threads: int) -> float:
-    app = _application(db)
-    gate = threading.Barrier(threads + 1)
-
-    def worker(quota: int, worker_id: int) -> None:
-        gate.wait()
-        for i in range(quota):
-            app.save(BenchNote(name=f"note {worker_id}-{i}"))
-
-    try:
-        for i in range(warmup):
-            app.save(BenchNote(name=f"warm-up {i}"))
-        quotas = [saves // threads + (1 if i < saves % threads else 0) for i in range(threads)]
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(worker, quota, i) for i, quota in enumerate(quotas)]
-            gate.wait()
-            with Stopwatch() as sw:
-                for future in futures:
-                    future.result()
-        stored = app.recorder.max_notification_id()
-    finally:
-        app.close()
-    if stored != warmup + saves:
-        raise AssertionError(f"eventsourcing stored {stored} events, expected {warmup + saves}")
-    return saves / sw.seconds
+    return eventsourcing_saves(_application(db), warmup, saves, threads)
 
 
 # --- the figure -------------------------------------------------------------------------------------------------

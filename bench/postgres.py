@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,9 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from eventsourcing.application import Application
 
-from bench.command_throughput import BenchNote, _drive
+from bench.command_throughput import _drive, eventsourcing_saves
 from bench.common import Figure, RunConfig, Stopwatch, best
-from bench.store_append import _bursts, _requests
+from bench.store_append import _bursts, _requests, appends_per_second
 from evento import Bundle, event_handler, projector
 from evento.consumer_stores import MemoryConsumerStateStore
 from evento.demo.todolist.payloads import TodoListCreatedEvent
@@ -88,22 +86,6 @@ async def _create_schema(url: str) -> None:
 # --- pg_append_ratio ------------------------------------------------------------------------------------------------
 
 
-async def _ours_append(url: str, warmup: list[AppendRequest], timed: list[AppendRequest]) -> float:
-    store = await _start_store(url)
-    try:
-        for chunk in _bursts(warmup, BURST):
-            await asyncio.gather(*(store.append(r) for r in chunk))
-        with Stopwatch() as sw:
-            for chunk in _bursts(timed, BURST):
-                await asyncio.gather(*(store.append(r) for r in chunk))
-        stored = await store.count_events()
-    finally:
-        await store.stop()
-    if stored != len(warmup) + len(timed):
-        raise AssertionError(f"the store holds {stored} events, expected {len(warmup) + len(timed)}")
-    return len(timed) / sw.seconds
-
-
 def _raw_append(url: str, warmup: list[AppendRequest], timed: list[AppendRequest]) -> float:
     asyncio.run(_create_schema(url))
     created_at = 1_700_000_000_000
@@ -148,34 +130,6 @@ def _eventsourcing_app(url: str) -> Application[Any]:
             "POSTGRES_POOL_SIZE": str(ES_THREADS),
         }
     )
-
-
-def _eventsourcing_saves(url: str, warmup: int, saves: int, threads: int) -> float:
-    """Saves/s of one-event aggregates: a plain loop when ``threads`` is 1, else that many threads."""
-    app = _eventsourcing_app(url)
-    try:
-        for i in range(warmup):
-            app.save(BenchNote(name=f"warm-up {i}"))
-        quotas = [saves // threads + (1 if i < saves % threads else 0) for i in range(threads)]
-        gate = threading.Barrier(threads + 1)
-
-        def worker(quota: int, worker_id: int) -> None:
-            gate.wait()
-            for i in range(quota):
-                app.save(BenchNote(name=f"note {worker_id}-{i}"))
-
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(worker, quota, i) for i, quota in enumerate(quotas)]
-            gate.wait()
-            with Stopwatch() as sw:
-                for future in futures:
-                    future.result()
-        stored = app.recorder.max_notification_id()
-    finally:
-        app.close()
-    if stored != warmup + saves:
-        raise AssertionError(f"eventsourcing stored {stored} events, expected {warmup + saves}")
-    return saves / sw.seconds
 
 
 async def _tcp_commands(bus: str, directory: Path, commands: int) -> float:
@@ -247,7 +201,7 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
         for _ in range(trials):
             warmup, timed = _requests(BURST), _requests(events)
             with _database() as url:
-                ours.append(asyncio.run(_ours_append(url, warmup, timed)))
+                ours.append(asyncio.run(appends_per_second(PostgresEventStore(url), warmup, timed, BURST)))
             with _database() as url:
                 raw.append(_raw_append(url, warmup, timed))
         details["append"] = {"events": events, "burst": BURST, "ours_trials": [round(x) for x in ours],
@@ -262,9 +216,9 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
             with _database() as url, _evento_server(config.scratch(f"pg-server-{trial}"), "--store", url) as bus:
                 ours.append(asyncio.run(_tcp_commands(bus, config.scratch(f"pg-bundles-{trial}"), commands)))
             with _database() as url:
-                loop.append(_eventsourcing_saves(url, 50, saves, 1))
+                loop.append(eventsourcing_saves(_eventsourcing_app(url), 50, saves))
             with _database() as url:
-                threads.append(_eventsourcing_saves(url, 50, saves, ES_THREADS))
+                threads.append(eventsourcing_saves(_eventsourcing_app(url), 50, saves, ES_THREADS))
         details["tcp_commands"] = {
             "commands": commands,
             "callers": CALLERS,

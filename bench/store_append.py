@@ -23,7 +23,7 @@ import msgspec
 from bench.common import Figure, RunConfig, Stopwatch, best
 from evento.messages import EventMessage, now_ms
 from evento.server import SQLiteEventStore
-from evento.server.event_store import AppendRequest
+from evento.server.event_store import AppendRequest, EventStore
 
 __all__ = ["FIGURES", "run"]
 
@@ -75,8 +75,10 @@ def _bursts(requests: list[AppendRequest], size: int) -> list[list[AppendRequest
     return [requests[i : i + size] for i in range(0, len(requests), size)]
 
 
-async def _ours(path: Path, warmup: list[AppendRequest], timed: list[AppendRequest], burst: int) -> float:
-    store = SQLiteEventStore(path)
+async def appends_per_second(
+    store: EventStore, warmup: list[AppendRequest], timed: list[AppendRequest], burst: int
+) -> float:
+    """Appends/s into ``store`` (started here, stopped after), issued in concurrent bursts of ``burst``."""
     await store.start()
     try:
         for chunk in _bursts(warmup, burst):
@@ -133,7 +135,8 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
     raw: list[float] = []
     for trial in range(trials):
         warmup, timed = _requests(burst), _requests(events)
-        ours.append(asyncio.run(_ours(config.scratch(f"append-ours-{trial}") / "events.db", warmup, timed, burst)))
+        store = SQLiteEventStore(config.scratch(f"append-ours-{trial}") / "events.db")
+        ours.append(asyncio.run(appends_per_second(store, warmup, timed, burst)))
         raw.append(_raw(config.scratch(f"append-raw-{trial}") / "events.db", warmup, timed, burst))
     config.details["sqlite_append_ratio"] = {
         "events": events,
