@@ -4,9 +4,7 @@ metadata propagation, interceptors and the startup gate."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,15 +54,7 @@ from tests.bank import (
     OpenAccount,
     Withdraw,
 )
-from tests.helpers import start_server, wait_until
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
-    server = await start_server(tmp_path)
-    yield server
-    await server.stop()
-
+from tests.helpers import wait_until
 
 # --- payloads -----------------------------------------------------------------------------------------------------
 

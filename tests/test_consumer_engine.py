@@ -25,7 +25,7 @@ from evento import (
 )
 from evento.consumer_stores import MemoryConsumerStateStore, SQLiteConsumerStateStore
 from evento.server import EventoServer
-from tests.helpers import start_server, wait_until
+from tests.helpers import wait_until
 
 
 class EnginePing(DomainCommand):
@@ -45,13 +45,6 @@ class Pinger:
     @aggregate_command_handler(init=True)
     def ping(self, command: EnginePing) -> EnginePinged:
         return EnginePinged(n=command.n)
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
-    server = await start_server(tmp_path)
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ No ``from __future__ import annotations`` here: handler payload classes must res
 """
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from evento import (
 )
 from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore
 from evento.server import EventoServer
-from tests.helpers import start_server, wait_until
+from tests.helpers import wait_until
 
 
 def _delegate(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -78,13 +77,6 @@ class VendorPinger:
     @aggregate_command_handler(init=True)
     def ping(self, command: VendorPing) -> VendorPinged:
         return VendorPinged(n=command.n)
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
-    server = await start_server(tmp_path)
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

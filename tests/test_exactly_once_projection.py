@@ -178,13 +178,6 @@ def journal_bundle(store: ConsumerStateStore, plan: Plan, component: type[Any] =
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
-    server = await start_server(tmp_path)
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def writer(server: EventoServer) -> AsyncIterator[CommandGateway]:
     bundle, commands = await start_writer(server)
     await commands.send(OpenAccount(account="A"))

@@ -55,13 +55,6 @@ from tests.helpers import CONSUMER_STORE_KINDS, make_consumer_store, start_serve
 FAST = ConsumerSettings(error_delay=0.02, max_backoff=0.1, idle_poll=0.5, lease_seconds=2.0)
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
-    server = await start_server(tmp_path)
-    yield server
-    await server.stop()
-
-
 @pytest.fixture(params=CONSUMER_STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
     """The consumer store kind for :func:`make_consumer_store`: a database URL for PostgreSQL and MySQL."""
