@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from evento import Bundle, CommandGateway
 from evento.server import EventoServer
 from tests.helpers import start_server
+from tests.ticks import Ticker
 
 
 @pytest.fixture
@@ -17,3 +19,13 @@ async def server(tmp_path: Path) -> AsyncIterator[EventoServer]:
     server = await start_server(tmp_path)
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def ticks(server: EventoServer) -> AsyncIterator[CommandGateway]:
+    """The gateway of a bundle holding the :class:`~tests.ticks.Ticker` aggregate, started on ``server``."""
+    writer = Bundle("ticker", components=[Ticker])
+    await writer.start(server)
+    gateway, _ = writer.gateways(None)
+    yield gateway
+    await writer.stop()

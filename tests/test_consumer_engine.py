@@ -6,7 +6,6 @@ when the handler is read.
 """
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,72 +15,42 @@ from evento import (
     Bundle,
     CommandGateway,
     ConsumerSettings,
-    DomainCommand,
     DomainEvent,
-    aggregate,
-    aggregate_command_handler,
     event_handler,
     projector,
 )
 from evento.consumer_stores import MemoryConsumerStateStore, SQLiteConsumerStateStore
 from evento.server import EventoServer
 from tests.helpers import wait_until
-
-
-class EnginePing(DomainCommand):
-    n: int
-
-    @property
-    def aggregate_id(self) -> str:
-        return f"ping-{self.n}"
-
-
-class EnginePinged(DomainEvent):
-    n: int
-
-
-@aggregate()
-class Pinger:
-    @aggregate_command_handler(init=True)
-    def ping(self, command: EnginePing) -> EnginePinged:
-        return EnginePinged(n=command.n)
-
-
-@pytest.fixture
-async def commands(server: EventoServer) -> AsyncIterator[CommandGateway]:
-    writer = Bundle("pinger", components=[Pinger])
-    await writer.start(server)
-    gateway, _ = writer.gateways(None)
-    yield gateway
-    await writer.stop()
+from tests.ticks import Tick, Ticked
 
 
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 async def test_an_event_that_does_not_decode_is_dead_lettered_and_the_rest_projected(
-    server: EventoServer, commands: CommandGateway, tmp_path: Path, store_kind: str, monkeypatch: pytest.MonkeyPatch
+    server: EventoServer, ticks: CommandGateway, tmp_path: Path, store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The reader's view of ``EnginePinged`` refuses n == 3 (as a stricter schema would): that event goes to the dead
+    """The reader's view of ``Ticked`` refuses n == 3 (as a stricter schema would): that event goes to the dead
     event queue after its retries, and every other event is projected, whether or not the store groups events."""
     for n in range(6):
-        await commands.send(EnginePing(n=n))
+        await ticks.send(Tick(n=n))
 
-    # Defining the class below registers it for "EnginePinged" payloads: the other tests get the real one back.
-    monkeypatch.setitem(evento.payloads._registry, "EnginePinged", EnginePinged)
+    # Defining the class below registers it for "Ticked" payloads: the other tests get the real one back.
+    monkeypatch.setitem(evento.payloads._registry, "Ticked", Ticked)
 
-    class StrictPinged(DomainEvent):
+    class StrictTicked(DomainEvent):
         n: int
 
         def __post_init__(self) -> None:
             if self.n == 3:
-                raise ValueError("n == 3 is not a valid EnginePinged")
+                raise ValueError("n == 3 is not a valid Ticked")
 
-    StrictPinged.__name__ = "EnginePinged"  # the same event, read through a stricter class
+    StrictTicked.__name__ = "Ticked"  # the same event, read through a stricter class
     seen: list[int] = []
 
     @projector(version=1)
     class Counter:
         @event_handler(retry=1, retry_delay=0.01)
-        def on_pinged(self, event: StrictPinged) -> None:
+        def on_ticked(self, event: StrictTicked) -> None:
             seen.append(event.n)
 
     store = MemoryConsumerStateStore() if store_kind == "memory" else SQLiteConsumerStateStore(tmp_path / "c.db")
@@ -100,19 +69,19 @@ async def test_an_event_that_does_not_decode_is_dead_lettered_and_the_rest_proje
 
 
 async def test_events_appended_while_a_batch_is_handled_are_not_left_for_the_idle_poll(
-    server: EventoServer, commands: CommandGateway
+    server: EventoServer, ticks: CommandGateway
 ) -> None:
     """While a projector works through a full batch, the next one is fetched ahead. Events appended meanwhile
     wake the projector; it must not end its cycle on the batch fetched before them and sleep until the idle poll
     (30 s here): they are projected as soon as the work allows."""
     for n in range(60):
-        await commands.send(EnginePing(n=n))
+        await ticks.send(Tick(n=n))
     seen: dict[int, float] = {}
 
     @projector(version=1)
     class Slow:
         @event_handler
-        def on_pinged(self, event: EnginePinged) -> None:
+        def on_ticked(self, event: Ticked) -> None:
             time.sleep(0.01)  # the handler's work
             seen[event.n] = time.monotonic()
 
@@ -126,7 +95,7 @@ async def test_events_appended_while_a_batch_is_handled_are_not_left_for_the_idl
     try:
         await wait_until(lambda: len(seen) >= 10, 10, what="the first batch under way")
         for n in range(60, 65):
-            await commands.send(EnginePing(n=n))
+            await ticks.send(Tick(n=n))
         appended = time.monotonic()
         await wait_until(lambda: 64 in seen, 10, what="the late events projected")
         assert seen[64] - appended < 5.0, f"projected {seen[64] - appended:.1f}s after the append"

@@ -4,7 +4,7 @@ nothing about SQL dialects or transactions; the engine must run on it with the A
 No ``from __future__ import annotations`` here: handler payload classes must resolve when handlers are read.
 """
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -12,16 +12,13 @@ import pytest
 from evento import (
     Bundle,
     CommandGateway,
-    DomainCommand,
-    DomainEvent,
-    aggregate,
-    aggregate_command_handler,
     event_handler,
     projector,
 )
 from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore
 from evento.server import EventoServer
 from tests.helpers import wait_until
+from tests.ticks import Tick, Ticked
 
 
 def _delegate(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -60,34 +57,6 @@ class VendorStore(ConsumerStateStore):
     release_claim = _delegate("release_claim")
 
 
-class VendorPing(DomainCommand):
-    n: int
-
-    @property
-    def aggregate_id(self) -> str:
-        return f"vendor-{self.n}"
-
-
-class VendorPinged(DomainEvent):
-    n: int
-
-
-@aggregate()
-class VendorPinger:
-    @aggregate_command_handler(init=True)
-    def ping(self, command: VendorPing) -> VendorPinged:
-        return VendorPinged(n=command.n)
-
-
-@pytest.fixture
-async def commands(server: EventoServer) -> AsyncIterator[CommandGateway]:
-    writer = Bundle("vendor-pinger", components=[VendorPinger])
-    await writer.start(server)
-    gateway, _ = writer.gateways(None)
-    yield gateway
-    await writer.stop()
-
-
 async def test_a_third_party_store_gets_the_abcs_defaults() -> None:
     store = VendorStore()
     assert (store.dialect, store.supports_transactions) == ("custom", False)
@@ -95,13 +64,13 @@ async def test_a_third_party_store_gets_the_abcs_defaults() -> None:
         await store.commit_with("projector", 1, 0, lambda conn: None)
 
 
-async def test_a_projector_runs_on_a_third_party_store(server: EventoServer, commands: CommandGateway) -> None:
+async def test_a_projector_runs_on_a_third_party_store(server: EventoServer, ticks: CommandGateway) -> None:
     seen: list[int] = []
 
     @projector(version=1)
     class VendorCounter:
         @event_handler()
-        def on_pinged(self, event: VendorPinged) -> None:
+        def on_ticked(self, event: Ticked) -> None:
             seen.append(event.n)
 
     store = VendorStore()
@@ -109,7 +78,7 @@ async def test_a_projector_runs_on_a_third_party_store(server: EventoServer, com
     await reader.start(server)
     try:
         for n in range(3):
-            await commands.send(VendorPing(n=n))
+            await ticks.send(Tick(n=n))
         await wait_until(lambda: len(seen) == 3, what="the three events projected")
         assert seen == [0, 1, 2]
         engine = next(iter(reader.consumers.values()))
