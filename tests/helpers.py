@@ -1,17 +1,20 @@
-"""Helpers shared by the tests: waiting on conditions with a deadline, a server on a temporary SQLite file."""
+"""Helpers shared by the tests: waiting on conditions with a deadline, a server on a temporary SQLite file, an
+`evento server` process."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evento.consumer_stores import (
     ConsumerStateStore,
-    MemoryConsumerStateStore,
-    SQLiteConsumerStateStore,
     open_consumer_store,
 )
 from evento.server import EventoServer, SQLiteEventStore
@@ -42,11 +45,7 @@ async def start_server(path: Path) -> EventoServer:
 def make_consumer_store(kind: str, path: Path, name: str = "consumers.db") -> ConsumerStateStore:
     """A consumer store of ``kind``: "memory", "sqlite" (the file ``path/name``) or a PostgreSQL/MySQL URL
     (a test's throwaway database, see ``store_kind`` in the guarantee tests; ``name`` is then ignored)."""
-    if kind == "memory":
-        return MemoryConsumerStateStore()
-    if kind == "sqlite":
-        return SQLiteConsumerStateStore(path / name)
-    return open_consumer_store(kind)
+    return open_consumer_store(str(path / name) if kind == "sqlite" else kind)
 
 
 #: The consumer store kinds guarantee tests run on; "postgres" and "mysql" become database URLs per test.
@@ -75,3 +74,42 @@ async def scan_lists(client: Any, headers: dict[str, str]) -> list[dict[str, Any
         if len(found) < 15:
             return items
         page += 1
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    bus: str
+    http: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def start_server_process(directory: Path, *extra: str) -> ServerProcess:
+    """An `evento server` process on free ports, its output in DIRECTORY/server.log, once it printed Ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port, bus_port = free_port(), free_port()
+    log = directory / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(directory),
+             "--port", str(port), "--bus-port", str(bus_port), *extra],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = ServerProcess(process, f"127.0.0.1:{bus_port}", f"http://127.0.0.1:{port}", log)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{running.output()}")
+        return "Ready." in running.output()
+
+    await wait_until(ready, 30, what="server Ready.")
+    return running
+
+
+def stop_server_process(running: ServerProcess) -> None:
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=15)

@@ -32,8 +32,7 @@ from tests.bank import (
     Withdraw,
 )
 from tests.databases import postgres_url  # noqa: F401  (fixture)
-from tests.helpers import wait_until
-from tests.test_tcp import ServerProcess, start_server_process, stop_server_process
+from tests.helpers import ServerProcess, start_server_process, stop_server_process, wait_until
 
 pytestmark = pytest.mark.slow
 

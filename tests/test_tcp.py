@@ -41,48 +41,9 @@ from evento.payloads import Query, encode_payload
 from evento.transport.tcp import Connection, HandshakeRejectedError, TcpConnector, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Request, Response, Welcome
 from tests.bank import Account, Deposit, OpenAccount
-from tests.helpers import free_port, wait_until
+from tests.helpers import ServerProcess, free_port, start_server_process, stop_server_process, wait_until
 
 TOKEN = "s3cret-token"
-
-
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    bus: str
-    http: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-async def start_server_process(directory: Path, *extra: str) -> ServerProcess:
-    """An `evento server` process on free ports, its output in DIRECTORY/server.log, once it printed Ready."""
-    directory.mkdir(parents=True, exist_ok=True)
-    port, bus_port = free_port(), free_port()
-    log = directory / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "server", "--data-dir", str(directory),
-             "--port", str(port), "--bus-port", str(bus_port), *extra],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    running = ServerProcess(process, f"127.0.0.1:{bus_port}", f"http://127.0.0.1:{port}", log)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{running.output()}")
-        return "Ready." in running.output()
-
-    await wait_until(ready, 30, what="server Ready.")
-    return running
-
-
-def stop_server_process(running: ServerProcess) -> None:
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGTERM)
-        running.process.wait(timeout=15)
 
 
 @pytest.fixture

@@ -163,6 +163,7 @@ class PostgresEventStore(EventStore):
         self._contended: dict[str, float] = {}  # aggregate id -> until (loop time)
         self._reports: set[asyncio.Task[None]] = set()
         self._snowflake: Snowflake | None = None
+        self._node_held = asyncio.Event()  # set while the listener's session holds the node id (APES)
         self._node_id: int | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -230,6 +231,7 @@ class PostgresEventStore(EventStore):
                         previous = self._node_id
                         self._node_id = await _claim_node_id(conn, prefer=previous)
                         self._snowflake = Snowflake(self._node_id)
+                        self._node_held.set()
                     await conn.execute(f"LISTEN {_CHANNEL}")
                     await conn.execute(f"LISTEN {_CONTENTION_CHANNEL}")
                     if self._listening.is_set():  # a reconnect: catch up on what we did not hear
@@ -242,7 +244,7 @@ class PostgresEventStore(EventStore):
                         self._on_notify(notify.channel, notify.payload)
             except (psycopg.Error, EventStoreError) as exc:
                 # The node id went with the session: make no more ids with it until it is claimed again.
-                self._snowflake = None
+                self._node_held.clear()
                 if not self._listening.is_set():
                     raise EventStoreError(f"cannot listen for PostgreSQL event notifications: {exc}") from exc
                 log.warning("event notification connection lost (%s); reconnecting in %.1f s", exc, delay)
@@ -389,11 +391,12 @@ class PostgresEventStore(EventStore):
 
     async def _own_snowflake(self) -> Snowflake:
         """The generator of this server's node id, once the listener holds it (APES)."""
-        deadline = asyncio.get_running_loop().time() + 10.0
-        while self._snowflake is None:
-            if asyncio.get_running_loop().time() > deadline:
-                raise EventStoreError("no snowflake node id is held (the notification connection is down)")
-            await asyncio.sleep(0.05)
+        try:
+            if not self._node_held.is_set():
+                await asyncio.wait_for(self._node_held.wait(), 10.0)
+        except TimeoutError:
+            raise EventStoreError("no snowflake node id is held (the notification connection is down)") from None
+        assert self._snowflake is not None
         return self._snowflake
 
     # --- reads -------------------------------------------------------------------------------------------------
