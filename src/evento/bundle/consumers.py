@@ -10,11 +10,11 @@ the checkpoint where it is and the event is redelivered after an exponential bac
 retried ``retry`` times ``retry_delay`` apart (-1: forever), then the event goes to the dead event queue and the
 checkpoint moves on.
 
-Exactly-once projections: when a projector's consumer store is a transactional database, each plain ``def``
-handler runs inside the store's transaction that also commits the checkpoint (``commit_with``), so the read
-model's writes (through :func:`~evento.bundle.calls.projection_transaction`) and the checkpoint land together or
-not at all. A failing attempt rolls its writes back; retries, dead-lettering and transient redelivery are the same
-as for any other handler.
+Exactly-once projections: for a projector declared ``exactly_once`` on a consumer store with transactions,
+each plain ``def`` handler runs inside the store's transaction that also commits the checkpoint (``commit_with``),
+so the read model's writes (through :func:`~evento.bundle.calls.projection_transaction`) and the checkpoint land
+together or not at all. A failing attempt rolls its writes back; retries, dead-lettering and transient
+redelivery are the same as for any other handler.
 """
 
 from __future__ import annotations
@@ -386,8 +386,9 @@ class ConsumerEngine:
     async def _consume(
         self, event: StoredEvent, checkpoint: Checkpoint, *, first_error: Exception | None = None
     ) -> Checkpoint:
-        """Handle one event and commit the checkpoint after it: in the handler's own transaction when the
-        projector shares the store's database, else as a commit of its own. Returns the new checkpoint.
+        """Handle one event and commit the checkpoint after it: in the handler's transaction for an
+        ``exactly_once`` projector on a store with transactions, else as a commit of its own. Returns the new
+        checkpoint.
 
         ``first_error`` is the failure of an attempt already made (in a group): it counts as the first attempt."""
         handler = self.spec.handler_for(self._handler_kind, event.event_name)
@@ -395,20 +396,18 @@ class ConsumerEngine:
             outcome = await self._with_retries(handler, event, checkpoint, first_error=first_error)
             if outcome.committed is not None:
                 return outcome.committed
-        elif handler is not None and first_error is not None:
-            await self._with_retries(handler, event, first_error=first_error)
         else:
-            await self._process(event)
+            await self._process(event, first_error=first_error)
         return await self.store.commit_checkpoint(self.consumer_id, event.sequence_number, checkpoint.version)
 
-    async def _process(self, event: StoredEvent) -> None:
+    async def _process(self, event: StoredEvent, *, first_error: Exception | None = None) -> None:
         handler = self.spec.handler_for(self._handler_kind, event.event_name)
         if handler is None:
             return  # consumers see every event of their context; those without a handler just advance
         if self._kind is ComponentKind.OBSERVER:
             await self._submit_observer(handler, event)
             return
-        await self._with_retries(handler, event)
+        await self._with_retries(handler, event, first_error=first_error)
 
     def _transactional(self, handler: HandlerSpec) -> bool:
         """Whether the handler runs inside the checkpoint's transaction: a plain handler of a projector declared
