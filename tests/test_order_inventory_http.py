@@ -69,6 +69,7 @@ async def stats(client: httpx.AsyncClient) -> dict[str, int]:
 
 # --- part A: the HTTP rules -----------------------------------------------------------------------------------------
 
+SOME_UUID = "3f1c9b1e-6a55-4c7e-9d0e-123456789abc"
 BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any]]] = [
     ("/products", b"not json"),
     ("/products", [1, 2]),
@@ -86,15 +87,15 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any]]] = [
     ("/customers", {"name": "", "balance": 1}),
     ("/customers", b""),
     ("/orders", {"orderId": "not-a-uuid", "customerId": "c", "productId": "p", "quantity": 1}),
-    ("/orders", {"orderId": "3f1c9b1e-6a55-4c7e-9d0e-123456789abc", "customerId": "c", "productId": "p"}),
+    ("/orders", {"orderId": SOME_UUID, "customerId": "c", "productId": "p"}),
     (
         "/orders",
-        {"orderId": "3f1c9b1e-6a55-4c7e-9d0e-123456789abc", "customerId": "c", "productId": "p", "quantity": 0},
+        {"orderId": SOME_UUID, "customerId": "c", "productId": "p", "quantity": 0},
     ),
     ("/orders", {"orderId": 12, "customerId": "c", "productId": "p", "quantity": 1}),
     (
         "/orders",
-        {"orderId": "3f1c9b1e-6a55-4c7e-9d0e-123456789abc", "customerId": "c", "productId": "p", "quantity": False},
+        {"orderId": SOME_UUID, "customerId": "c", "productId": "p", "quantity": False},
     ),
 ]
 
