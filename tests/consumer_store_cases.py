@@ -200,9 +200,10 @@ async def test_renewal_extends_the_lease(consumer_store: ConsumerStateStore) -> 
 
 
 async def test_lock_expires_after_lease(consumer_store: ConsumerStateStore) -> None:
-    assert await consumer_store.try_lock("projector", "a", 0.05)
+    # Long enough that a loaded machine cannot let it lapse before the next statement; eventually() waits it out.
+    assert await consumer_store.try_lock("projector", "a", 1.0)
     assert not await consumer_store.try_lock("projector", "b", 30)
-    assert await eventually(lambda: consumer_store.try_lock("projector", "b", 30))
+    assert await eventually(lambda: consumer_store.try_lock("projector", "b", 30), timeout=10.0)
     # b now holds a live lease, so a cannot take it back.
     assert not await consumer_store.try_lock("projector", "a", 30)
 
