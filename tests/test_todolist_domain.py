@@ -100,6 +100,35 @@ def test_a_checked_todo_cannot_be_removed_nor_its_list_deleted(todo_list: Aggreg
     ).expect_event(TodoListTodoRemovedEvent(identifier="L", todo_identifier="T1"))
 
 
+def test_removing_the_last_unchecked_todo_completes_the_list(todo_list: AggregateFixture) -> None:
+    """Only a removal that leaves checked todos, and at least one, completes the list, as the final check would."""
+    checked_t1 = TodoListTodoCheckedEvent(identifier="L", todo_identifier="T1", all_checked=False)
+    todo_list.given(CREATED, added("T1"), added("T2"), checked_t1).when(
+        TodoListRemoveTodoCommand(identifier="L", todo_identifier="T2")
+    ).expect_event(TodoListTodoRemovedEvent(identifier="L", todo_identifier="T2", all_checked=True))
+    todo_list.given(CREATED, added("T1"), added("T2"), added("T3"), checked_t1).when(
+        TodoListRemoveTodoCommand(identifier="L", todo_identifier="T2")
+    ).expect_event(TodoListTodoRemovedEvent(identifier="L", todo_identifier="T2", all_checked=False))
+    todo_list.given(CREATED, added("T1")).when(
+        TodoListRemoveTodoCommand(identifier="L", todo_identifier="T1")
+    ).expect_event(TodoListTodoRemovedEvent(identifier="L", todo_identifier="T1", all_checked=False))
+
+
+def test_a_removal_racing_the_final_check_completes_the_list_once(todo_list: AggregateFixture) -> None:
+    """The aggregate takes the two commands one after the other: whichever runs second is refused, and the first
+    is the one event that completes the list."""
+    checked_t1 = TodoListTodoCheckedEvent(identifier="L", todo_identifier="T1", all_checked=False)
+    story = (CREATED, added("T1"), added("T2"), checked_t1)
+    removed = TodoListTodoRemovedEvent(identifier="L", todo_identifier="T2", all_checked=True)
+    checked = TodoListTodoCheckedEvent(identifier="L", todo_identifier="T2", all_checked=True)
+    todo_list.given(*story, removed).when(TodoListCheckTodoCommand(identifier="L", todo_identifier="T2")).expect_error(
+        TodoListRuleError, "not in the list"
+    )
+    todo_list.given(*story, checked).when(TodoListRemoveTodoCommand(identifier="L", todo_identifier="T2")).expect_error(
+        TodoListRuleError, "checked"
+    )
+
+
 def test_deleting_a_list_deletes_the_aggregate(todo_list: AggregateFixture) -> None:
     todo_list.given(CREATED, added("T1")).when(TodoListDeleteCommand(identifier="L")).expect_event(
         TodoListDeletedEvent(identifier="L")
@@ -153,6 +182,21 @@ def test_the_saga_registers_the_list_with_the_erp_once_all_is_checked_then_ends(
         ErpUserActivityRegisteredEvent(resource_type="TodoList", resource_identifier="L", contributions={})
     )
     done.expect_ended()
+
+
+def test_the_saga_registers_the_list_when_a_removal_completes_it() -> None:
+    saga = SagaFixture(ErpTodoListActivityRegistrationSaga)
+    saga.given(CREATED, added("T1"), added("T2"), metadata={"user": "ann"})
+    result = saga.when(
+        TodoListTodoRemovedEvent(identifier="L", todo_identifier="T2", all_checked=True), metadata={"user": "bob"}
+    )
+    result.expect_commands(
+        ErpUserActivityRegisterCommand(
+            resource_type="TodoList", resource_identifier="L", contributions={"ann": 2, "bob": 1}
+        )
+    )
+    incomplete = saga.when(TodoListTodoRemovedEvent(identifier="L", todo_identifier="T2"), metadata={"user": "bob"})
+    incomplete.expect_no_commands()
 
 
 def test_the_saga_ignores_events_of_lists_it_does_not_follow() -> None:

@@ -78,7 +78,11 @@ class TodoListAggregate:
             raise TodoListRuleError(f"todo {command.todo_identifier} is not in the list")
         if checked:
             raise TodoListRuleError(f"todo {command.todo_identifier} is checked and cannot be removed")
-        return TodoListTodoRemovedEvent(identifier=command.identifier, todo_identifier=command.todo_identifier)
+        # Removing the last unchecked todo completes the list: nothing else could (only unchecked todos are checked).
+        left = [done for todo, done in state.todos.items() if todo != command.todo_identifier]
+        return TodoListTodoRemovedEvent(
+            identifier=command.identifier, todo_identifier=command.todo_identifier, all_checked=bool(left) and all(left)
+        )
 
     @event_sourcing_handler
     def on_todo_removed(self, event: TodoListTodoRemovedEvent, state: TodoListState) -> None:

@@ -89,10 +89,12 @@ class TodoListTodoAddedEvent(DomainEvent):
 
 @domain("TodoList")
 class TodoListTodoRemovedEvent(DomainEvent):
-    """A todo was removed from a list."""
+    """A todo was removed from a list; ``all_checked`` tells whether the todos left are all checked (and there is
+    at least one), which completes the list just as the final check does."""
 
     identifier: str
     todo_identifier: str
+    all_checked: bool = False  # absent from events stored before removals could complete a list
 
 
 @domain("TodoList")

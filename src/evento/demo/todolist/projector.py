@@ -78,6 +78,8 @@ class TodoListProjector:
         def remove(db: Session) -> None:
             db.execute("DELETE FROM todolist_todo WHERE identifier = ?", event.todo_identifier)
             _touch(db, event.identifier, metadata.get("user"), iso(at))
+            if event.all_checked:
+                _registration_pending(db, event.identifier)
 
         self.read_model.write(remove)
 
@@ -94,10 +96,7 @@ class TodoListProjector:
             )
             _touch(db, event.identifier, user, when)
             if event.all_checked:
-                db.execute(
-                    "UPDATE todolist_list SET status = 'REGISTRATION_PENDING' WHERE identifier = ? AND status = 'WIP'",
-                    event.identifier,
-                )
+                _registration_pending(db, event.identifier)
 
         self.read_model.write(check)
 
@@ -116,3 +115,10 @@ class TodoListProjector:
 
 def _touch(db: Session, identifier: str, user: str | None, when: str) -> None:
     db.execute("UPDATE todolist_list SET updated_by = ?, updated_at = ? WHERE identifier = ?", user, when, identifier)
+
+
+def _registration_pending(db: Session, identifier: str) -> None:
+    """Every todo of the list is checked: the ERP registration is under way (unless it already answered)."""
+    db.execute(
+        "UPDATE todolist_list SET status = 'REGISTRATION_PENDING' WHERE identifier = ? AND status = 'WIP'", identifier
+    )

@@ -40,8 +40,16 @@ class ErpTodoListActivityRegistrationSaga:
         state.count(metadata)
 
     @saga_event_handler(association_property="identifier")
-    def on_todo_removed(self, event: TodoListTodoRemovedEvent, state: ErpRegistrationState, metadata: Metadata) -> None:
+    async def on_todo_removed(
+        self,
+        event: TodoListTodoRemovedEvent,
+        state: ErpRegistrationState,
+        metadata: Metadata,
+        commands: CommandGateway,
+    ) -> None:
         state.count(metadata)
+        if event.all_checked:
+            await _register(event.identifier, state, commands)
 
     @saga_event_handler(association_property="identifier")
     async def on_todo_checked(
@@ -53,12 +61,7 @@ class ErpTodoListActivityRegistrationSaga:
     ) -> None:
         state.count(metadata)
         if event.all_checked:
-            state.set_association("resource_identifier", event.identifier)
-            await commands.send(
-                ErpUserActivityRegisterCommand(
-                    resource_type="TodoList", resource_identifier=event.identifier, contributions=dict(state.usages)
-                )
-            )
+            await _register(event.identifier, state, commands)
 
     @saga_event_handler(association_property="identifier")
     def on_deleted(self, event: TodoListDeletedEvent, state: ErpRegistrationState) -> None:
@@ -67,3 +70,13 @@ class ErpTodoListActivityRegistrationSaga:
     @saga_event_handler(association_property="resource_identifier")
     def on_registered(self, event: ErpUserActivityRegisteredEvent, state: ErpRegistrationState) -> None:
         state.ended = True
+
+
+async def _register(identifier: str, state: ErpRegistrationState, commands: CommandGateway) -> None:
+    """The list is complete: register its contributors with the ERP and wait for its answer."""
+    state.set_association("resource_identifier", identifier)
+    await commands.send(
+        ErpUserActivityRegisterCommand(
+            resource_type="TodoList", resource_identifier=identifier, contributions=dict(state.usages)
+        )
+    )
