@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
@@ -21,11 +22,24 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from evento import ConsumerSettings
+from evento import (
+    AggregateNotInitializedError,
+    Bundle,
+    ConsumerSettings,
+    EventoError,
+    aggregate,
+    aggregate_command_handler,
+)
+from evento.demo.todolist.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_TARGET_BYTES
+from evento.demo.todolist.invoker import TodoListInvoker
+from evento.demo.todolist.payloads import TodoListCreateCommand, TodoListCreatedEvent
 from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.system import TodoListSystem
-from evento.demo.todolist.web import create_app
+from evento.demo.todolist.web import MAX_SEARCH, MAX_TEXT, create_app
+from evento.errors import EventStoreError
 from evento.server import EventoServer, SQLiteEventStore
+from evento.server.event_store import VersionConflictError
+from evento.server.http import MAX_REQUEST_HEAD_BYTES, EmbeddedUvicorn
 from tests.databases import mysql_database, postgres_database
 
 T = TypeVar("T")
@@ -139,13 +153,13 @@ def consumer_store(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield url
 
 
-@pytest.fixture
-async def system(tmp_path: Path, consumer_store: str | None) -> AsyncIterator[TodoListSystem]:
-    """A started server (SQLite event store under ``tmp_path``) with the TodoList system on it."""
-    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+@contextlib.asynccontextmanager
+async def running_system(data_dir: Path, consumer_store: str | None = None) -> AsyncIterator[TodoListSystem]:
+    """A started server (SQLite event store under ``data_dir``) with the TodoList system on it."""
+    server = EventoServer(SQLiteEventStore(data_dir / "events.db"))
     await server.start()
     todo_system = TodoListSystem(
-        tmp_path,
+        data_dir,
         service_delay=0.01,
         consumer_settings=ConsumerSettings(error_delay=0.05),
         consumer_store=consumer_store,
@@ -160,6 +174,13 @@ async def system(tmp_path: Path, consumer_store: str | None) -> AsyncIterator[To
     finally:
         await todo_system.stop()
         await server.stop()
+
+
+@pytest.fixture
+async def system(tmp_path: Path, consumer_store: str | None) -> AsyncIterator[TodoListSystem]:
+    """A started server (SQLite event store under ``tmp_path``) with the TodoList system on it."""
+    async with running_system(tmp_path, consumer_store) as todo_system:
+        yield todo_system
 
 
 def client_for(
@@ -711,3 +732,271 @@ def test_with_a_relative_data_dir_and_a_memory_store_the_read_model_is_in_that_d
     system.read_model.close()
     assert (tmp_path / "demo-data" / "todolist-query.db").is_file()
     assert not (tmp_path / "demo-data" / "demo-data").exists()
+
+
+# --- hostile input: bounds, literal search, one error shape ---------------------------------------------------------
+
+sqlite_only = pytest.mark.parametrize("consumer_store", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+async def test_names_contents_and_search_text_are_bounded(client: httpx.AsyncClient) -> None:
+    """A name or content of 1,000 characters is accepted and read back whole, 1,001 is refused with 400, as is a
+    ``nameLike`` over 200 characters; none of the refused ones is stored."""
+    longest = "n" * MAX_TEXT
+    list_id = await create_list(client, longest)
+    await add_todo(client, list_id, "c" * MAX_TEXT)
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 1)
+    assert (body["name"], body["todos"][0]["content"]) == (longest, "c" * MAX_TEXT)
+
+    too_long = "x" * (MAX_TEXT + 1)
+    assert_error(await client.post("/todo-list/", json={"name": too_long}, headers=auth()), 400, "ValidationError")
+    refused = await client.post(f"/todo-list/{list_id}/todo/", json={"content": too_long}, headers=auth())
+    assert_error(refused, 400, "ValidationError")
+    assert len(await search(client, "n" * MAX_SEARCH)) == 1
+    over = await client.get("/todo-list/", params={"nameLike": "n" * (MAX_SEARCH + 1)}, headers=auth())
+    assert_error(over, 400, "ValidationError")
+    assert [i["identifier"] for i in await search(client, "")] == [list_id]
+    assert len((await read_list_when(client, list_id, lambda _: True))["todos"]) == 1
+
+
+@sqlite_only
+async def test_text_the_read_models_cannot_store_is_400(client: httpx.AsyncClient) -> None:
+    """A lone surrogate (not Unicode: no database stores it) or a NUL (PostgreSQL's text cannot hold one, so its
+    projector would stall on the event) in a name or a content is refused with 400; so is a body that is not UTF-8;
+    nothing is stored."""
+    list_id = await create_list(client, "groceries")
+    headers = {**auth(), "Content-Type": "application/json"}
+    bodies = [b'{"X": "\\ud800"}', b'{"X": "a\\udfffb"}', b'{"X": "nul\\u0000byte"}', b'{"X": "\xff\xfe"}']
+    for raw in bodies:
+        for url, field in [("/todo-list/", b"name"), (f"/todo-list/{list_id}/todo/", b"content")]:
+            response = await client.post(url, content=raw.replace(b"X", field), headers=headers)
+            assert_error(response, 400, "ValidationError")
+    await add_todo(client, list_id, "milk")
+    body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 1)
+    assert [t["content"] for t in body["todos"]] == ["milk"]
+    assert [i["identifier"] for i in await search(client, "")] == [list_id]
+
+
+async def test_name_like_is_taken_literally(client: httpx.AsyncClient) -> None:
+    """``%``, ``_``, ``\\`` and NUL in nameLike stand for themselves, on every read model database (a NUL used to
+    end SQLite's LIKE pattern and match every list, and to fail PostgreSQL's driver)."""
+    names = ["100% done", "1000 things", "a_c", "abc", "back\\slash", "backslash", "Mixed CASE"]
+    ids = dict(zip(names, await asyncio.gather(*(create_list(client, n) for n in names)), strict=True))
+    await wait_until(lambda: _search_when(client, "", lambda found: len(found) == len(names)))
+
+    async def names_for(name_like: str) -> set[str]:
+        items = await search(client, name_like)
+        assert all(ids[i["name"]] == i["identifier"] for i in items)
+        return {i["name"] for i in items}
+
+    assert await names_for("%") == {"100% done"}
+    assert await names_for("_") == {"a_c"}
+    assert await names_for("\\") == {"back\\slash"}
+    assert await names_for("k\\s") == {"back\\slash"}
+    assert await names_for("\x00") == set()
+    assert await names_for("a\x00") == set()
+    assert await names_for("%_") == set()
+    assert await names_for("mixed case") == {"Mixed CASE"}
+
+
+async def test_identifiers_outside_the_api_s_alphabet_are_400(client: httpx.AsyncClient) -> None:
+    """A list or todo identifier that the API could not have made (NUL, spaces, over 100 characters) answers 400
+    on every database instead of reaching it (PostgreSQL's driver refuses a NUL: that was a 500)."""
+    bad = ["%00", "a%20b", "T" * 101, "TDLS_%C3%A9"]
+    for identifier in bad:
+        calls = [
+            client.get(f"/todo-list/{identifier}", headers=auth()),
+            client.delete(f"/todo-list/{identifier}", headers=auth()),
+            client.post(f"/todo-list/{identifier}/todo/", json={"content": "milk"}, headers=auth()),
+            client.put(f"/todo-list/TDLS_x/todo/{identifier}", headers=auth()),
+            client.delete(f"/todo-list/TDLS_x/todo/{identifier}", headers=auth()),
+        ]
+        for response in await asyncio.gather(*calls):
+            assert_error(response, 400, "ValidationError")
+    assert_error(await client.get(f"/todo-list/{'T' * 100}", headers=auth()), 404, "TodoListNotFoundError")
+
+
+@sqlite_only
+async def test_every_error_has_the_one_json_shape(client: httpx.AsyncClient) -> None:
+    """Routes and methods the API does not have answer {"error", "type"} too (404, 405 with Allow), not
+    FastAPI's {"detail"}; 401 names the Bearer scheme."""
+    assert_error(await client.get("/nowhere", headers=auth()), 404, "NotFound")
+    assert_error(await client.get("/todo-list/TDLS_x/todo/", headers=auth()), 405, "MethodNotAllowed")
+    patched = await client.patch("/todo-list/", json={"name": "x"}, headers=auth())
+    assert_error(patched, 405, "MethodNotAllowed")
+    assert set(patched.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    unauthorized = await client.get("/todo-list/")
+    assert_error(unauthorized, 401, "Unauthorized")
+    assert unauthorized.headers["www-authenticate"] == "Bearer"
+
+
+@sqlite_only
+async def test_an_oversized_body_is_413_before_it_is_read(client: httpx.AsyncClient) -> None:
+    """A body over 64 KiB answers 413 (before authentication), whether its length is declared or it streams
+    without one: the answer comes while the client is still sending, and nothing is created. A body of exactly
+    64 KiB is served."""
+    padding = "p" * (MAX_BODY_BYTES - len('{"name": "groceries", "pad": ""}'))
+    exact = json.dumps({"name": "groceries", "pad": padding}).encode()
+    assert len(exact) == MAX_BODY_BYTES
+    headers = {**auth(), "Content-Type": "application/json"}
+    assert (await client.post("/todo-list/", content=exact, headers=headers)).status_code == 201
+
+    declared = await client.post("/todo-list/", content=exact + b" ", headers={"Content-Type": "application/json"})
+    assert_error(declared, 413, "ContentTooLarge")
+    never_ends = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b'{"name": "' + b"n" * MAX_BODY_BYTES
+        await never_ends.wait()  # the rest never comes: only an answer before it ends the request
+        yield b'"}'
+
+    streamed = await asyncio.wait_for(client.post("/todo-list/", content=endless(), headers=headers), DEADLINE)
+    assert "content-length" not in streamed.request.headers
+    assert_error(streamed, 413, "ContentTooLarge")
+    assert [i["name"] for i in await wait_until(lambda: _search_when(client, "", bool))] == ["groceries"]
+
+
+class FaultyListError(EventoError):
+    """An Evento error of a kind the HTTP API does not list (as a new one would be)."""
+
+
+class VanishedListError(AggregateNotInitializedError):
+    """A subclass of a listed Evento error: it answers as its parent does."""
+
+
+# What the faulty aggregate raises for each list name, and the status and type the API must answer.
+FAULTS: dict[str, tuple[Exception, int, str]] = {
+    "key": (KeyError("todos"), 500, "InternalServerError"),
+    "assert": (AssertionError("state is broken"), 500, "InternalServerError"),
+    "conflict": (VersionConflictError("version 2 of TDLS_x is stored"), 409, "VersionConflictError"),
+    "store": (EventStoreError("disk full"), 503, "EventStoreError"),
+    "unlisted": (FaultyListError("something new"), 500, "InternalServerError"),
+    "vanished": (VanishedListError("gone"), 404, "VanishedListError"),
+}
+
+
+@aggregate()
+class FaultyTodoList:
+    """Stands in for the TodoList aggregate and fails every create with the error its name picks."""
+
+    @aggregate_command_handler(init=True)
+    def create(self, command: TodoListCreateCommand) -> TodoListCreatedEvent:
+        raise FAULTS[command.name][0]
+
+
+async def test_handler_errors_of_any_kind_answer_the_json_shape(tmp_path: Path) -> None:
+    """Errors a handler raises that the API has no rule for cross the bus and answer JSON, never a plain-text
+    500: Evento errors by their class (a subclass as its nearest listed parent, an unlisted one as a server fault),
+    anything else as a 500 whose message names only the class."""
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    faulty = Bundle("todolist-command", components=[FaultyTodoList])
+    web = Bundle("todolist-web", components=[TodoListInvoker])
+    try:
+        for bundle in (faulty, web):
+            await bundle.start(server)
+        transport = httpx.ASGITransport(app=create_app(web.invoker(TodoListInvoker)), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://todo") as client:
+            for name, (exc, status, kind) in FAULTS.items():
+                response = await client.post("/todo-list/", json={"name": name}, headers=auth())
+                assert_error(response, status, kind)
+                if status == 500:
+                    assert response.json()["error"] == f"internal server error ({type(exc).__name__})"
+                else:
+                    assert response.json()["error"] == str(exc)
+    finally:
+        for bundle in (web, faulty):
+            await bundle.stop()
+        await server.stop()
+
+
+# --- the real HTTP server: limits on the wire ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[int]:
+    """The TodoList API on the uvicorn server the demo runs it with, on a free port of 127.0.0.1; its port."""
+    async with running_system(tmp_path) as todo_system:
+        http = EmbeddedUvicorn(create_app(todo_system.invoker()), "127.0.0.1", 0)
+        await http.start()
+        try:
+            yield http.servers[0].sockets[0].getsockname()[1]
+        finally:
+            await http.stop()
+
+
+class Answer:
+    """A response read off a raw connection, and whether the server then closed it."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, closed: bool) -> None:
+        self.status, self.headers, self.body, self.closed = status, headers, body, closed
+
+    def assert_error(self, status: int, kind: str) -> None:
+        assert self.status == status, (self.status, self.body)
+        assert self.headers["content-type"] == "application/json", self.headers
+        body = json.loads(self.body)
+        assert set(body) == {"error", "type"} and body["type"] == kind and body["error"], body
+
+
+async def exchange(port: int, *parts: bytes) -> Answer:
+    """Send ``parts`` on a new connection (the request may be left unfinished) and read the one answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        if "content-length" not in headers:  # the body runs to the end of the connection
+            return Answer(int(status_line.split()[1]), headers, await asyncio.wait_for(reader.read(), DEADLINE), True)
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), DEADLINE)
+        says_close = "close" in headers.get("connection", "").lower()
+        closed = says_close and await asyncio.wait_for(reader.read(1), DEADLINE) == b""
+        return Answer(int(status_line.split()[1]), headers, body, closed)
+    finally:
+        writer.close()
+
+
+def request_head(method: str = "POST", target: str = "/todo-list/", *extra: str) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: todo", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_the_demo_server_refuses_oversized_requests_before_reading_them(served: int) -> None:
+    """On the uvicorn server the demo uses: a declared body over 64 KiB, a chunked one that passes 64 KiB, headers
+    over 8 KiB and a request target over 4 KiB answer 413/431/414 JSON at once (no credentials needed: bounds
+    come first), while the client has not finished sending, and the connection is closed. Within the bounds the
+    same requests are served."""
+    huge = await exchange(served, request_head("POST", "/todo-list/", "Content-Length: 10000000"), b'{"name": ')
+    huge.assert_error(413, "ContentTooLarge")
+    assert huge.closed
+    chunk = b"%x\r\n%s\r\n" % (MAX_BODY_BYTES + 1, b"x" * (MAX_BODY_BYTES + 1))
+    chunked = await exchange(served, request_head("POST", "/todo-list/", "Transfer-Encoding: chunked"), chunk)
+    chunked.assert_error(413, "ContentTooLarge")
+    assert chunked.closed
+    big_header = request_head("GET", "/todo-list/", f"X-Padding: {'h' * MAX_HEADER_BYTES}")
+    headers = await exchange(served, big_header)
+    headers.assert_error(431, "RequestHeaderFieldsTooLarge")
+    long_target = await exchange(served, request_head("GET", f"/todo-list/?pad={'t' * MAX_TARGET_BYTES}"))
+    long_target.assert_error(414, "URITooLong")
+
+    body = json.dumps({"name": "n" * MAX_TEXT}).encode()
+    within = [
+        f"Authorization: Bearer {'u' * (MAX_HEADER_BYTES - 200)}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    created = await exchange(served, request_head("POST", "/todo-list/?" + "q" * 3000, *within), body)
+    assert created.status == 201, created.body
+    assert json.loads(created.body)["identifier"].startswith("TDLS_")
+
+
+async def test_the_demo_server_cuts_a_request_head_that_never_ends(served: int) -> None:
+    """A request head still incomplete past 16 KiB (h11's bound, pinned for the demo's server) is answered 400 and
+    the connection closed, instead of being buffered for as long as the client keeps sending."""
+    unfinished = request_head("GET", "/todo-list/").removesuffix(b"\r\n\r\n")
+    cut = await exchange(served, unfinished + b"\r\nX-Slow: " + b"s" * (MAX_REQUEST_HEAD_BYTES + 1))
+    assert cut.status == 400
+    assert cut.closed

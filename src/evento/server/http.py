@@ -12,7 +12,12 @@ from fastapi import FastAPI
 
 from evento.server.server import EventoServer
 
-__all__ = ["EmbeddedUvicorn", "create_server_app"]
+__all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "create_server_app"]
+
+#: A request head (request line and headers) still incomplete past this many bytes is refused (400) and its
+#: connection closed: h11's bound, named so it holds even where httptools is installed (uvicorn would pick that
+#: parser, which has none). Applications bound the heads that do arrive whole (the TodoList API: 4 + 8 KiB).
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
 def create_server_app(server: EventoServer) -> FastAPI:
@@ -37,7 +42,10 @@ class EmbeddedUvicorn(uvicorn.Server):
     """
 
     def __init__(self, app: Any, host: str, port: int) -> None:
-        super().__init__(uvicorn.Config(app, host, port, log_level="warning"))
+        config = uvicorn.Config(
+            app, host, port, log_level="warning", http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES
+        )
+        super().__init__(config)
         self._serving: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager

@@ -66,13 +66,14 @@ class TodoListProjection:
     @query_handler
     def search(self, query: TodoListListItemViewSearchQuery) -> Multiple[TodoListListItemView]:
         size = max(1, min(query.size, 100))
-        # nameLike is a plain substring, case-insensitive on every database: its % and _ are escaped with "!".
-        pattern = "%" + query.name_like.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        if "\x00" in query.name_like and self.read_model.dialect == "postgresql":
+            # PostgreSQL text cannot hold a NUL, so no name contains one (and its driver refuses one as a parameter).
+            return Multiple([])
         rows = self.read_model.read(
             lambda db: db.rows(
-                "SELECT identifier, name FROM todolist_list WHERE LOWER(name) LIKE LOWER(?) ESCAPE '!'"
+                f"SELECT identifier, name FROM todolist_list WHERE {db.contains('name')}"
                 " ORDER BY created_at DESC, identifier LIMIT ? OFFSET ?",
-                pattern,
+                query.name_like,
                 size,
                 max(0, query.page) * size,
             )

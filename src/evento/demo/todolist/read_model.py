@@ -65,6 +65,13 @@ _PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('evento_todolist_schema
 _MYSQL_SCHEMA_LOCK_NAME = "CONCAT('evento_todolist_schema.', MD5(DATABASE()))"
 _MYSQL_SCHEMA_LOCK_SECONDS = 60
 _MEMORY = ":memory:"
+# A case-insensitive substring test taking its text literally: LIKE would read % _ and the escape character as
+# wildcards, and SQLite's LIKE ends its pattern at a NUL (a NUL made every name match).
+_CONTAINS = {
+    "sqlite": "instr(LOWER({column}), LOWER(?)) > 0",
+    "postgresql": "strpos(LOWER({column}), LOWER(?)) > 0",
+    "mysql": "INSTR(LOWER({column}), LOWER(?)) > 0",
+}
 
 
 def iso(moment: datetime) -> str:
@@ -114,6 +121,11 @@ class Session:
             return [str(column[0]) for column in cursor.description]
         finally:
             cursor.close()
+
+    def contains(self, column: str) -> str:
+        """A condition true where ``column`` contains the next parameter, ignoring case; every character of the
+        parameter (``%``, ``_``, ``\\``, NUL) stands for itself."""
+        return _CONTAINS[self.dialect].format(column=column)
 
     def row(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
         found = self.rows(sql, *params)
