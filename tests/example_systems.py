@@ -39,8 +39,9 @@ async def converge(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], 
 @asynccontextmanager
 async def running(
     make: Callable[[ExampleConfig], ExampleSystem], data_dir: Path, **config: Any
-) -> AsyncIterator[tuple[ExampleSystem, httpx.AsyncClient]]:
-    """An example system on a server in this process, everything under ``data_dir``, and a client of its API."""
+) -> AsyncIterator[tuple[ExampleSystem, httpx.AsyncClient, EventoServer]]:
+    """An example system on a server in this process, everything under ``data_dir``, a client of its API, and
+    the server (to start a replacement bundle on)."""
     server = EventoServer(SQLiteEventStore(data_dir / "events.db"))
     await server.start()
     system = make(ExampleConfig(data_dir, **config))
@@ -49,7 +50,7 @@ async def running(
         await system.wait_for_head(SINGLE)  # sagas fix their start position in their first cycle
         transport = httpx.ASGITransport(app=system.app())
         async with httpx.AsyncClient(transport=transport, base_url="http://example", timeout=30) as client:
-            yield system, client
+            yield system, client, server
     finally:
         await system.stop()
         await server.stop()

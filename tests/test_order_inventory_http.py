@@ -23,7 +23,7 @@ DECIDED = {"CONFIRMED", "REJECTED", "CANCELLED"}
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(OrderInventorySystem, tmp_path) as (_, http):
+    async with running(OrderInventorySystem, tmp_path) as (_, http, _):
         yield http
 
 
@@ -316,7 +316,7 @@ def test_invariants_hold_at_convergence_under_any_interleaving(
 
 
 async def _check_invariants(data_dir: Path, plan: list[Step], rng: random.Random) -> None:
-    async with running(OrderInventorySystem, data_dir) as (_, client):
+    async with running(OrderInventorySystem, data_dir) as (_, client, _):
         products = [await product(client, 3, 100), await product(client, 2, 170)]
         customers = [await customer(client, 300), await customer(client, 500), await customer(client, 50)]
         restocked, deposited = [0, 0], [0, 0, 0]
@@ -385,7 +385,7 @@ def _notified(status: str) -> list[str]:
 
 
 async def test_every_state_is_back_after_a_restart(tmp_path: Path) -> None:
-    async with running(OrderInventorySystem, tmp_path) as (_, client):
+    async with running(OrderInventorySystem, tmp_path) as (_, client, _):
         product_id, customer_id = await product(client, 2, 100), await customer(client, 1000)
         order_ids = [await order(client, customer_id, product_id) for _ in range(3)]
         await decided(client, order_ids, SINGLE)
@@ -398,7 +398,7 @@ async def test_every_state_is_back_after_a_restart(tmp_path: Path) -> None:
             "customer": await get_json(client, f"/customers/{customer_id}"),
             "notes": await get_json(client, f"/customers/{customer_id}/notifications"),
         }
-    async with running(OrderInventorySystem, tmp_path) as (_, client):
+    async with running(OrderInventorySystem, tmp_path) as (_, client, _):
         after = {
             "orders": [await get_json(client, f"/orders/{o}") for o in order_ids],
             "stats": await stats(client),
