@@ -16,6 +16,8 @@ import pymysql
 import pytest
 
 from evento.consumer_stores.mysql import parse_mysql_url
+from evento.demo.todolist.payloads import TodoListListItemViewSearchQuery
+from evento.demo.todolist.projection import TodoListProjection
 from evento.demo.todolist.read_model import Session, TodoListReadModel
 from tests.databases import mysql_database, postgres_database
 
@@ -204,3 +206,31 @@ def test_an_in_memory_read_model_is_one_database() -> None:
     reopened: Any = model.read(lambda db: db.rows("SELECT COUNT(*) FROM todolist_list"))
     model.close()
     assert reopened == [(0,)]  # close() dropped it, as closing an in-memory database does
+
+
+def test_the_search_takes_its_text_literally(fresh: Fresh) -> None:
+    """The projection's name search matches a substring, ignoring case, with ``%``, ``_``, ``\\`` and NUL standing
+    for themselves on every database (SQLite's LIKE ended its pattern at a NUL: every name matched). PostgreSQL
+    text cannot hold a NUL, so there a NUL matches nothing."""
+    names = ["100% done", "1000 things", "a_c", "abc", "back\\slash", "backslash", "Mixed CASE", "nul\x00byte"]
+    with fresh() as database:
+        model = TodoListReadModel(database)
+        try:
+            stored = [n for n in names if not (model.dialect == "postgresql" and "\x00" in n)]
+            for n, name in enumerate(stored):
+                model.write(lambda db, n=n, name=name: db.insert_new("todolist_list", identifier=f"L{n}", name=name))
+            projection = TodoListProjection(model)
+
+            def found(text: str) -> set[str]:
+                query = TodoListListItemViewSearchQuery(name_like=text, size=100)
+                return {item.name for item in projection.search(query).data}
+
+            assert found("") == set(stored)
+            assert found("%") == {"100% done"}
+            assert found("_") == {"a_c"}
+            assert found("\\") == {"back\\slash"}
+            assert found("%_") == found("_%") == set()
+            assert found("mixed case") == {"Mixed CASE"}
+            assert found("\x00") == found("l\x00b") == ({"nul\x00byte"} if model.dialect != "postgresql" else set())
+        finally:
+            model.close()
