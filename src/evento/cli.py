@@ -19,12 +19,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run the TodoList system on the embedded default (SQLite)")
+    demo = commands.add_parser("demo", help="run the TodoList (or another example system) on the embedded default")
+    demo.add_argument(
+        "system",
+        nargs="?",
+        default="todolist",
+        choices=["todolist", "order-inventory", "flight"],
+        help="which system: the TodoList (default), or the order-inventory or flight example of the published contract",
+    )
     demo.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-demo")))
     demo.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     demo.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="server HTTP port")
     demo.add_argument("--bus-port", type=int, default=int(_env("BUS_PORT", "3030")), help="server bus port")
     demo.add_argument("--todo-port", type=int, default=int(_env("TODO_PORT", "8080")), help="TodoList HTTP port")
+    demo.add_argument(
+        "--app-port", type=int, default=int(_env("APP_PORT", "8080")), help="HTTP port of order-inventory and flight"
+    )
     demo.add_argument(
         "--service-delay",
         type=float,
@@ -109,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             bus_port=args.bus_port,
             todo_port=args.todo_port,
+            app_port=args.app_port,
+            system=args.system,
             service_delay=args.service_delay,
             store=args.store,
             es_mode=args.es_mode,

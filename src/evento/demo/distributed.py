@@ -1,10 +1,12 @@
-"""``evento demo --distributed``: the TodoList as separate OS processes talking over TCP.
+"""``evento demo [SYSTEM] --distributed``: the TodoList (or another system) as separate OS processes over TCP.
 
 The launcher starts ``evento server`` (or, with ``--servers N``, ``server-1`` … ``server-N`` sharing one PostgreSQL
-event store on consecutive ports), then N replicas each of ``todolist-command``, ``todolist-query`` and
-``todolist-saga`` and one ``todolist-web`` (all with ``evento bundle run``), writes ``DATA_DIR/pids.json`` and
-restarts any child that dies. Each child logs to ``DATA_DIR/logs/<name>.log``. SIGINT/SIGTERM stop the children
-in reverse order (web first, server last).
+event store on consecutive ports), then the system's bundle processes (all with ``evento bundle run``): for the
+TodoList N replicas each of ``todolist-command``, ``todolist-query`` and ``todolist-saga`` and one
+``todolist-web``; for order-inventory and flight one process per service of the contract, named as the service
+(``inventory``, ``customers``, ``orders``, ``edge``; ``flights``, ``payments``, ``bookings``, ``edge``). It writes
+``DATA_DIR/pids.json`` and restarts any child that dies. Each child logs to ``DATA_DIR/logs/<name>.log``.
+SIGINT/SIGTERM stop the children in reverse order (the edge or web first, the server last).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evento.demo.runner import DemoOptions
+from evento.demo.systems import demo_system
 
 __all__ = ["run_distributed"]
 
@@ -84,6 +87,7 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         "EVENTO_SERVICE_DELAY": str(options.service_delay),
         "EVENTO_HOST": options.host,
         "EVENTO_TODO_PORT": str(options.todo_port),
+        "EVENTO_APP_PORT": str(options.app_port),
         "EVENTO_STORE": options.store,
         "EVENTO_ES_MODE": options.es_mode,
         "EVENTO_FETCH_DELAY_MS": str(options.fetch_delay * 1000),
@@ -97,14 +101,9 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         command = [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(port),
                    "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
         children.append(_Child(name, command, base_env, logs / f"{name}.log"))
-    for role in ("command", "query", "saga"):
-        for replica in range(1, replicas + 1):
-            name = f"todolist-{role}-{replica}"
-            env = {**base_env, "EVENTO_REPLICA": str(replica)}
-            command = [*evento, "bundle", "run", f"evento.demo.todolist.deploy:{role}", *buses]
-            children.append(_Child(name, command, env, logs / f"{name}.log"))
-    web_command = [*evento, "bundle", "run", "evento.demo.todolist.deploy:web", *buses]
-    children.append(_Child("todolist-web", web_command, base_env, logs / "todolist-web.log"))
+    for process in demo_system(options.system).processes(replicas):
+        command = [*evento, "bundle", "run", process.target, *buses]
+        children.append(_Child(process.name, command, {**base_env, **process.env}, logs / f"{process.name}.log"))
     return children
 
 
@@ -128,6 +127,9 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
         raise ValueError("--replicas and --servers must be at least 1")
     if options.servers > 1 and not options.store.startswith(("postgresql://", "postgres://")):
         raise ValueError("--servers N > 1 shares one event store between servers: it needs --store postgresql://...")
+    demo = demo_system(options.system)
+    if replicas > 1 and not demo.replicated:
+        raise ValueError(f"{demo.name} runs one process per service: --replicas is for the TodoList")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,7 +145,7 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
         _write_pids(pids_path, children)
         for name, port, bus_port in _servers(options):
             print(f"Evento {name:<9}http://{options.host}:{port}/api/health, bus {options.host}:{bus_port}", flush=True)
-        print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
+        print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
         print(f"Processes       {pids_path.resolve()}", flush=True)
         print("Ready. Ctrl-C stops.", flush=True)
         while not stop.is_set():

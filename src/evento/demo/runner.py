@@ -1,4 +1,5 @@
-"""``evento demo``: the TodoList system in one process (in-process transport; SQLite unless ``--store`` says).
+"""``evento demo [SYSTEM]``: the TodoList (or another system of :mod:`evento.demo.systems`) in one process
+(in-process transport; SQLite unless ``--store`` says).
 
 Everything lives under the data directory, so the demo resumes where it stopped, after a kill -9 too: every
 acknowledged command's event is on disk (the event store commits with fsync before replying) and consumers
@@ -13,9 +14,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from evento import ConsumerSettings
-from evento.demo.todolist.system import TodoListSystem
-from evento.demo.todolist.web import create_app
+from evento.demo.systems import demo_system
 from evento.server import EventoServer, open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.transport.tcp import BusServer
@@ -36,6 +35,14 @@ class DemoOptions:
     fetch_delay: float = 0.069
     consumer_store: str | None = None
     servers: int = 1
+    #: Which system of :data:`evento.demo.systems.SYSTEMS` runs; its HTTP API listens on ``api_port``.
+    system: str = "todolist"
+    app_port: int = 8080
+
+    @property
+    def api_port(self) -> int:
+        """The TodoList keeps ``--todo-port``; the other systems listen on ``--app-port``."""
+        return self.todo_port if self.system == "todolist" else self.app_port
 
     @property
     def bundle_consumer_store(self) -> str | None:
@@ -58,23 +65,19 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     )
     server = EventoServer(store, server_id="evento-demo")
     await server.start()
-    system = TodoListSystem(
-        options.data_dir,
-        service_delay=options.service_delay,
-        consumer_settings=ConsumerSettings(error_delay=0.2),
-        consumer_store=options.bundle_consumer_store,
-    )
+    demo = demo_system(options.system)
+    system = demo.embed(options.data_dir, options.service_delay, options.bundle_consumer_store)
     await system.start(server)
     bus = BusServer(server, options.host, options.bus_port)  # lets bundle processes join the embedded system
     await bus.start()
     https = [
         EmbeddedUvicorn(create_server_app(server), options.host, options.port),
-        EmbeddedUvicorn(create_app(system.invoker()), options.host, options.todo_port),
+        EmbeddedUvicorn(system.app(), options.host, options.api_port),
     ]
     for http in https:
         await http.start()
     print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
-    print(f"TodoList API    http://{options.host}:{options.todo_port}/todo-list/", flush=True)
+    print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
     print(f"Bus             {options.host}:{bus.port}", flush=True)
     print(f"Data directory  {options.data_dir.resolve()}", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)

@@ -70,3 +70,7 @@ class FlightSystem(ExampleSystem):
     def __init__(self, config: ExampleConfig) -> None:
         self.config = config
         super().__init__([edge(config), *(factory(config) for factory in reversed(SERVICES.values()))], create_app)
+
+
+#: What ``evento demo flight`` runs in one process.
+SYSTEM = FlightSystem

@@ -68,3 +68,7 @@ class OrderInventorySystem(ExampleSystem):
     def __init__(self, config: ExampleConfig) -> None:
         self.config = config
         super().__init__([edge(config), *(factory(config) for factory in reversed(SERVICES.values()))], create_app)
+
+
+#: What ``evento demo order-inventory`` runs in one process.
+SYSTEM = OrderInventorySystem
