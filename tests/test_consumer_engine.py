@@ -1,12 +1,16 @@
 """Consumer engine behaviours that batching must not change: a bad event in a group, and wake-ups while a batch
-is being handled (the next batch is fetched ahead).
+is being handled (the next batch is fetched ahead); and an event no consumer kind can decode, which must not stop
+it for ever.
 
 No ``from __future__ import annotations`` here: a handler's payload class defined inside a test must resolve
 when the handler is read.
 """
 
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +20,16 @@ from evento import (
     CommandGateway,
     ConsumerSettings,
     DomainEvent,
+    SagaState,
     event_handler,
+    observer,
     projector,
+    saga,
+    saga_event_handler,
 )
 from evento.consumer_stores import MemoryConsumerStateStore, SQLiteConsumerStateStore
-from evento.server import EventoServer
+from evento.messages import EventMessage, new_message_id, now_ms
+from evento.server import AppendRequest, EventoServer
 from tests.helpers import wait_until
 from tests.ticks import Tick, Ticked
 
@@ -101,3 +110,97 @@ async def test_events_appended_while_a_batch_is_handled_are_not_left_for_the_idl
         assert seen[64] - appended < 5.0, f"projected {seen[64] - appended:.1f}s after the append"
     finally:
         await reader.stop()
+
+
+# --- an event stored before the server checked events, that no consumer can decode -----------------------------
+
+
+@dataclass
+class Seen:
+    ticks: list[int] = field(default_factory=list)
+
+
+@projector(version=1)
+class TickProjector:
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    @event_handler(retry_delay=0.01)  # retry forever (the default) for a failing handler
+    def on_ticked(self, event: Ticked) -> None:
+        self.seen.ticks.append(event.n)
+
+
+class TickSagaState(SagaState):
+    n: int = 0
+
+
+@saga(version=1)
+class TickSaga:
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    @saga_event_handler(init=True, association_property="n", retry_delay=0.01)
+    def on_ticked(self, event: Ticked, state: TickSagaState | None) -> TickSagaState:
+        self.seen.ticks.append(event.n)
+        started = TickSagaState(n=event.n)
+        started.set_association("n", str(event.n))
+        return started
+
+
+@observer(version=1)
+class TickObserver:
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    @event_handler(retry_delay=0.01)
+    async def on_ticked(self, event: Ticked) -> None:
+        self.seen.ticks.append(event.n)
+
+
+@pytest.mark.parametrize("component", [TickProjector, TickSaga, TickObserver], ids=["projector", "saga", "observer"])
+async def test_an_event_that_never_decodes_is_dead_lettered_after_the_decode_retries(
+    server: EventoServer, ticks: CommandGateway, component: type[Any]
+) -> None:
+    """A ``Ticked`` whose ``n`` is a string, written straight into the store (as the server stored such events
+    before it checked them): its bytes never change, so however the handler retries (forever here), every
+    consumer kind parks it after ``decode_retries`` retries and consumes the events after it."""
+    seen = Seen()
+    reader = Bundle(
+        "reader",
+        components=[component],
+        injector={Seen: seen}.get,
+        consumer_settings=ConsumerSettings(decode_retries=2, error_delay=0.05),
+    )
+    await reader.start(server)
+    try:
+        await reader.wait_for_head(10)
+        undecodable = EventMessage(
+            payload_name="Ticked", payload=b'{"n": "three"}', message_id=new_message_id(), metadata={},
+            timestamp=now_ms(), context="default",
+        )  # fmt: skip
+        bad = await server.store.append(AppendRequest(undecodable, "tick-bad", 1))
+        await ticks.send(Tick(n=7))
+        (engine,) = reader.consumers.values()
+
+        async def parked() -> list[int]:
+            return [dead.event.sequence_number for dead in await engine.dead_events()]
+
+        await wait_until(lambda: _equals(parked(), [bad.sequence_number]), 10, what="the undecodable event parked")
+        await wait_until(lambda: seen.ticks == [7], 10, what="the next event consumed")
+        (dead,) = await engine.dead_events()
+        assert "does not decode" in dead.error and "$.n" in dead.error
+        if component is not TickObserver:  # an observer's checkpoint moves on submit, not in order
+            await wait_until(
+                lambda: _equals(_checkpoint(engine), bad.sequence_number + 1), 10, what="the checkpoint past both"
+            )
+    finally:
+        await reader.stop()
+
+
+async def _equals(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
+async def _checkpoint(engine: Any) -> int | None:
+    checkpoint: int | None = (await engine.describe()).checkpoint
+    return checkpoint

@@ -20,6 +20,21 @@ class InvalidPayloadError(EventoError, ValueError):
     """A payload did not match its declared type; the message names the field."""
 
 
+class InvalidEventError(EventoError):
+    """A bundle answered a command with an event the server does not store: its type is not one the bundle
+    declared, or it does not decode (not a JSON object matching the JSON Schema the bundle registered for the
+    type). The command failed and nothing was stored."""
+
+
+class UndecodableEventError(InvalidPayloadError):
+    """A stored event does not decode as the consuming handler's payload class. Retrying cannot fix it, so
+    consumers give it at most ``ConsumerSettings.decode_retries`` retries before the dead event queue."""
+
+
+class DataInUseError(EventoError):
+    """A data directory or database file is held by another process; the message names it (pid and command)."""
+
+
 class RegistrationError(EventoError):
     """A component or handler is declared wrongly; raised when the bundle is built."""
 

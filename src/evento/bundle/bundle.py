@@ -147,6 +147,7 @@ class Bundle:
         for h in handlers:
             names.update(h.invoked_commands)
             names.update(h.invoked_queries)
+        names.update(self._requests.returned_event_names())  # the server stores only declared event types
         payloads = []
         for name in sorted(names):
             cls = payload_class(name)

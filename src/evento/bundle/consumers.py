@@ -8,7 +8,9 @@ until the server pushes "events appended"; polling is only the fallback.
 Failures (reference §3.4): a *transient* error (timeout, lost connection, :class:`TransientConsumerError`) leaves
 the checkpoint where it is and the event is redelivered after an exponential backoff; any other error is
 retried ``retry`` times ``retry_delay`` apart (-1: forever), then the event goes to the dead event queue and the
-checkpoint moves on.
+checkpoint moves on. An event that does not decode into the handler's payload class gets at most
+``ConsumerSettings.decode_retries`` retries whatever the handler's policy: its bytes never change, and retrying it
+forever would stop the consumer at it.
 
 Exactly-once projections: for a projector declared ``exactly_once`` on a consumer store with transactions,
 each plain ``def`` handler runs inside the store's transaction that also commits the checkpoint (``commit_with``),
@@ -35,7 +37,13 @@ from evento.components.model import ComponentSpec, HandlerSpec, ProjectorStatus
 from evento.components.state import SagaState
 from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, DeadEvent, ErrorState, SagaInstance
 from evento.discovery import ComponentKind, ConsumerInfo, HandlerKind
-from evento.errors import ConcurrentCheckpointError, EventoError, TransientConsumerError
+from evento.errors import (
+    ConcurrentCheckpointError,
+    EventoError,
+    InvalidPayloadError,
+    TransientConsumerError,
+    UndecodableEventError,
+)
 from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
 from evento.payloads import decode_payload, encode_payload
 
@@ -92,6 +100,9 @@ class ConsumerSettings:
     #: Durable stores commit after every event (reference semantics: at most one event redelivered after a
     #: crash, none with exactly-once projections). 1 turns grouping off.
     commit_group: int = 1000
+    #: Retries of an event that does not decode into its handler's payload class before it goes to the dead event
+    #: queue, also under a handler's retry-forever policy (fewer if the handler allows fewer).
+    decode_retries: int = 3
 
 
 @dataclass(frozen=True)
@@ -437,6 +448,7 @@ class ConsumerEngine:
         attempt = 0
         # Observers run detached from the fetch loop, so "retry forever" would pin a slot for ever (as in Evento).
         retry = max(handler.options.retry, 0) if self._kind is ComponentKind.OBSERVER else handler.options.retry
+        decode_retries = max(self.settings.decode_retries, 0)
         while True:
             try:
                 if first_error is not None:
@@ -453,7 +465,10 @@ class ConsumerEngine:
                 # ends and re-reads the checkpoint, exactly as when a plain checkpoint commit finds it moved.
                 raise
             except Exception as exc:
-                if is_transient(exc) and self._kind is not ComponentKind.OBSERVER:
+                if isinstance(exc, UndecodableEventError):
+                    # Never transient, and bounded whatever the handler's policy: the event's bytes will not change.
+                    retry = decode_retries if retry == -1 else min(retry, decode_retries)
+                elif is_transient(exc) and self._kind is not ComponentKind.OBSERVER:
                     await self.store.record_error(self.consumer_id, f"transient: {exc!r}")
                     raise TransientConsumerError(f"event {event.sequence_number} will be redelivered: {exc}") from exc
                 await self.store.record_error(self.consumer_id, f"{type(exc).__name__}: {exc}")
@@ -506,7 +521,10 @@ class ConsumerEngine:
 
     def _call_context(self, handler: HandlerSpec, event: StoredEvent) -> CallContext:
         assert handler.payload_type is not None
-        payload = decode_payload(event.payload, handler.payload_type)
+        try:
+            payload = decode_payload(event.payload, handler.payload_type)
+        except InvalidPayloadError as exc:
+            raise UndecodableEventError(f"event {event.sequence_number} does not decode: {exc}") from None
         return CallContext(
             payload,
             event,

@@ -7,6 +7,8 @@ whether the aggregate is now deleted. The server stores; the bundle never writes
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -48,11 +50,29 @@ __all__ = ["RequestHandlers"]
 
 GatewayFactory = Callable[[HandledMessage | None], tuple[CommandGateway, QueryGateway]]
 _Steps = Generator[tuple[HandlerSpec, CallContext], Any, AggregateCommandResponse]
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def _new_state(current: Any, returned: Any) -> Any:
     """Event-sourcing handlers return the new state, or ``None`` after mutating the current one."""
     return current if returned is None else returned
+
+
+def _returned_events(annotation: Any, default: type[Event]) -> set[type[Event]]:
+    """The event classes a handler's return annotation admits: each event class of a union, with its loaded
+    subclasses (a handler annotated with a base returns any of them); an unannotated handler any ``default``."""
+    if annotation is None:
+        roots: list[type[Event]] = [default]
+    else:
+        members = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else (annotation,)
+        roots = [m for m in members if isinstance(m, type) and issubclass(m, Event)]
+    found: set[type[Event]] = set()
+    while roots:
+        cls = roots.pop()
+        if cls not in found:
+            found.add(cls)
+            roots.extend(cls.__subclasses__())
+    return found
 
 
 class RequestHandlers:
@@ -74,6 +94,17 @@ class RequestHandlers:
                 if kind in (HandlerKind.AGGREGATE_COMMAND, HandlerKind.COMMAND, HandlerKind.QUERY):
                     # One handler per payload type in a bundle; the last component listed wins, as in Evento.
                     self._owners[(kind, name)] = (spec, instance, handler)
+
+    def returned_event_names(self) -> set[str]:
+        """The event types the aggregate and service handlers may return, declared in the bundle's registration
+        (the server stores only events of a type their bundle declared, checked against the type's schema)."""
+        names: set[str] = set()
+        for _, _, handler in self._owners.values():
+            if handler.kind is HandlerKind.AGGREGATE_COMMAND:
+                names.update(cls.__name__ for cls in _returned_events(handler.return_type, DomainEvent))
+            elif handler.kind is HandlerKind.COMMAND:
+                names.update(cls.__name__ for cls in _returned_events(handler.return_type, ServiceEvent))
+        return names
 
     def _owner(self, kind: HandlerKind, name: str) -> tuple[ComponentSpec, Any, HandlerSpec]:
         owner = self._owners.get((kind, name))

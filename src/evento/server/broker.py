@@ -3,7 +3,9 @@
 For an aggregate command the broker locks the command's lock id, loads the aggregate's story (snapshot + later
 events, from an LRU cache or the store), forwards the decorated command to a random enabled instance, appends the
 event it returns with the snapshot and deletion flag, and replies with the stored event. A failing handler stores
-nothing and its error goes back to the caller unchanged.
+nothing and its error goes back to the caller unchanged. The event a bundle returns (aggregate or service) is
+checked before it is stored (:mod:`evento.server.event_check`): one that is not of a type the bundle declared, or
+does not decode, fails the command with :class:`~evento.errors.InvalidEventError` and nothing is stored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from evento.errors import (
     AggregateDeletedError,
     ConnectionLostError,
     EventoError,
+    InvalidEventError,
     LockTimeoutError,
     NoHandlerError,
 )
@@ -33,6 +36,7 @@ from evento.messages import (
     ServiceCommandResponse,
     StoredEvent,
 )
+from evento.server.event_check import EventCheck
 from evento.server.event_store import AppendRequest, EventStore, Story, VersionConflictError
 from evento.server.registry import Registry
 
@@ -131,6 +135,7 @@ class CommandBroker:
         self.store = store
         self.cache = cache or StoryCache()
         self.locks = LockManager()
+        self.events = EventCheck()
 
     async def command(self, command: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
         if not resent:
@@ -225,7 +230,7 @@ class CommandBroker:
             request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
             try:
                 response = await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
-            except (ConnectionLostError, TimeoutError, NoHandlerError):
+            except (ConnectionLostError, TimeoutError, NoHandlerError, InvalidEventError):
                 raise
             except Exception:
                 if verified:
@@ -294,6 +299,7 @@ class CommandBroker:
                 self.registry.mark_unreachable(node)
                 continue
             assert isinstance(response, AggregateCommandResponse)
+            self.events.check(node, response.event)
             return response
 
     async def _story(self, command: CommandMessage, aggregate_id: str) -> tuple[Story, bool]:
@@ -333,6 +339,7 @@ class CommandBroker:
         assert isinstance(response, ServiceCommandResponse)
         if response.event is None:
             return None
+        self.events.check(node, response.event)
         try:
             return await self.store.append(
                 AppendRequest(response.event, command.lock_id, command_id=command.message_id)
