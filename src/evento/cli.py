@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from evento.errors import DataInUseError
 
 
 def _env(name: str, default: str) -> str:
@@ -110,6 +113,14 @@ def _optional_path(name: str) -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except DataInUseError as exc:  # another process owns the data directory or event store file: one line naming it
+        print(f"evento: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from evento.demo.runner import DemoOptions, run_demo
 

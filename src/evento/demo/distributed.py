@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evento.demo.runner import DemoOptions
+from evento.server.data_dir import hold_data_dir
 from evento.demo.systems import demo_system
 
 __all__ = ["run_distributed"]
@@ -135,6 +136,7 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     options.data_dir.mkdir(parents=True, exist_ok=True)
+    hold_data_dir(options.data_dir)  # the children started below (our server) share it
     pids_path = options.data_dir / "pids.json"
     children = _children(options, replicas)
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evento.demo.systems import demo_system
 from evento.server import EventoServer, open_event_store
+from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.transport.tcp import BusServer
 
@@ -55,6 +56,7 @@ class DemoOptions:
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or until ``stop`` is set), then shut down cleanly."""
+    hold_data_dir(options.data_dir)  # a second process on this directory stops here, naming the holder
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

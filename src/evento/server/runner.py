@@ -9,6 +9,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from evento.server.data_dir import hold_data_dir
 from evento.server.event_store import open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
@@ -43,6 +44,7 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 
 async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) -> None:
+    hold_data_dir(options.data_dir)  # a second process on this directory stops here, naming the holder
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

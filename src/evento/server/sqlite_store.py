@@ -3,7 +3,8 @@
 WAL mode with ``synchronous=FULL``: a batch is on disk when its appends return, so an acknowledged command
 survives a kill -9 or a power cut. One writer thread owns the write connection; sequence numbers are the rowid,
 assigned inside the single writer's transactions, so they increase in commit order (CPES) by construction.
-Readers use their own connections on a small thread pool and never block the writer (WAL).
+Readers use their own connections on a small thread pool and never block the writer (WAL). The store holds an
+exclusive lock on ``<file>.lock`` while open: a second server on the same file stops at start (DataInUseError).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from evento.messages import StoredEvent, now_ms
+from evento.server.data_dir import FileLock
 from evento.server.event_store import (
     EVENT_COLUMNS,
     AppendRequest,
@@ -94,7 +96,7 @@ def connect(path: str | Path, *, synchronous: str = "FULL", wait: float = 30.0) 
 
 
 class SQLiteEventStore(EventStore):
-    """Event store in one SQLite file. Only one server process may own the file at a time."""
+    """Event store in one SQLite file. One store owns the file at a time (an exclusive lock, across processes)."""
 
     exclusive = True
 
@@ -109,6 +111,7 @@ class SQLiteEventStore(EventStore):
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        self._owner = FileLock(self.path.with_name(self.path.name + ".lock"), f"event store {self.path.resolve()}")
 
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._write_conn
@@ -128,11 +131,15 @@ class SQLiteEventStore(EventStore):
         return fn(conn)
 
     async def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_conn = await asyncio.get_running_loop().run_in_executor(
-            self._writer_pool, lambda: connect(self.path, synchronous=self._synchronous)
-        )
-        await self._on_writer(_migrate)
+        self._owner.acquire()  # before any write: the other holder would see its sequence numbers taken
+        try:
+            self._write_conn = await asyncio.get_running_loop().run_in_executor(
+                self._writer_pool, lambda: connect(self.path, synchronous=self._synchronous)
+            )
+            await self._on_writer(_migrate)
+        except BaseException:
+            self._owner.release()
+            raise
 
     async def _close(self) -> None:
         def close_readers() -> None:
@@ -147,6 +154,7 @@ class SQLiteEventStore(EventStore):
         close_readers()
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
+        self._owner.release()
 
     async def _read_head(self) -> int:
         self._written = await self._on_writer(
