@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from evento.consumer_stores.mysql import parse_mysql_url
-from evento.demo.todolist.payloads import TodoListListItemViewSearchQuery
+from evento.demo.todolist.payloads import TodoListListItemViewSearchQuery, TodoListViewFindByIdentifierQuery
 from evento.demo.todolist.projection import TodoListProjection
 from evento.demo.todolist.read_model import Session, TodoListReadModel
 from tests.databases import mysql_database, postgres_database
@@ -234,3 +234,32 @@ def test_the_search_takes_its_text_literally(fresh: Fresh) -> None:
             assert found("\x00") == found("l\x00b") == ({"nul\x00byte"} if model.dialect != "postgresql" else set())
         finally:
             model.close()
+
+
+def test_a_list_and_its_todos_are_read_from_one_snapshot(tmp_path: Path) -> None:
+    """A todo's addition committed while a list is being read shows whole or not at all: never the todo beside
+    audit fields from before it (the list and its todos used to be two reads, with commits possible between)."""
+    path = tmp_path / "todolist-query.db"
+    model, projector = TodoListReadModel(path), TodoListReadModel(path)
+    try:
+        model.write(lambda db: db.insert_new("todolist_list", identifier="L", name="groceries", updated_by="alice"))
+        committed: list[str] = []
+
+        def add_milk_by_bob(db: Session) -> None:
+            db.insert_new("todolist_todo", identifier="T", list_identifier="L", position=1, content="milk")
+            db.execute("UPDATE todolist_list SET updated_by = 'bob' WHERE identifier = 'L'")
+
+        def commit_as_the_todos_are_read(sql: str) -> None:
+            # SQLite calls this as a statement starts, on the reading connection: the projector commits then.
+            if "todolist_todo" in sql and not committed:
+                committed.append(sql)
+                projector.write(add_milk_by_bob)
+
+        model.read(lambda db: db.connection.set_trace_callback(commit_as_the_todos_are_read))
+        query = TodoListViewFindByIdentifierQuery(identifier="L")
+        view = TodoListProjection(model).find_by_identifier(query).data
+        assert committed
+        assert (view.updated_by, [t.content for t in view.todos]) in [("alice", []), ("bob", ["milk"])]
+    finally:
+        model.close()
+        projector.close()

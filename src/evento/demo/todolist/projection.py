@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from evento import Multiple, Single, projection, query_handler
 from evento.demo.todolist.payloads import (
     TodoListListItemView,
@@ -10,7 +12,7 @@ from evento.demo.todolist.payloads import (
     TodoListViewFindByIdentifierQuery,
     TodoView,
 )
-from evento.demo.todolist.read_model import Session, TodoListReadModel
+from evento.demo.todolist.read_model import TodoListReadModel
 
 
 class TodoListNotFoundError(LookupError):
@@ -26,42 +28,33 @@ class TodoListProjection:
 
     @query_handler
     def find_by_identifier(self, query: TodoListViewFindByIdentifierQuery) -> Single[TodoListView]:
-        def find(db: Session) -> TodoListView:
-            row = db.row(
-                "SELECT identifier, name, created_by, updated_by, created_at, updated_at, status"
-                " FROM todolist_list WHERE identifier = ?",
+        # One statement, so the list and its todos come from one snapshot: two would let a projection commit in
+        # between show a todo whose addition the list's audit fields (updatedBy, updatedAt) do not yet reflect.
+        rows = self.read_model.read(
+            lambda db: db.rows(
+                "SELECT l.identifier, l.name, l.created_by, l.updated_by, l.created_at, l.updated_at, l.status,"
+                " t.identifier, t.content, t.completed, t.created_by, t.completed_by, t.created_at, t.completed_at"
+                " FROM todolist_list l LEFT JOIN todolist_todo t ON t.list_identifier = l.identifier"
+                " WHERE l.identifier = ? ORDER BY t.position, t.created_at",
                 query.identifier,
             )
-            if row is None:
-                raise TodoListNotFoundError(f"todo list {query.identifier} not found")
-            todos = [
-                TodoView(
-                    identifier=t[0],
-                    content=t[1],
-                    completed=bool(t[2]),
-                    created_by=t[3],
-                    completed_by=t[4],
-                    created_at=t[5],
-                    completed_at=t[6],
-                )
-                for t in db.rows(
-                    "SELECT identifier, content, completed, created_by, completed_by, created_at, completed_at"
-                    " FROM todolist_todo WHERE list_identifier = ? ORDER BY position, created_at",
-                    query.identifier,
-                )
-            ]
-            return TodoListView(
-                identifier=row[0],
-                name=row[1],
+        )
+        if not rows:
+            raise TodoListNotFoundError(f"todo list {query.identifier} not found")
+        todos = [_todo(row[7:]) for row in rows if row[7] is not None]
+        first = rows[0]
+        return Single(
+            TodoListView(
+                identifier=first[0],
+                name=first[1],
                 todos=todos,
-                created_by=row[2],
-                updated_by=row[3],
-                created_at=row[4],
-                updated_at=row[5],
-                status=row[6],
+                created_by=first[2],
+                updated_by=first[3],
+                created_at=first[4],
+                updated_at=first[5],
+                status=first[6],
             )
-
-        return Single(self.read_model.read(find))
+        )
 
     @query_handler
     def search(self, query: TodoListListItemViewSearchQuery) -> Multiple[TodoListListItemView]:
@@ -79,3 +72,16 @@ class TodoListProjection:
             )
         )
         return Multiple([TodoListListItemView(identifier=r[0], name=r[1]) for r in rows])
+
+
+def _todo(columns: tuple[Any, ...]) -> TodoView:
+    identifier, content, completed, created_by, completed_by, created_at, completed_at = columns
+    return TodoView(
+        identifier=identifier,
+        content=content,
+        completed=bool(completed),
+        created_by=created_by,
+        completed_by=completed_by,
+        created_at=created_at,
+        completed_at=completed_at,
+    )
