@@ -15,7 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evento.discovery import BundleRegistration, ComponentKind, ConsumerInfo, HandlerInfo, HandlerKind, PayloadInfo
+from evento.discovery import (
+    BundleRegistration,
+    ComponentKind,
+    ConsumerInfo,
+    HandlerInfo,
+    HandlerKind,
+    NodeInfo,
+    PayloadInfo,
+)
 from evento.errors import Failure
 from evento.messages import (
     AggregateCommandRequest,
@@ -49,6 +57,7 @@ from evento.transport.wire import (
     Pong,
     ProtocolError,
     Register,
+    Registered,
     Reject,
     Request,
     RequestBody,
@@ -169,9 +178,12 @@ REQUEST_BODIES: list[Any] = [
     SendQuery(QUERY),
     FetchEvents(context="eu", after=41, limit=100),
     GetHead(),
+    Register(REGISTRATION),
+    Register(BundleRegistration(bundle_id="empty", bundle_version=0)),
     AggregateCommandRequest(command=DOMAIN_COMMAND, snapshot=b'{"balance":10}', snapshot_version=2, events=[STORED]),
     AggregateCommandRequest(command=DOMAIN_COMMAND, snapshot=None, snapshot_version=0, events=[]),
     ServiceCommandRequest(SERVICE_COMMAND),
+    ServiceCommandRequest(SERVICE_COMMAND, caller=NodeInfo("web", 1, "replica-1")),
     QueryRequest(QUERY),
 ]
 RESPONSE_BODIES: list[Any] = [
@@ -182,6 +194,7 @@ RESPONSE_BODIES: list[Any] = [
     EventBatch([STORED, STORED_SERVICE]),
     EventBatch([]),
     Head(2**63 - 1),
+    Registered(),
     AggregateCommandResponse(event=EVENT, snapshot=b"{}", deleted=False),
     AggregateCommandResponse(event=EVENT, snapshot=None, deleted=True),
     ServiceCommandResponse(EVENT),
@@ -200,8 +213,6 @@ MESSAGES: list[Any] = [
     Response(correlation_id="f-1", failure=Failure("bank.errors:Overdrawn", "balance 0 < 10", "Traceback ...")),
     Response(correlation_id="f-2", failure=Failure("builtins:ValueError", "")),
     Response(correlation_id="empty"),
-    Notification(Register(REGISTRATION)),
-    Notification(Register(BundleRegistration(bundle_id="empty", bundle_version=0))),
     Notification(SetEnabled(True)),
     Notification(SetEnabled(False)),
     Notification(EventsAppended(head=7)),
@@ -272,9 +283,9 @@ max_frames = st.one_of(st.integers(min_value=CHUNK_HEADER + 1, max_value=300), s
 
 
 def _tags_and_fields() -> tuple[list[str], list[str]]:
-    types = {*MESSAGE_TYPES, *get_args(RequestBody), *get_args(ResponseBody), Register, SetEnabled, EventsAppended}
+    types = {*MESSAGE_TYPES, *get_args(RequestBody), *get_args(ResponseBody), SetEnabled, EventsAppended}
     types |= {Failure, BundleRegistration, HandlerInfo, PayloadInfo, ConsumerInfo, CommandMessage, StoredEvent}
-    types |= {EventMessage, QueryMessage}
+    types |= {EventMessage, QueryMessage, NodeInfo}
     tags = sorted({str(t.__struct_config__.tag) for t in types if t.__struct_config__.tag is not None})
     fields = sorted({f.encode_name for t in types for f in msgspec.structs.fields(t)})
     return tags, fields
@@ -312,7 +323,7 @@ def test_samples_cover_every_message_and_body_type() -> None:
     assert {type(b) for b in REQUEST_BODIES} == set(get_args(RequestBody))
     assert {type(b) for b in RESPONSE_BODIES} == set(get_args(ResponseBody))
     notification_bodies = {type(m.body) for m in MESSAGES if isinstance(m, Notification)}
-    assert notification_bodies == {Register, SetEnabled, EventsAppended}
+    assert notification_bodies == {SetEnabled, EventsAppended}
     assert any(isinstance(m, Response) and m.failure is not None for m in MESSAGES)
 
 
@@ -332,8 +343,8 @@ def test_round_trip(message: Any) -> None:
 
 def test_registration_decodes_enums_as_enums() -> None:
     """Discovery enums come back as enum members, not bare strings."""
-    [decoded] = FrameDecoder().feed(b"".join(encode_frames(Notification(Register(REGISTRATION)))))
-    assert isinstance(decoded, Notification)
+    [decoded] = FrameDecoder().feed(b"".join(encode_frames(Request("r", Register(REGISTRATION), 1))))
+    assert isinstance(decoded, Request)
     assert isinstance(decoded.body, Register)
     handler = decoded.body.registration.handlers[0]
     assert handler.component_kind is ComponentKind.AGGREGATE
@@ -635,11 +646,11 @@ def test_garbage_then_valid_frames(garbage: bytes, split: bool) -> None:
 
 
 def _registration_body(json_schema_value: bytes) -> bytes:
-    """A Register notification whose ``json_schema`` (typed ``object``) holds the msgpack ``json_schema_value``."""
+    """A Register request whose ``json_schema`` (typed ``object``) holds the msgpack ``json_schema_value``."""
     registration = BundleRegistration(
         bundle_id="b", bundle_version=1, payloads=[PayloadInfo(name="n", kind="k", json_schema={"a": 1})]
     )
-    body = msgspec.msgpack.encode(Notification(Register(registration)))
+    body = msgspec.msgpack.encode(Request("r", Register(registration), 1))
     marker = b"\x81\xa1a\x01"  # {"a": 1}
     assert body.count(marker) == 1
     return body.replace(marker, b"\x81\xa1a" + json_schema_value)

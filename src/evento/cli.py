@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evento.errors import DataInUseError
+from evento.errors import DataInUseError, EventoError
 
 
 def _env(name: str, default: str) -> str:
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("SERVER_COUNT", "1")),
         help="with --distributed: server processes sharing the --store (PostgreSQL), on consecutive ports",
     )
+    demo.add_argument(
+        "--bus-host",
+        default=_env("BUS_HOST", "127.0.0.1"),
+        help="where the bus listens (loopback unless given: --host opens only the HTTP APIs)",
+    )
+    demo.add_argument(
+        "--auth-token", default=_env("AUTH_TOKEN", ""), help="the token bundle processes joining the bus must present"
+    )
     _store_options(demo)
     demo.add_argument(
         "--consumer-store",
@@ -67,7 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     server.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="HTTP port")
     server.add_argument("--bus-port", type=int, default=int(_env("BUS_PORT", "3030")), help="bus (TCP) port")
-    server.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""), help="shared secret bundles must present")
+    server.add_argument(
+        "--bus-host", default=_env("BUS_HOST", "") or None, help="where the bus listens (default --host)"
+    )
+    server.add_argument(
+        "--auth-token", default=_env("AUTH_TOKEN", ""), help="shared secret: its holders may join as any bundle"
+    )
+    server.add_argument(
+        "--bus-tokens",
+        type=Path,
+        default=_optional_path("BUS_TOKENS"),
+        help="JSON file {token: [bundle ids]}: each token's holders may join only as those bundles",
+    )
+    server.add_argument(
+        "--bus-max-unauthenticated",
+        type=int,
+        default=int(_env("BUS_MAX_UNAUTHENTICATED", "64")),
+        help="bus connections allowed in their handshake at once; more are closed at once",
+    )
     server.add_argument("--tls-cert", type=Path, default=_optional_path("TLS_CERT"))
     server.add_argument("--tls-key", type=Path, default=_optional_path("TLS_KEY"))
     server.add_argument("--server-id", default=_env("SERVER_ID", "") or None)
@@ -138,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
             fetch_delay=args.fetch_delay_ms / 1000,
             consumer_store=args.consumer_store,
             servers=args.servers,
+            bus_host=args.bus_host,
+            auth_token=args.auth_token,
         )
         if args.distributed:
             from evento.demo.distributed import run_distributed
@@ -150,7 +177,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "server":
         from evento.server.runner import ServerOptions, run_server
+        from evento.transport.credentials import load_bus_tokens
+        from evento.transport.tcp import BusSettings
 
+        try:
+            bus_tokens = load_bus_tokens(args.bus_tokens) if args.bus_tokens is not None else {}
+        except ValueError as exc:
+            print(f"evento server: --bus-tokens: {exc}", file=sys.stderr)
+            return 2
         asyncio.run(
             run_server(
                 ServerOptions(
@@ -165,6 +199,9 @@ def _run(args: argparse.Namespace) -> int:
                     tls_cert=args.tls_cert,
                     tls_key=args.tls_key,
                     server_id=args.server_id,
+                    bus_host=args.bus_host,
+                    bus_tokens=bus_tokens,
+                    bus_settings=BusSettings(max_unauthenticated=args.bus_max_unauthenticated),
                 )
             )
         )
@@ -173,7 +210,11 @@ def _run(args: argparse.Namespace) -> int:
         from evento.bundle.runner import load_bundle, run_bundle
 
         servers = args.server or _env("SERVERS", "127.0.0.1:3030").split(",")
-        asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
+        try:
+            asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
+        except (EventoError, OSError) as exc:  # refused (token, duplicate instance, registration) or unreachable
+            print(f"evento bundle run: {exc or type(exc).__name__}", file=sys.stderr)
+            return 1
         return 0
     return 2
 

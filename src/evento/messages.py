@@ -8,13 +8,14 @@ server; each side dispatches on the type with a map, so adding one never touches
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
-import uuid
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import msgspec
+
+from evento.discovery import NodeInfo
 
 __all__ = [
     "CAUSATION_ID",
@@ -61,23 +62,36 @@ class Metadata(dict[str, str]):
     """String key/value pairs travelling with a message (user, correlation and causation ids, trace headers)."""
 
 
-# Message ids: a random 64-bit prefix per process and a counter. Unique like uuid4 for our purposes (a process
-# never repeats one, two processes collide with probability 2^-64) at a fraction of the cost: uuid4 reads the
-# OS random source on every call, and a command creates several ids.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_id_counter = itertools.count(1)
+# Message ids are random 128-bit values (32 hex digits). They cross processes as correlation ids and command ids, and
+# the server and bundles deduplicate by them, so nobody may be able to guess the next one: a per-process prefix and
+# a counter (what we had) let any peer that saw one event's metadata predict, and pre-empt, the ids a bundle would
+# use next. Reading the OS random source for every id costs a system call; one read serves _BATCH ids instead
+# (measured on our 2-core machine: about 0.2 us an id, against 0.6 us for os.urandom(16).hex() and 3 us for
+# uuid4). ``next`` on a list iterator is atomic under the GIL, so threads never share an id; two threads that
+# refill at once just each use a fresh batch.
+_BATCH = 256
+_ids: Iterator[str] = iter(())
 
 
-def _new_id_prefix() -> None:
-    global _ID_PREFIX, _id_counter
-    _ID_PREFIX, _id_counter = uuid.uuid4().hex[:16], itertools.count(1)
+def _refill() -> str:
+    global _ids
+    data = os.urandom(16 * _BATCH).hex()
+    batch = iter([data[start : start + 32] for start in range(0, 32 * _BATCH, 32)])
+    _ids = batch
+    return next(batch)
 
 
-os.register_at_fork(after_in_child=_new_id_prefix)  # a forked child must not repeat its parent's ids
+def _forget_batch() -> None:
+    global _ids
+    _ids = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_batch)  # a forked child must not hand out its parent's next ids
 
 
 def new_message_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    """A new random 128-bit id (32 hex digits), unguessable by other processes."""
+    return next(_ids, None) or _refill()
 
 
 def now_ms() -> int:
@@ -190,7 +204,12 @@ class AggregateCommandResponse(msgspec.Struct, frozen=True, tag=True):
 
 
 class ServiceCommandRequest(msgspec.Struct, frozen=True, tag=True):
+    """A service command for its handler. ``caller`` is the bundle instance that sent it, as the server
+    authenticated it: a bundle runs a service command once per (caller, command id), so no other caller can
+    pre-empt (or replay) a command by sending one with the same id."""
+
     command: CommandMessage
+    caller: NodeInfo | None = None
 
 
 class ServiceCommandResponse(msgspec.Struct, frozen=True, tag=True):

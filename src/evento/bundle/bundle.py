@@ -173,8 +173,17 @@ class Bundle:
         self.loop = asyncio.get_running_loop()
         await self.consumer_store.start()
         self._build_engines()
-        self._link = await connector.connect(self)
-        await self._link.register(self.registration())
+        try:
+            self._link = await connector.connect(self)
+            await self._link.register(self.registration())
+        except BaseException:
+            # Refused (a duplicate instance id, a conflicting handler kind, a token that does not allow this bundle)
+            # or unreachable: nothing stays open behind the error.
+            if self._link is not None:
+                await self._link.close()
+                self._link = None
+            await self.consumer_store.stop()
+            raise
 
         projectors = [e for e in self.consumers.values() if e.spec.kind is ComponentKind.PROJECTOR]
         for engine in projectors:

@@ -6,7 +6,9 @@ TodoList N replicas each of ``todolist-command``, ``todolist-query`` and ``todol
 ``todolist-web``; for order-inventory and flight one process per service of the contract, named as the service
 (``inventory``, ``customers``, ``orders``, ``edge``; ``flights``, ``payments``, ``bookings``, ``edge``). It writes
 ``DATA_DIR/pids.json`` and restarts any child that dies. Each child logs to ``DATA_DIR/logs/<name>.log``.
-SIGINT/SIGTERM stop the children in reverse order (the edge or web first, the server last).
+SIGINT/SIGTERM stop the children in reverse order (the edge or web first, the server last). The bus listens on
+``--bus-host`` (loopback by default) and admits only the launcher's children: they share ``--auth-token``, or a
+token made for the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evento.demo.runner import DemoOptions
-from evento.server.data_dir import hold_data_dir
 from evento.demo.systems import demo_system
+from evento.server.data_dir import hold_data_dir
 
 __all__ = ["run_distributed"]
 
@@ -79,11 +82,15 @@ class _Child:
 
 
 def _children(options: DemoOptions, replicas: int) -> list[_Child]:
+    """The server and bundle processes. They share one bus token, through the environment (not the command line,
+    which other local users can read): ``--auth-token``, or one made for this run, so the bus never admits a
+    process the launcher did not start."""
     data_dir = options.data_dir.resolve()
     logs = data_dir / "logs"
     evento = [sys.executable, "-m", "evento.cli", "--log-level", "WARNING"]
     base_env = {
         **os.environ,
+        "EVENTO_AUTH_TOKEN": options.auth_token or secrets.token_urlsafe(32),
         "EVENTO_DATA_DIR": str(data_dir),
         "EVENTO_SERVICE_DELAY": str(options.service_delay),
         "EVENTO_HOST": options.host,
@@ -97,15 +104,21 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         base_env["EVENTO_CONSUMER_STORE"] = options.bundle_consumer_store
     children = []
     buses = []
+    bus_address = _reachable(options.bus_host)
     for name, port, bus_port in _servers(options):
-        buses += ["--server", f"{options.host}:{bus_port}"]
+        buses += ["--server", f"{bus_address}:{bus_port}"]
         command = [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(port),
-                   "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
+                   "--bus-host", options.bus_host, "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
         children.append(_Child(name, command, base_env, logs / f"{name}.log"))
     for process in demo_system(options.system).processes(replicas):
         command = [*evento, "bundle", "run", process.target, *buses]
         children.append(_Child(process.name, command, {**base_env, **process.env}, logs / f"{process.name}.log"))
     return children
+
+
+def _reachable(host: str) -> str:
+    """Where a local process reaches a listener bound to ``host`` (a wildcard address is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def _servers(options: DemoOptions) -> list[tuple[str, int, int]]:
@@ -146,7 +159,10 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
             await child.wait_ready(marks)
         _write_pids(pids_path, children)
         for name, port, bus_port in _servers(options):
-            print(f"Evento {name:<9}http://{options.host}:{port}/api/health, bus {options.host}:{bus_port}", flush=True)
+            print(
+                f"Evento {name:<9}http://{options.host}:{port}/api/health, bus {options.bus_host}:{bus_port}",
+                flush=True,
+            )
         print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
         print(f"Processes       {pids_path.resolve()}", flush=True)
         print("Ready. Ctrl-C stops.", flush=True)

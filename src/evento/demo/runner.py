@@ -39,6 +39,10 @@ class DemoOptions:
     #: Which system of :data:`evento.demo.systems.SYSTEMS` runs; its HTTP API listens on ``api_port``.
     system: str = "todolist"
     app_port: int = 8080
+    #: The bus listens on ``bus_host`` (loopback unless asked: ``--host`` opens only the HTTP APIs) and, with an
+    #: ``auth_token``, admits only bundles presenting it.
+    bus_host: str = "127.0.0.1"
+    auth_token: str = ""
 
     @property
     def api_port(self) -> int:
@@ -70,7 +74,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     demo = demo_system(options.system)
     system = demo.embed(options.data_dir, options.service_delay, options.bundle_consumer_store)
     await system.start(server)
-    bus = BusServer(server, options.host, options.bus_port)  # lets bundle processes join the embedded system
+    # Lets bundle processes join the embedded system.
+    bus = BusServer(server, options.bus_host, options.bus_port, auth_token=options.auth_token)
     await bus.start()
     https = [
         EmbeddedUvicorn(create_server_app(server), options.host, options.port),
@@ -80,7 +85,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
         await http.start()
     print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
     print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
-    print(f"Bus             {options.host}:{bus.port}", flush=True)
+    admits = "bundles presenting --auth-token" if options.auth_token else "open to whoever reaches it: no --auth-token"
+    print(f"Bus             {options.bus_host}:{bus.port} ({admits})", flush=True)
     print(f"Data directory  {options.data_dir.resolve()}", flush=True)
     print("Ready. Ctrl-C stops.", flush=True)
     try:

@@ -1,4 +1,10 @@
-"""The registry: which bundle instances are connected, what they handle, and the routing table built from it."""
+"""The registry: which bundle instances are connected, what they handle, and the routing table built from it.
+
+One entry per live connection: a second connection for a (bundle id, instance id) already present is refused
+(:class:`DuplicateInstanceError`), so no join or leave of one connection can change another's routes. A transport
+that finds the present connection dead removes it before it joins the newcomer. A registration that would route a
+payload by a handler kind other than the one already routed for it is refused (:class:`HandlerKindConflictError`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,21 @@ import random
 from dataclasses import dataclass, field
 
 from evento.discovery import BundleRegistration, HandlerInfo, HandlerKind, NodeInfo, PayloadInfo
-from evento.errors import NoHandlerError
+from evento.errors import NoHandlerError, RegistrationError
 from evento.transport.base import BundlePeer
 
-__all__ = ["Node", "Registry", "Route"]
+__all__ = ["DuplicateInstanceError", "HandlerKindConflictError", "Node", "Registry", "Route"]
 
 log = logging.getLogger(__name__)
+
+
+class DuplicateInstanceError(RegistrationError):
+    """A bundle instance with this bundle id and instance id is connected already (its reject code on the wire is
+    ``DUPLICATE_INSTANCE``): usually a second process started with the same instance id."""
+
+
+class HandlerKindConflictError(RegistrationError):
+    """A registration would route a payload by another handler kind than the one already routed for it."""
 
 
 @dataclass(eq=False)
@@ -49,21 +64,31 @@ class Registry:
     # --- membership --------------------------------------------------------------------------------------------
 
     def join(self, peer: BundlePeer) -> Node:
-        """Add a node; a new connection for the same instance id supersedes the old one."""
+        """Add a node; refused while a node with the same (bundle id, instance id) is registered here."""
+        info = peer.info
+        present = self._nodes.get((info.bundle_id, info.instance_id))
+        if present is not None:
+            raise DuplicateInstanceError(
+                f"instance {info.instance_id!r} of bundle {info.bundle_id!r} is connected already ({present.info});"
+                " is a second process running with the same instance id?"
+            )
         node = Node(peer)
-        key = (peer.info.bundle_id, peer.info.instance_id)
-        previous = self._nodes.get(key)
-        self._nodes[key] = node
-        if previous is not None:
-            log.warning("instance %s reconnected; the previous connection is replaced", peer.info)
+        self._nodes[(info.bundle_id, info.instance_id)] = node
         self._rebuild()
         return node
 
-    def leave(self, node: Node) -> None:
+    def node(self, bundle_id: str, instance_id: str) -> Node | None:
+        """The node registered for this bundle instance, if any."""
+        return self._nodes.get((bundle_id, instance_id))
+
+    def leave(self, node: Node) -> bool:
+        """Remove ``node``; whether it was still here (a node leaves once, whoever reports it)."""
         key = (node.info.bundle_id, node.info.instance_id)
-        if self._nodes.get(key) is node:
-            del self._nodes[key]
-            self._rebuild()
+        if self._nodes.get(key) is not node:
+            return False
+        del self._nodes[key]
+        self._rebuild()
+        return True
 
     def mark_unreachable(self, node: Node) -> None:
         """Stop routing to a node whose connection was seen to drop (its transport reports the leave too)."""
@@ -72,8 +97,33 @@ class Registry:
             self._rebuild()
 
     def register(self, node: Node, registration: BundleRegistration) -> None:
+        """Record what ``node`` handles. Refused (nothing changes) when the registration names another bundle than
+        the node's, or routes a payload by another handler kind than the registry already does."""
+        if registration.bundle_id != node.info.bundle_id:
+            raise RegistrationError(
+                f"{node.info} sent a registration for bundle {registration.bundle_id!r}; a connection registers"
+                " its own bundle only"
+            )
+        self._check_kinds(node, registration)
         node.registration = registration
         self._rebuild()
+
+    def _check_kinds(self, node: Node, registration: BundleRegistration) -> None:
+        routed: dict[str, tuple[HandlerKind, str]] = {}  # payload -> (handler kind, who routes it so)
+        for other in self._nodes.values():
+            if other is not node and other.registration is not None:
+                for handler in other.registration.handlers:
+                    if handler.routes_requests:
+                        routed.setdefault(handler.payload, (handler.handler_kind, other.info.bundle_id))
+        for handler in registration.handlers:
+            if not handler.routes_requests:
+                continue
+            kind, owner = routed.setdefault(handler.payload, (handler.handler_kind, node.info.bundle_id))
+            if kind != handler.handler_kind:
+                raise HandlerKindConflictError(
+                    f"{node.info} cannot register {handler.payload} as a {handler.handler_kind}: bundle {owner!r}"
+                    f" handles it as a {kind}"
+                )
 
     def set_enabled(self, node: Node, enabled: bool) -> None:
         node.enabled = enabled
@@ -119,9 +169,7 @@ class Registry:
                     creating.add(handler.payload)
                 if node.enabled:
                     nodes.setdefault(handler.payload, []).append(node)
-        self._routes = {
-            name: Route(kind, tuple(nodes.get(name, ())), name in creating) for name, kind in kinds.items()
-        }
+        self._routes = {name: Route(kind, tuple(nodes.get(name, ())), name in creating) for name, kind in kinds.items()}
 
     # --- catalog -----------------------------------------------------------------------------------------------
 

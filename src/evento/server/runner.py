@@ -6,14 +6,15 @@ import asyncio
 import logging
 import signal
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evento.server.data_dir import hold_data_dir
 from evento.server.event_store import open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
-from evento.transport.tcp import BusServer
+from evento.transport.tcp import BusServer, BusSettings
 
 __all__ = ["ServerOptions", "run_server"]
 
@@ -33,6 +34,12 @@ class ServerOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     server_id: str | None = None
+    #: Where the bus listens (default: ``host``).
+    bus_host: str | None = None
+    #: Per-bundle tokens (``--bus-tokens``): token -> the bundle ids its holder may register as.
+    bus_tokens: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Limits and timeouts of the bus (``--bus-max-unauthenticated`` sets ``max_unauthenticated``).
+    bus_settings: BusSettings = field(default_factory=BusSettings)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -49,25 +56,28 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if not options.auth_token:
-        log.warning("the bus accepts any bundle: no --auth-token / EVENTO_AUTH_TOKEN is set")
+    if not options.auth_token and not options.bus_tokens:
+        log.warning("the bus accepts any bundle: neither --auth-token nor --bus-tokens is set")
     store = open_event_store(
         options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
     )
     server = EventoServer(store, server_id=options.server_id)
     await server.start()
+    bus_host = options.host if options.bus_host is None else options.bus_host
     bus = BusServer(
         server,
-        options.host,
+        bus_host,
         options.bus_port,
         auth_token=options.auth_token,
+        bus_tokens=options.bus_tokens,
         ssl_context=tls_context(options.tls_cert, options.tls_key),
+        settings=options.bus_settings,
     )
     await bus.start()
     http = EmbeddedUvicorn(create_server_app(server), options.host, options.port)
     try:
         await http.start()
-        print(f"Evento server {server.server_id}: bus {options.host}:{bus.port}, http {options.host}:{options.port}")
+        print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{options.port}")
         print("Ready.", flush=True)
         await stop.wait()
     finally:

@@ -1,17 +1,21 @@
 """The Evento Server core: registry, command broker and event store behind one transport-agnostic API.
 
 Transports (in-process, TCP) call :meth:`EventoServer.attach` when a bundle instance connects and
-:meth:`EventoServer.handle` for each request it sends; that is the whole surface they need.
+:meth:`EventoServer.handle` for each request it sends; that is the whole surface they need. While a request is
+handled, :data:`caller` holds the bundle instance that sent it (the transport sets it), so a service command
+forwarded to its handler carries who asked.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from evento.discovery import BundleRegistration
+from evento.discovery import BundleRegistration, NodeInfo
+from evento.errors import RegistrationError
 from evento.messages import (
     CommandResult,
     EventBatch,
@@ -30,9 +34,14 @@ from evento.server.event_store import EventStore
 from evento.server.registry import Node, Registry
 from evento.transport.base import BundlePeer
 
-__all__ = ["EventoServer"]
+__all__ = ["EventoServer", "caller"]
 
 log = logging.getLogger(__name__)
+
+#: The bundle instance whose request is being handled, as its transport authenticated it. Set once per TCP
+#: connection (every request task of the connection inherits it) and per in-process request; read where the server
+#: forwards a service command (:class:`~evento.messages.ServiceCommandRequest` ``caller``).
+caller: contextvars.ContextVar[NodeInfo | None] = contextvars.ContextVar("evento_caller", default=None)
 
 MAX_FETCH = 10_000
 
@@ -89,16 +98,22 @@ class EventoServer:
     # --- transport-facing API ----------------------------------------------------------------------------------
 
     def attach(self, peer: BundlePeer) -> Node:
-        """A bundle instance connected (after its handshake was accepted)."""
+        """A bundle instance connected (after its handshake was accepted); raises
+        :class:`~evento.server.registry.DuplicateInstanceError` while the same instance is attached."""
+        node = self.registry.join(peer)
         log.info("node joined: %s", peer.info)
-        return self.registry.join(peer)
+        return node
 
     def detach(self, node: Node) -> None:
-        log.info("node left: %s", node.info)
-        self.registry.leave(node)
+        if self.registry.leave(node):
+            log.info("node left: %s", node.info)
 
     def register(self, node: Node, registration: BundleRegistration) -> None:
-        self.registry.register(node, registration)
+        try:
+            self.registry.register(node, registration)
+        except RegistrationError as exc:
+            log.error("refused the registration of %s: %s", node.info, exc)
+            raise
 
     def set_enabled(self, node: Node, enabled: bool) -> None:
         self.registry.set_enabled(node, enabled)

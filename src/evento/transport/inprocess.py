@@ -14,7 +14,7 @@ from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import Failure, RequestTimeoutError
 from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
 from evento.server.registry import Node
-from evento.server.server import EventoServer
+from evento.server.server import EventoServer, caller
 from evento.transport.base import BundleEndpoint
 
 __all__ = ["InProcessConnector"]
@@ -67,7 +67,14 @@ class _InProcessLink:
         self._node = node
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
-        return await call_with_deadline(self._server.handle(self._node, message, timeout), timeout, _describe(message))
+        # The request runs in a task of its own (call_with_deadline), which copies this context as it starts.
+        token = caller.set(self._node.info)
+        try:
+            return await call_with_deadline(
+                self._server.handle(self._node, message, timeout), timeout, _describe(message)
+            )
+        finally:
+            caller.reset(token)
 
     async def register(self, registration: BundleRegistration) -> None:
         self._server.register(self._node, registration)

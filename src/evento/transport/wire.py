@@ -3,8 +3,12 @@
 A frame is a 4-byte big-endian length followed by that many bytes of body. The body's first byte says what it
 holds: ``0x00`` a whole message (msgpack), ``0x01`` a chunk of a large message (16-byte stream id, 1-byte
 "last" flag, data). Chunks of one stream are reassembled and the message decoded when the last one arrives, so a
-message has no size limit while no frame exceeds ``max_frame``. Nothing is ever unpickled: every body decodes
-into one of the message types below or the connection is closed with a :class:`ProtocolError`.
+message is bounded by ``max_message`` (all of a connection's unfinished chunked messages together) while no frame
+exceeds ``max_frame``. Nothing is ever unpickled: every body decodes into one of the message types below or the
+connection is closed with a :class:`ProtocolError`.
+
+Before the handshake completes, a server's decoder takes only small whole frames (:meth:`FrameDecoder.limit` with
+``chunks=False``): a peer that has not authenticated cannot make it buffer more than one ``Hello``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from evento.messages import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
+    "DEFAULT_MAX_MESSAGE",
     "MAX_OPEN_STREAMS",
     "PROTOCOL_VERSION",
     "FrameDecoder",
@@ -46,6 +51,7 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "Register",
+    "Registered",
     "Reject",
     "Request",
     "RequestBody",
@@ -56,8 +62,9 @@ __all__ = [
     "encode_frames",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Register is a request (refused registrations are answered), service commands name a caller
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+DEFAULT_MAX_MESSAGE = 1024 * 1024 * 1024
 _FULL = 0
 _CHUNK = 1
 _HEADER = struct.Struct(">I")
@@ -83,7 +90,9 @@ class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
 
 
 class Reject(msgspec.Struct, frozen=True, tag="reject"):
-    code: str  # PROTOCOL_VERSION | AUTH_FAILED | INTERNAL
+    """The server's refusal of a ``Hello``; the connection is closed after it."""
+
+    code: str  # PROTOCOL | PROTOCOL_VERSION | AUTH_FAILED | DUPLICATE_INSTANCE
     reason: str
 
 
@@ -95,10 +104,29 @@ class Pong(msgspec.Struct, frozen=True, tag="pong"):
     sequence: int
 
 
+class Register(msgspec.Struct, frozen=True, tag="register"):
+    """A bundle's discovery metadata, sent as a request: a refused registration is answered with the error."""
+
+    registration: BundleRegistration
+
+
+class Registered(msgspec.Struct, frozen=True, tag="registered"):
+    """The answer to an accepted :class:`Register`."""
+
+
 RequestBody = (
-    SendCommand | SendQuery | FetchEvents | GetHead | AggregateCommandRequest | ServiceCommandRequest | QueryRequest
+    SendCommand
+    | SendQuery
+    | FetchEvents
+    | GetHead
+    | Register
+    | AggregateCommandRequest
+    | ServiceCommandRequest
+    | QueryRequest
 )
-ResponseBody = CommandResult | QueryResult | EventBatch | Head | AggregateCommandResponse | ServiceCommandResponse
+ResponseBody = (
+    CommandResult | QueryResult | EventBatch | Head | Registered | AggregateCommandResponse | ServiceCommandResponse
+)
 
 
 class Request(msgspec.Struct, frozen=True, tag="request"):
@@ -115,16 +143,12 @@ class Response(msgspec.Struct, frozen=True, tag="response"):
     failure: Failure | None = None
 
 
-class Register(msgspec.Struct, frozen=True, tag="register"):
-    registration: BundleRegistration
-
-
 class SetEnabled(msgspec.Struct, frozen=True, tag="enabled"):
     enabled: bool
 
 
 class Notification(msgspec.Struct, frozen=True, tag="notification"):
-    body: Register | SetEnabled | EventsAppended
+    body: SetEnabled | EventsAppended
 
 
 Message = Hello | Welcome | Reject | Ping | Pong | Request | Response | Notification
@@ -154,13 +178,28 @@ class FrameDecoder:
     """Turns a byte stream into messages. Feed it what the socket read; it raises :class:`ProtocolError` on the
     first invalid frame (the caller then closes the connection)."""
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, max_message: int = 1024 * 1024 * 1024) -> None:
+    def __init__(
+        self, max_frame: int = DEFAULT_MAX_FRAME, max_message: int = DEFAULT_MAX_MESSAGE, *, chunks: bool = True
+    ) -> None:
         if max_frame <= _CHUNK_HEADER:
             raise ValueError(f"max_frame must be above {_CHUNK_HEADER} bytes, got {max_frame}")
         self.max_frame = max_frame
         self.max_message = max_message
+        self.chunks = chunks
         self._buffer = bytearray()
         self._streams: dict[bytes, bytearray] = {}
+        self._streamed = 0  # bytes held by unfinished chunked messages
+
+    def limit(self, max_frame: int, max_message: int, *, chunks: bool) -> None:
+        """Change the limits for what comes next (a server raises them once the peer has authenticated)."""
+        if max_frame <= _CHUNK_HEADER:
+            raise ValueError(f"max_frame must be above {_CHUNK_HEADER} bytes, got {max_frame}")
+        self.max_frame, self.max_message, self.chunks = max_frame, max_message, chunks
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for messages not complete yet (a partial frame and unfinished chunked messages)."""
+        return len(self._buffer) + self._streamed
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
@@ -184,6 +223,8 @@ class FrameDecoder:
             return _decode(frame[1:])
         if kind != _CHUNK:
             raise ProtocolError(f"unknown frame kind {kind}")
+        if not self.chunks:
+            raise ProtocolError("chunked frame before the handshake completed")
         if len(frame) < _CHUNK_HEADER:
             raise ProtocolError(f"chunk frame of {len(frame)} bytes is shorter than its header")
         stream, last = frame[1:17], frame[17]
@@ -191,14 +232,16 @@ class FrameDecoder:
             raise ProtocolError("invalid chunk flag")
         if stream not in self._streams and len(self._streams) >= MAX_OPEN_STREAMS:
             raise ProtocolError("too many chunked messages in progress")
-        buffer = self._streams.setdefault(stream, bytearray())
-        buffer += frame[_CHUNK_HEADER:]
         # The bound is on everything buffered, not per stream: open streams cannot multiply it.
-        if sum(len(b) for b in self._streams.values()) > self.max_message:
+        self._streamed += len(frame) - _CHUNK_HEADER
+        if self._streamed > self.max_message:
             raise ProtocolError(f"chunked message above {self.max_message} bytes")
+        buffer = self._streams.setdefault(stream, bytearray())
+        buffer += memoryview(frame)[_CHUNK_HEADER:]
         if not last:
             return None
         del self._streams[stream]
+        self._streamed -= len(buffer)
         return _decode(bytes(buffer))
 
 
