@@ -241,8 +241,11 @@ async def test_replays_of_one_order_id_make_one_order(client: httpx.AsyncClient)
         assert response.json()["quantity"] == 2
     await converge(lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 800, SINGLE, "one")
     assert (await get_json(client, f"/products/{product_id}"))["stock"] == 8
-    assert len(await get_json(client, f"/customers/{customer_id}/notifications")) == 1
-    assert (await stats(client))["confirmed"] == 1
+    await converge(lambda: stats(client), lambda s: s["confirmed"] == 1, SINGLE, "statistics")
+    notes = await converge(
+        lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) >= 1, SINGLE, "notes"
+    )
+    assert notes == [{"orderId": order_id, "status": "CONFIRMED"}]
 
 
 async def test_concurrent_restocks_and_deposits_all_count(client: httpx.AsyncClient) -> None:
@@ -273,7 +276,9 @@ async def test_cancelling_a_confirmed_order_refunds_and_restocks_once(client: ht
     await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 4, SINGLE, "restock")
     after = await converge(lambda: stats(client), lambda s: s["cancelled"] == before["cancelled"] + 1, SINGLE, "stat")
     assert after["revenue"] == before["revenue"] - 500 and after["confirmed"] == before["confirmed"]
-    notes = await get_json(client, f"/customers/{customer_id}/notifications")
+    notes = await converge(
+        lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) >= 2, SINGLE, "notes"
+    )
     assert [n["status"] for n in notes] == ["CONFIRMED", "CANCELLED"]
     assert (await client.post(f"/orders/{order_id}/cancel")).status_code == 202  # idempotent, changes nothing
     assert (await stats(client))["cancelled"] == before["cancelled"] + 1
@@ -370,10 +375,14 @@ async def _check_invariants(data_dir: Path, plan: list[Step], rng: random.Random
                 BURST,
                 f"money of customer {n}",
             )
-            notes = await get_json(client, f"/customers/{customer_id}/notifications")
             mine = [v for v in final.values() if v["customerId"] == customer_id]
             expected = sorted((v["orderId"], s) for v in mine for s in _notified(v["status"]))
-            assert sorted((x["orderId"], x["status"]) for x in notes) == expected
+            await converge(
+                lambda c=customer_id: get_json(client, f"/customers/{c}/notifications"),
+                lambda notes, e=expected: sorted((x["orderId"], x["status"]) for x in notes) == e,
+                BURST,
+                f"one notification per decision of customer {n}",
+            )
         assert total["revenue"] == spent
 
 
@@ -391,6 +400,11 @@ async def test_every_state_is_back_after_a_restart(tmp_path: Path) -> None:
         await decided(client, order_ids, SINGLE)
         await accepted(client, f"/orders/{order_ids[0]}/cancel")
         await converge(lambda: stats(client), lambda s: s["cancelled"] == 1, SINGLE, "cancel")
+        await converge(  # three decisions and a cancellation told
+            lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) == 4, SINGLE, "notes"
+        )
+        await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 1, SINGLE, "stock")
+        await converge(lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 900, SINGLE, "")
         before = {
             "orders": await decided(client, order_ids),
             "stats": await stats(client),

@@ -9,7 +9,7 @@ owning it, which refuses a resent step as already taken: decisions are taken exa
 
 from __future__ import annotations
 
-import contextlib
+from typing import Any
 
 from evento import (
     AggregateState,
@@ -129,15 +129,25 @@ class BookingSagaState(SagaState):
     flight_id: str = ""
 
 
-async def _step(commands: CommandGateway, command: Command) -> None:
-    """Send one step; a step its owner has already taken (a resend after a redelivery) counts as done."""
-    with contextlib.suppress(StepAlreadyTakenError):
-        await commands.send(command, timeout=STEP_TIMEOUT)
+async def _step(commands: CommandGateway, command: Command) -> Any:
+    """Send one step and return its outcome (the event it produced), or ``None`` when its owner had already taken
+    it (a resend after a redelivery): that outcome's event is in the log, and its handler goes on from there."""
+    try:
+        return await commands.send(command, timeout=STEP_TIMEOUT)
+    except StepAlreadyTakenError:
+        return None
 
 
 @saga(version=1)
 class BookingProcessingSaga:
-    """Decides each booking exactly once, the seat hold standing as the lock while the customer is charged."""
+    """Decides each booking exactly once, the seat hold standing as the lock while the customer is charged.
+
+    Each step's outcome is the event its command returns, and the saga takes the next step at once: a booking
+    goes from hold to confirmation in one handler, so a hold lives for a few milliseconds however long the saga's
+    backlog (the hold timeout is no bound on throughput). The same outcome events, when they reach the saga
+    through the log, drive the same steps: after a crash or a failed step the saga resumes from them, and for a
+    booking decided in one go they find the saga ended and are skipped.
+    """
 
     @saga_event_handler(init=True, association_property="booking_id", retry_delay=0.2)
     async def on_placed(self, event: BookingPlacedEvent, commands: CommandGateway) -> BookingSagaState:
@@ -145,57 +155,82 @@ class BookingProcessingSaga:
         state.set_association("booking_id", event.booking_id)
         state.set_association("reference", event.booking_id)  # the customer's events name the booking so
         try:
-            await _step(
+            held = await _step(
                 commands, HoldSeatCommand(flight_id=event.flight_id, seat=event.seat, booking_id=event.booking_id)
             )
         except AggregateNotInitializedError:  # no such flight: no seat to hold
             await self._reject(state, commands, SEAT_TAKEN)
+            return state
+        await self._after_hold(held, state, commands)
         return state
 
     @saga_event_handler(association_property="booking_id", retry_delay=0.2)
     async def on_hold_refused(
         self, event: SeatHoldRefusedEvent, state: BookingSagaState, commands: CommandGateway
     ) -> None:
-        await self._reject(state, commands, SEAT_TAKEN)
+        await self._after_hold(event, state, commands)
 
     @saga_event_handler(association_property="booking_id", retry_delay=0.2)
     async def on_held(self, event: SeatHeldEvent, state: BookingSagaState, commands: CommandGateway) -> None:
-        charge = ChargeCustomerCommand(
-            customer_id=state.customer_id, reference=event.booking_id, amount=event.seat_price
-        )
-        try:
-            await _step(commands, charge)
-        except AggregateNotInitializedError:  # no such customer: no funds
-            await self._release_and_reject(state, commands)
+        await self._after_hold(event, state, commands)
 
     @saga_event_handler(association_property="reference", retry_delay=0.2)
     async def on_charge_refused(
         self, event: CustomerChargeRefusedEvent, state: BookingSagaState, commands: CommandGateway
     ) -> None:
-        await self._release_and_reject(state, commands)
+        await self._after_charge(event, state, commands)
 
     @saga_event_handler(association_property="reference", retry_delay=0.2)
     async def on_charged(self, event: CustomerChargedEvent, state: BookingSagaState, commands: CommandGateway) -> None:
-        await _step(commands, ConfirmSeatCommand(flight_id=state.flight_id, booking_id=event.reference))
+        await self._after_charge(event, state, commands)
 
     @saga_event_handler(association_property="booking_id", retry_delay=0.2)
     async def on_seat_confirmed(
         self, event: SeatConfirmedEvent, state: BookingSagaState, commands: CommandGateway
     ) -> None:
-        await _step(commands, ConfirmBookingCommand(booking_id=event.booking_id, total=event.seat_price))
-        state.ended = True
+        await self._after_seat_confirmation(event, state, commands)
 
     @saga_event_handler(association_property="booking_id", retry_delay=0.2)
     async def on_confirm_refused(
         self, event: SeatConfirmRefusedEvent, state: BookingSagaState, commands: CommandGateway
     ) -> None:
-        # The hold expired before the charge came back: the charge must not stick.
-        await _step(commands, RefundCustomerCommand(customer_id=state.customer_id, reference=event.booking_id))
-        await self._reject(state, commands, SEAT_TAKEN)
+        await self._after_seat_confirmation(event, state, commands)
 
-    async def _release_and_reject(self, state: BookingSagaState, commands: CommandGateway) -> None:
-        await _step(commands, ReleaseSeatCommand(flight_id=state.flight_id, booking_id=state.booking_id))
-        await self._reject(state, commands, INSUFFICIENT_FUNDS)
+    # --- the steps, each from the outcome of the one before ----------------------------------------------------
+
+    async def _after_hold(self, outcome: Any, state: BookingSagaState, commands: CommandGateway) -> None:
+        if isinstance(outcome, SeatHoldRefusedEvent):
+            await self._reject(state, commands, SEAT_TAKEN)
+        elif isinstance(outcome, SeatHeldEvent):
+            charge = ChargeCustomerCommand(
+                customer_id=state.customer_id, reference=state.booking_id, amount=outcome.seat_price
+            )
+            try:
+                charged = await _step(commands, charge)
+            except AggregateNotInitializedError:  # no such customer: no funds
+                charged = CustomerChargeRefusedEvent(
+                    customer_id=state.customer_id, reference=state.booking_id, amount=outcome.seat_price
+                )
+            await self._after_charge(charged, state, commands)
+
+    async def _after_charge(self, outcome: Any, state: BookingSagaState, commands: CommandGateway) -> None:
+        if isinstance(outcome, CustomerChargeRefusedEvent):
+            await _step(commands, ReleaseSeatCommand(flight_id=state.flight_id, booking_id=state.booking_id))
+            await self._reject(state, commands, INSUFFICIENT_FUNDS)
+        elif isinstance(outcome, CustomerChargedEvent):
+            confirmed = await _step(
+                commands, ConfirmSeatCommand(flight_id=state.flight_id, booking_id=state.booking_id)
+            )
+            await self._after_seat_confirmation(confirmed, state, commands)
+
+    async def _after_seat_confirmation(self, outcome: Any, state: BookingSagaState, commands: CommandGateway) -> None:
+        if isinstance(outcome, SeatConfirmedEvent):
+            await _step(commands, ConfirmBookingCommand(booking_id=state.booking_id, total=outcome.seat_price))
+            state.ended = True
+        elif isinstance(outcome, SeatConfirmRefusedEvent):
+            # The hold expired before the charge came back: the charge must not stick.
+            await _step(commands, RefundCustomerCommand(customer_id=state.customer_id, reference=state.booking_id))
+            await self._reject(state, commands, SEAT_TAKEN)
 
     @staticmethod
     async def _reject(state: BookingSagaState, commands: CommandGateway, reason: str) -> None:

@@ -2,14 +2,15 @@
 statistics.
 
 The saga (reserve stock → charge → confirm; release the reservation when the charge is refused; refund and
-restock on cancellation) reacts to the events of the three aggregates, one step per event. Each step is a
-command to the aggregate that owns it; a step resent after a crash is refused by that aggregate as already taken
-and the saga goes on, so every decision is taken exactly once however often events are redelivered.
+restock on cancellation) sends each step as a command to the aggregate that owns it and takes the next step from
+the event that command returns; the same events in the log resume it after a crash. A step resent after a
+redelivery is refused by its aggregate as already taken, so every decision is taken exactly once however often
+events are redelivered.
 """
 
 from __future__ import annotations
 
-import contextlib
+from typing import Any
 
 from evento import (
     AggregateState,
@@ -157,70 +158,91 @@ class OrderSagaState(SagaState):
     product_id: str = ""
 
 
-async def _step(commands: CommandGateway, command: Command) -> None:
-    """Send one step; a step the owner has already taken (a resend after a redelivery) counts as done."""
-    with contextlib.suppress(StepAlreadyTakenError):
-        await commands.send(command, timeout=STEP_TIMEOUT)
+async def _step(commands: CommandGateway, command: Command) -> Any:
+    """Send one step and return its outcome (the event it produced), or ``None`` when its owner had already taken
+    it (a resend after a redelivery): that outcome's event is in the log, and its handler goes on from there."""
+    try:
+        return await commands.send(command, timeout=STEP_TIMEOUT)
+    except StepAlreadyTakenError:
+        return None
 
 
 @saga(version=1)
 class OrderProcessingSaga:
-    """Decides each order exactly once: reserve stock, charge the customer, confirm; compensate on the way back."""
+    """Decides each order exactly once: reserve stock, charge the customer, confirm; compensate on the way back.
+
+    Each step's outcome is the event its command returns, and the saga takes the next step at once, so an order
+    is usually decided within its first handler. The same outcome events, when they reach the saga through the
+    log, drive the same steps: after a crash or a failed step (a service down) the saga resumes from them, and
+    for an order decided in one go they find the saga ended and are skipped.
+    """
 
     @saga_event_handler(init=True, association_property="order_id", retry_delay=0.2)
     async def on_placed(self, event: OrderPlacedEvent, commands: CommandGateway) -> OrderSagaState:
         state = OrderSagaState(order_id=event.order_id, customer_id=event.customer_id, product_id=event.product_id)
         state.set_association("order_id", event.order_id)
         state.set_association("reference", event.order_id)  # the customer's events name the order so
+        reserve = ReserveStockCommand(product_id=event.product_id, order_id=event.order_id, quantity=event.quantity)
         try:
-            await _step(
-                commands,
-                ReserveStockCommand(product_id=event.product_id, order_id=event.order_id, quantity=event.quantity),
-            )
+            reserved = await _step(commands, reserve)
         except AggregateNotInitializedError:  # no such product: nothing can be reserved
-            await _step(commands, RejectOrderCommand(order_id=event.order_id, reason=OUT_OF_STOCK))
-            state.ended = True
+            reserved = StockReservationRejectedEvent(
+                product_id=event.product_id, order_id=event.order_id, quantity=event.quantity
+            )
+        await self._after_reservation(reserved, state, commands)
         return state
 
     @saga_event_handler(association_property="order_id", retry_delay=0.2)
     async def on_reserved(self, event: StockReservedEvent, state: OrderSagaState, commands: CommandGateway) -> None:
-        charge = ChargeCustomerCommand(
-            customer_id=state.customer_id, reference=event.order_id, amount=event.quantity * event.unit_price
-        )
-        try:
-            await _step(commands, charge)
-        except AggregateNotInitializedError:  # no such customer: no funds
-            await self._release_and_reject(state, commands)
+        await self._after_reservation(event, state, commands)
 
     @saga_event_handler(association_property="order_id", retry_delay=0.2)
     async def on_reservation_rejected(
         self, event: StockReservationRejectedEvent, state: OrderSagaState, commands: CommandGateway
     ) -> None:
-        await _step(commands, RejectOrderCommand(order_id=event.order_id, reason=OUT_OF_STOCK))
-        state.ended = True
+        await self._after_reservation(event, state, commands)
 
     @saga_event_handler(association_property="reference", retry_delay=0.2)
     async def on_charged(self, event: CustomerChargedEvent, state: OrderSagaState, commands: CommandGateway) -> None:
-        await _step(commands, ConfirmOrderCommand(order_id=event.reference, total=event.amount))
-        state.ended = True
+        await self._after_charge(event, state, commands)
 
     @saga_event_handler(association_property="reference", retry_delay=0.2)
     async def on_charge_refused(
         self, event: CustomerChargeRefusedEvent, state: OrderSagaState, commands: CommandGateway
     ) -> None:
-        await self._release_and_reject(state, commands)
-
-    @staticmethod
-    async def _release_and_reject(state: OrderSagaState, commands: CommandGateway) -> None:
-        await _step(commands, ReleaseStockCommand(product_id=state.product_id, order_id=state.order_id))
-        await _step(commands, RejectOrderCommand(order_id=state.order_id, reason=INSUFFICIENT_FUNDS))
-        state.ended = True
+        await self._after_charge(event, state, commands)
 
     @saga_event_handler(init=True, association_property="order_id", retry_delay=0.2)
     async def on_cancelled(self, event: OrderCancelledEvent, commands: CommandGateway) -> OrderSagaState:
         await _step(commands, RefundCustomerCommand(customer_id=event.customer_id, reference=event.order_id))
         await _step(commands, ReleaseStockCommand(product_id=event.product_id, order_id=event.order_id))
         return OrderSagaState(order_id=event.order_id, ended=True)
+
+    # --- the steps, each from the outcome of the one before ----------------------------------------------------
+
+    async def _after_reservation(self, outcome: Any, state: OrderSagaState, commands: CommandGateway) -> None:
+        if isinstance(outcome, StockReservationRejectedEvent):
+            await _step(commands, RejectOrderCommand(order_id=state.order_id, reason=OUT_OF_STOCK))
+            state.ended = True
+        elif isinstance(outcome, StockReservedEvent):
+            total = outcome.quantity * outcome.unit_price
+            charge = ChargeCustomerCommand(customer_id=state.customer_id, reference=state.order_id, amount=total)
+            try:
+                charged = await _step(commands, charge)
+            except AggregateNotInitializedError:  # no such customer: no funds
+                charged = CustomerChargeRefusedEvent(
+                    customer_id=state.customer_id, reference=state.order_id, amount=total
+                )
+            await self._after_charge(charged, state, commands)
+
+    async def _after_charge(self, outcome: Any, state: OrderSagaState, commands: CommandGateway) -> None:
+        if isinstance(outcome, CustomerChargedEvent):
+            await _step(commands, ConfirmOrderCommand(order_id=state.order_id, total=outcome.amount))
+            state.ended = True
+        elif isinstance(outcome, CustomerChargeRefusedEvent):
+            await _step(commands, ReleaseStockCommand(product_id=state.product_id, order_id=state.order_id))
+            await _step(commands, RejectOrderCommand(order_id=state.order_id, reason=INSUFFICIENT_FUNDS))
+            state.ended = True
 
 
 # --- views ---------------------------------------------------------------------------------------------------------
