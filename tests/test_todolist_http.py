@@ -30,9 +30,9 @@ from evento import (
     aggregate,
     aggregate_command_handler,
 )
-from evento.demo.todolist.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_TARGET_BYTES
+from evento.demo.todolist.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_TARGET_BYTES, error_response
 from evento.demo.todolist.invoker import TodoListInvoker
-from evento.demo.todolist.payloads import TodoListCreateCommand, TodoListCreatedEvent
+from evento.demo.todolist.payloads import TodoListCreateCommand, TodoListCreatedEvent, TodoListDeletedEvent
 from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import MAX_SEARCH, MAX_TEXT, create_app
@@ -882,13 +882,16 @@ class FaultyTodoList:
 
     @aggregate_command_handler(init=True)
     def create(self, command: TodoListCreateCommand) -> TodoListCreatedEvent:
+        if command.name == "undeclared":
+            return TodoListDeletedEvent(identifier=command.identifier)  # a type the server refuses to store
         raise FAULTS[command.name][0]
 
 
 async def test_handler_errors_of_any_kind_answer_the_json_shape(tmp_path: Path) -> None:
     """Errors a handler raises that the API has no rule for cross the bus and answer JSON, never a plain-text
     500: Evento errors by their class (a subclass as its nearest listed parent, an unlisted one as a server fault),
-    anything else as a 500 whose message names only the class."""
+    anything else as a 500 whose message names only the class. So does the server's refusal of an event the
+    handler returned but never declared (InvalidEventError)."""
     server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
     await server.start()
     faulty = Bundle("todolist-command", components=[FaultyTodoList])
@@ -905,6 +908,9 @@ async def test_handler_errors_of_any_kind_answer_the_json_shape(tmp_path: Path) 
                     assert response.json()["error"] == f"internal server error ({type(exc).__name__})"
                 else:
                     assert response.json()["error"] == str(exc)
+            undeclared = await client.post("/todo-list/", json={"name": "undeclared"}, headers=auth())
+            assert_error(undeclared, 500, "InternalServerError")
+            assert undeclared.json()["error"] == "internal server error (InvalidEventError)"
     finally:
         for bundle in (web, faulty):
             await bundle.stop()
@@ -1000,3 +1006,10 @@ async def test_the_demo_server_cuts_a_request_head_that_never_ends(served: int) 
     cut = await exchange(served, unfinished + b"\r\nX-Slow: " + b"s" * (MAX_REQUEST_HEAD_BYTES + 1))
     assert cut.status == 400
     assert cut.closed
+
+
+def test_an_error_message_is_one_line_of_json_whatever_it_holds() -> None:
+    """A message echoing a newline or a lone surrogate (which no JSON encoder turns into UTF-8) still answers one
+    line of valid JSON, instead of failing while the error is being reported."""
+    response = error_response(409, "todo \ud800 is\nnot in the list", "TodoListRuleError")
+    assert json.loads(bytes(response.body)) == {"error": "todo \\ud800 is not in the list", "type": "TodoListRuleError"}

@@ -30,6 +30,7 @@ from evento.errors import (
     ConsumerStoreUnavailableError,
     EventoError,
     EventStoreError,
+    InvalidEventError,
     InvalidPayloadError,
     LockTimeoutError,
     NoHandlerError,
@@ -78,6 +79,7 @@ _STATUS: dict[type[BaseException], int] = {
     EventStoreError: 503,  # nothing was stored: retrying is safe
     ConsumerStoreUnavailableError: 503,
     RequestTimeoutError: 504,
+    InvalidEventError: 500,  # a handler answered with an event the server would not store: that bundle's fault
     EventoError: 500,
 }
 
@@ -99,7 +101,8 @@ def status_of(exc: BaseException) -> int:
 
 
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())  # newlines and runs of blanks (a client may echo them back) become one space
+    # Newlines and runs of blanks become one space; a lone surrogate (not encodable) an escape.
+    line = " ".join(text.encode("utf-8", "backslashreplace").decode("utf-8").split())
     return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
 
 
@@ -208,7 +211,7 @@ class RequestLimits:
         refusal = self._refuse_head(scope)
         body: bytes | None = None
         if refusal is None:
-            body, refusal = await self._read_body(scope, receive)
+            body, refusal = await self._read_body(receive)
         if refusal is not None:
             await refusal(scope, receive, send)
         elif body is not None:
@@ -226,7 +229,7 @@ class RequestLimits:
             return self._too_large()
         return None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, Response | None]:
+    async def _read_body(self, receive: Receive) -> tuple[bytes | None, Response | None]:
         """The whole body, or the refusal once it passes the bound; ``(None, None)`` if the client left."""
         chunks: list[bytes] = []
         size = 0
