@@ -2,7 +2,7 @@
 
 Every figure is measured next to its baseline in the same run, with all files under one temporary directory
 (same machine, same disk). ``--only`` takes a figure name or a benchmark name (``commands``, ``latency``,
-``append``, ``tcp``, ``postgres``) and may be repeated; ``--quick`` shrinks the counts for a smoke run.
+``append``, ``tcp``, ``postgres``, ``examples``) and may be repeated; ``--quick`` shrinks the counts for a smoke run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import command_throughput, postgres, projection_latency, store_append, tcp
+from bench import command_throughput, examples, postgres, projection_latency, store_append, tcp
 from bench.common import Figure, RunConfig, fmt
 
 
@@ -38,6 +38,7 @@ BENCHMARKS = (
     Benchmark("append", store_append.FIGURES, store_append.run),
     Benchmark("tcp", tcp.FIGURES, tcp.run),
     Benchmark("postgres", postgres.FIGURES, postgres.run),
+    Benchmark("examples", examples.FIGURES, examples.run),
 )
 ALL_FIGURES = tuple(name for benchmark in BENCHMARKS for name in benchmark.figures)
 
