@@ -1,5 +1,5 @@
 """Helpers shared by the tests: waiting on conditions with a deadline, a server on a temporary SQLite file, an
-`evento server` process."""
+`evento server` process, bare bus clients."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from evento.consumer_stores import (
     open_consumer_store,
 )
 from evento.server import EventoServer, SQLiteEventStore
+from evento.transport.tcp import Connection, HandshakeRejectedError, parse_address
+from evento.transport.wire import PROTOCOL_VERSION, Hello, Reject, Welcome
 
 
 async def wait_until(
@@ -113,3 +115,42 @@ def stop_server_process(running: ServerProcess) -> None:
     if running.process.poll() is None:
         running.process.send_signal(signal.SIGTERM)
         running.process.wait(timeout=15)
+
+
+async def handshake(address: str, bundle_id: str, instance_id: str, token: str = "", **options: Any) -> Connection:
+    """A bare protocol connection to a bus that has done its handshake and reads nothing more (no read loop: it
+    answers no ping, as a half-open connection would not). Raises HandshakeRejectedError when refused."""
+    host, port = parse_address(address)
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = Connection(reader, writer, name=f"{bundle_id}/{instance_id}", **options)
+    await connection.send(Hello(PROTOCOL_VERSION, bundle_id, 1, instance_id, token))
+    answer = await asyncio.wait_for(connection.receive(), 10)
+    if isinstance(answer, Reject):
+        await connection.close()
+        raise HandshakeRejectedError(f"{answer.code}: {answer.reason}", answer.code)
+    assert isinstance(answer, Welcome), answer
+    return connection
+
+
+async def bus_client(
+    address: str, bundle_id: str, instance_id: str, token: str = "", **options: Any
+) -> tuple[Connection, asyncio.Task[None]]:
+    """A bare protocol client: handshake done, its read loop running (it answers pings, refuses requests)."""
+    connection = await handshake(address, bundle_id, instance_id, token, **options)
+    return connection, asyncio.create_task(connection.run(_no_requests, _no_notifications))
+
+
+async def _no_requests(request: object) -> Any:
+    raise AssertionError("a bare client expects no requests")
+
+
+async def _no_notifications(notification: object) -> None:
+    return None
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's memory figure from /proc (VmRSS: resident now; VmHWM: the peak resident size so far), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")

@@ -29,6 +29,7 @@ from evento import (
     service,
 )
 from evento.demo.todolist.system import TodoListSystem
+from evento.discovery import NodeInfo
 from evento.messages import (
     CommandMessage,
     SendCommand,
@@ -389,8 +390,8 @@ def _job_command(job: str) -> CommandMessage:
     )  # fmt: skip
 
 
-def _job_request(correlation_id: str, command: CommandMessage) -> Request:
-    return Request(correlation_id, ServiceCommandRequest(command), 10_000)
+def _job_request(correlation_id: str, command: CommandMessage, caller: NodeInfo | None = None) -> Request:
+    return Request(correlation_id, ServiceCommandRequest(command, caller), 10_000)
 
 
 async def _next_response(connection: Connection) -> Response:
@@ -399,11 +400,10 @@ async def _next_response(connection: Connection) -> Response:
     return message
 
 
-async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
-    """A bare server sends one service command three times (twice while it runs, once after), each time under a
-    correlation id of its own, as servers do when they forward a caller's resend: the handler runs once and every
-    request gets the first run's reply under its own correlation id."""
-    desk = JobDesk()
+@contextlib.asynccontextmanager
+async def _bare_server(bundle: Bundle) -> AsyncIterator[Connection]:
+    """A bare server (handshake, registration answered, nothing else) with ``bundle`` started on it: the server's
+    end of the connection, for a test to send requests as a server would."""
     accepted: asyncio.Queue[Connection] = asyncio.Queue()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -416,10 +416,23 @@ async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
         await accepted.put(connection)
 
     listener = await asyncio.start_server(accept, "127.0.0.1", 0)
-    jobs = Bundle("jobs", components=[SlowJobs], injector=desk.provide)
-    await jobs.start(TcpConnector(f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"))
+    await bundle.start(TcpConnector(f"127.0.0.1:{listener.sockets[0].getsockname()[1]}"))
     server = await asyncio.wait_for(accepted.get(), 10)
     try:
+        yield server
+    finally:
+        await bundle.stop()
+        await server.close()
+        listener.close()
+        await listener.wait_closed()
+
+
+async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
+    """A bare server sends one service command three times (twice while it runs, once after), each time under a
+    correlation id of its own, as servers do when they forward a caller's resend: the handler runs once and every
+    request gets the first run's reply under its own correlation id."""
+    desk = JobDesk()
+    async with _bare_server(Bundle("jobs", components=[SlowJobs], injector=desk.provide)) as server:
         command = _job_command("j1")
         await server.send(_job_request("forward-1", command))
         await wait_until(lambda: desk.started == ["j1"], 10, what="the first run started")
@@ -437,11 +450,25 @@ async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
         await server.send(_job_request("forward-4", _job_command("j1")))
         assert (await _next_response(server)).body != first.body
         assert desk.started == ["j1", "j1"]
-    finally:
-        await jobs.stop()
-        await server.close()
-        listener.close()
-        await listener.wait_closed()
+
+
+async def test_a_service_command_id_is_deduplicated_per_caller() -> None:
+    """The server names the caller of each service command it forwards. The same caller's duplicate gets the first
+    run's reply; another caller sending that command id gets a run (and a reply) of its own, so it can neither
+    pre-empt the first caller's command nor be answered with its result."""
+    desk = JobDesk()
+    desk.release.set()
+    alice, mallory = NodeInfo("web", 1, "replica-1"), NodeInfo("intruder", 1, "i-1")
+    async with _bare_server(Bundle("jobs", components=[SlowJobs], injector=desk.provide)) as server:
+        command = _job_command("j1")
+        await server.send(_job_request("from-mallory", command, mallory))  # mallory first, with alice's command id
+        from_mallory = await _next_response(server)
+        await server.send(_job_request("from-alice", command, alice))
+        from_alice = await _next_response(server)
+        await server.send(_job_request("from-alice-again", command, alice))
+        again = await _next_response(server)
+        assert desk.started == ["j1", "j1"]  # one run per caller
+        assert from_alice.body != from_mallory.body and again.body == from_alice.body
 
 
 class _Relay:

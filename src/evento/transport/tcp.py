@@ -458,6 +458,11 @@ class BusServer:
             settings.parked_replies, settings.parked_reply_ttl, max_weight=settings.parked_reply_bytes
         )
 
+    @property
+    def unauthenticated(self) -> int:
+        """Connections in their handshake right now (capped by ``settings.max_unauthenticated``)."""
+        return self._unauthenticated
+
     async def start(self) -> None:
         self._listener = await asyncio.start_server(
             self._accept,
