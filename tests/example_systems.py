@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from evento.bundle.consumers import consumer_id
+from evento.consumer_stores import open_consumer_store
 from evento.demo.shared.system import ExampleConfig, ExampleSystem
 from evento.server import EventoServer, SQLiteEventStore
 
@@ -231,3 +234,24 @@ async def demo(root: Path, system: str, *, distributed: bool = True) -> AsyncIte
             yield process, client
     finally:
         process.kill()
+
+
+async def replay_saga(system: ExampleSystem, server: EventoServer, service: str, saga: str) -> None:
+    """Stop ``service``, move its saga's checkpoint back to the start of the log, and start the service again: the
+    saga then handles every event of the system's life a second time, as after the worst of crashes."""
+    index = next(n for n, bundle in enumerate(system.bundles) if bundle.bundle_id == service)
+    await system.bundles[index].stop()
+    config: ExampleConfig = system.config  # type: ignore[attr-defined]
+    store = open_consumer_store(f"sqlite:{service}.db", data_dir=config.data_dir)
+    await store.start()
+    try:
+        saga_id = consumer_id(service, saga, 1, "*")
+        checkpoint = await store.read_checkpoint(saga_id)
+        assert checkpoint is not None and checkpoint.sequence_number > 0
+        await store.commit_checkpoint(saga_id, 0, checkpoint.version)
+    finally:
+        await store.stop()
+    factory = importlib.import_module(type(system).__module__).SERVICES[service]
+    system.bundles[index] = factory(config)
+    await system.bundles[index].start(server)
+    await system.bundles[index].wait_for_head(BURST)

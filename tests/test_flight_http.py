@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from evento.demo.flight import system as flight_system
 from evento.demo.flight.system import FlightSystem
 from evento.demo.shared.system import ExampleConfig
-from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, running
+from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
 
 SOME_UUID = "3f1c9b1e-6a55-4c7e-9d0e-123456789abc"
 
@@ -378,3 +378,33 @@ async def test_every_state_is_back_after_a_restart(tmp_path: Path) -> None:
         # The flight aggregate came back too: 1A is free again, 2A is not.
         free, full = await book(client, customer_id, flight_id, "1A"), await book(client, customer_id, flight_id, "2A")
         assert [v["status"] for v in await decided(client, [free, full], SINGLE)] == ["CONFIRMED", "REJECTED"]
+
+
+async def test_a_saga_handling_every_event_again_changes_nothing(tmp_path: Path) -> None:
+    """The booking saga replays the whole log: every resent step is refused as already taken (a resent hold
+    never competes with its own hold), so seats, money, statuses, notifications and statistics stay."""
+    async with running(FlightSystem, tmp_path) as (system, client, server):
+        flight_id, rich, poor = (
+            (await flight(client, 6, 100))["id"],
+            await customer(client, 1000),
+            await customer(client, 50),
+        )
+        seats = ["1A", "1A", "1B", "1C", "1D"]
+        ids = await asyncio.gather(*(book(client, rich if n < 4 else poor, flight_id, s) for n, s in enumerate(seats)))
+        await decided(client, list(ids))
+
+        async def everything() -> dict[str, Any]:
+            return {
+                "bookings": [await get_json(client, f"/bookings/{b}") for b in ids],
+                "stats": await stats(client),
+                "flight": await get_json(client, f"/flights/{flight_id}"),
+                "customers": [await get_json(client, f"/customers/{c}") for c in (rich, poor)],
+                "notes": [await get_json(client, f"/customers/{c}/notifications") for c in (rich, poor)],
+            }
+
+        before = await converge(
+            everything, lambda e: sum(map(len, e["notes"])) == 5 and e["customers"][0]["balance"] == 700, SINGLE, "ok"
+        )
+        assert len(taken(before["flight"])) == 3
+        await replay_saga(system, server, "bookings", "BookingProcessingSaga")
+        assert await everything() == before

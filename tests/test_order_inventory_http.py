@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evento.demo.order_inventory.system import OrderInventorySystem
-from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, running
+from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
 
 DECIDED = {"CONFIRMED", "REJECTED", "CANCELLED"}
 
@@ -425,3 +425,30 @@ async def test_every_state_is_back_after_a_restart(tmp_path: Path) -> None:
         replay = {"orderId": order_ids[1], "customerId": customer_id, "productId": product_id, "quantity": 1}
         assert (await client.post("/orders", json=replay)).json()["status"] == before["orders"][1]["status"]
         assert before["product"]["stock"] == 1
+
+
+async def test_a_saga_handling_every_event_again_changes_nothing(tmp_path: Path) -> None:
+    """The order saga replays the whole log (its checkpoint moved back to 0): each step it resends is refused by
+    its aggregate as already taken, so stock, money, statuses, notifications and statistics stay as they were."""
+    async with running(OrderInventorySystem, tmp_path) as (system, client, server):
+        product_id, rich, poor = await product(client, 3, 100), await customer(client, 1000), await customer(client, 50)
+        order_ids = await asyncio.gather(*(order(client, c, product_id) for c in [rich] * 4 + [poor] * 2))
+        views = await decided(client, list(order_ids))
+        cancelled = next(v["orderId"] for v in views if v["status"] == "CONFIRMED")
+        await accepted(client, f"/orders/{cancelled}/cancel")
+        await converge(lambda: stats(client), lambda s: s["cancelled"] == 1, SINGLE, "cancelled")
+
+        async def everything() -> dict[str, Any]:
+            return {
+                "orders": [await get_json(client, f"/orders/{o}") for o in order_ids],
+                "stats": await stats(client),
+                "product": await get_json(client, f"/products/{product_id}"),
+                "customers": [await get_json(client, f"/customers/{c}") for c in (rich, poor)],
+                "notes": [await get_json(client, f"/customers/{c}/notifications") for c in (rich, poor)],
+            }
+
+        before = await converge(
+            everything, lambda e: sum(map(len, e["notes"])) == 7 and e["product"]["stock"] == 1, SINGLE, "settled"
+        )
+        await replay_saga(system, server, "orders", "OrderProcessingSaga")
+        assert await everything() == before
