@@ -25,7 +25,7 @@ import httpx
 from evento.bundle.consumers import consumer_id
 from evento.consumer_stores import open_consumer_store
 from evento.demo.shared.system import ExampleConfig, ExampleSystem
-from evento.server import EventoServer, SQLiteEventStore
+from evento.server import EventoServer, open_event_store
 
 T = TypeVar("T")
 
@@ -49,11 +49,11 @@ async def converge(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], 
 
 @asynccontextmanager
 async def running(
-    make: Callable[[ExampleConfig], ExampleSystem], data_dir: Path, **config: Any
+    make: Callable[[ExampleConfig], ExampleSystem], data_dir: Path, store: str = "", **config: Any
 ) -> AsyncIterator[tuple[ExampleSystem, httpx.AsyncClient, EventoServer]]:
     """An example system on a server in this process, everything under ``data_dir``, a client of its API, and
     the server (to start a replacement bundle on)."""
-    server = EventoServer(SQLiteEventStore(data_dir / "events.db"))
+    server = EventoServer(open_event_store(store, data_dir=data_dir))  # SQLite unless ``store`` names PostgreSQL
     await server.start()
     system = make(ExampleConfig(data_dir, **config))
     try:

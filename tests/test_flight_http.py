@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from evento.demo.flight import system as flight_system
 from evento.demo.flight.system import FlightSystem
 from evento.demo.shared.system import ExampleConfig
+from tests.databases import postgres_database
 from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
 
 SOME_UUID = "3f1c9b1e-6a55-4c7e-9d0e-123456789abc"
@@ -408,3 +409,18 @@ async def test_a_saga_handling_every_event_again_changes_nothing(tmp_path: Path)
         assert len(taken(before["flight"])) == 3
         await replay_saga(system, server, "bookings", "BookingProcessingSaga")
         assert await everything() == before
+
+
+async def test_on_postgresql(tmp_path: Path) -> None:
+    """``--store postgresql://``: events, consumer state and views in PostgreSQL; racers and a seat change."""
+    with postgres_database() as url:
+        async with running(FlightSystem, tmp_path, store=url, consumer_store=url) as (_, client, _):
+            flight_id, customer_id = (await flight(client, 6, 100))["id"], await customer(client, 1000)
+            ids = await asyncio.gather(*(book(client, customer_id, flight_id, "1A") for _ in range(5)))
+            views = await decided(client, list(ids))
+            (winner,) = [v["bookingId"] for v in views if v["status"] == "CONFIRMED"]
+            await accepted(client, f"/bookings/{winner}/change-seat", {"newSeat": "1F"})
+            await converge(
+                lambda: get_json(client, f"/flights/{flight_id}"), lambda f: taken(f) == {"1F": winner}, SINGLE, "moved"
+            )
+            assert await stats(client) == {"confirmed": 1, "rejected": 4, "revenue": 100}

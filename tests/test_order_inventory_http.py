@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evento.demo.order_inventory.system import OrderInventorySystem
+from tests.databases import mysql_database, postgres_database
 from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
 
 DECIDED = {"CONFIRMED", "REJECTED", "CANCELLED"}
@@ -452,3 +453,27 @@ async def test_a_saga_handling_every_event_again_changes_nothing(tmp_path: Path)
         )
         await replay_saga(system, server, "orders", "OrderProcessingSaga")
         assert await everything() == before
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysql"])
+async def test_on_postgresql_or_mysql(tmp_path: Path, database: str) -> None:
+    """``--store postgresql://`` (events, consumer state and views in PostgreSQL) and ``--consumer-store mysql://``
+    (consumer state and views in MariaDB): the race on a short stock and a cancellation come out the same."""
+    with postgres_database() if database == "postgresql" else mysql_database() as url:
+        store = url if database == "postgresql" else ""
+        async with running(OrderInventorySystem, tmp_path, store=store, consumer_store=url) as (_, client, _):
+            product_id, customer_id = await product(client, 3, 100), await customer(client, 1000)
+            order_ids = await asyncio.gather(*(order(client, customer_id, product_id) for _ in range(6)))
+            views = await decided(client, list(order_ids))
+            assert sorted(v["status"] for v in views) == ["CONFIRMED"] * 3 + ["REJECTED"] * 3
+            cancelled = next(v["orderId"] for v in views if v["status"] == "CONFIRMED")
+            await accepted(client, f"/orders/{cancelled}/cancel")
+            await converge(lambda: stats(client), lambda s: s["cancelled"] == 1 and s["revenue"] == 200, SINGLE, "")
+            await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 1, SINGLE, "")
+            await converge(
+                lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 800, SINGLE, ""
+            )
+            notes = await converge(
+                lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) == 7, SINGLE, "n"
+            )
+            assert sorted(n["status"] for n in notes) == ["CANCELLED"] + ["CONFIRMED"] * 3 + ["REJECTED"] * 3
