@@ -12,7 +12,14 @@ from typing import TypeVar
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import Failure, RequestTimeoutError
-from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
+from evento.messages import (
+    BundleRequest,
+    BundleResponse,
+    EventsAppended,
+    SendCommand,
+    ServerRequest,
+    ServerResponse,
+)
 from evento.server.registry import Node
 from evento.server.server import EventoServer, caller
 from evento.transport.base import BundleEndpoint
@@ -67,12 +74,14 @@ class _InProcessLink:
         self._node = node
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
-        # The request runs in a task of its own (call_with_deadline), which copies this context as it starts.
+        work = self._server.handle(self._node, message, timeout)
+        if type(message) is not SendCommand:
+            return await call_with_deadline(work, timeout, _describe(message))
+        # Only a command may be forwarded to a service, which wants its caller. The request runs in a task of its
+        # own (call_with_deadline), which copies this context as it starts.
         token = caller.set(self._node.info)
         try:
-            return await call_with_deadline(
-                self._server.handle(self._node, message, timeout), timeout, _describe(message)
-            )
+            return await call_with_deadline(work, timeout, _describe(message))
         finally:
             caller.reset(token)
 

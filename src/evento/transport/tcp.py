@@ -734,10 +734,12 @@ class _TcpLink:
             raise ProtocolError(f"expected Welcome, got {type(answer).__name__}")
         read_loop = asyncio.create_task(self._read(connection))
         try:
-            registered = None
-            while self._registration is not registered:  # register() may have been called meanwhile
-                registered = self._registration
-                await connection.request(Register(registered), self._connector.connect_timeout)  # type: ignore[arg-type]
+            registration = self._registration
+            while registration is not None:
+                await connection.request(Register(registration), self._connector.connect_timeout)
+                if self._registration is registration:
+                    break
+                registration = self._registration  # register() was called meanwhile: send the newer one
         except BaseException:
             await connection.close()
             await _finish(read_loop)
