@@ -688,3 +688,26 @@ def test_frame_limit_without_room_for_data_is_refused(max_frame: int) -> None:
     no frames at all (below 18) or failing inside ``range`` (at 18)."""
     with pytest.raises(ValueError):
         list(encode_frames(big_response(100), max_frame))
+
+
+# --- before the handshake: one small whole frame -------------------------------------------------------------------
+
+
+def test_a_decoder_limited_for_the_handshake_refuses_chunks_and_large_frames_before_buffering_them() -> None:
+    """What a server reads before the Hello is judged: whole frames up to the limit only. A chunk frame is refused
+    as it arrives and an oversized frame as soon as its header is read, so the decoder never holds more than one
+    frame of the limit; :meth:`FrameDecoder.limit` lifts the restriction after the handshake."""
+    hello = next(encode_frames(MESSAGES[1]))
+    decoder = FrameDecoder(64 * 1024, 0, chunks=False)
+    partial = full_frame(b"\x00" * (64 * 1024 - 1))
+    assert decoder.feed(partial[:-10]) == [] and 0 < decoder.buffered <= 64 * 1024 + 4
+    with pytest.raises(ProtocolError, match="before the handshake"):
+        FrameDecoder(64 * 1024, 0, chunks=False).feed(chunk_frame(b"s" * 16, 0, b"x" * 100))
+    with pytest.raises(ProtocolError, match="limit 65536"):
+        FrameDecoder(64 * 1024, 0, chunks=False).feed(struct.pack(">I", 64 * 1024 + 1))
+    opened = FrameDecoder(64 * 1024, 0, chunks=False)
+    assert opened.feed(hello) == [MESSAGES[1]]
+    opened.limit(512, 100_000, chunks=True)
+    message = big_response(5000)
+    assert opened.feed(b"".join(encode_frames(message, 512))) == [message]
+    assert opened.buffered == 0
