@@ -415,7 +415,11 @@ class BusSettings:
     parked_reply_bytes: int = 256 * 1024 * 1024
 
 
-#: A peer's identity on the bus: (bundle id, instance id), as its token allowed and its connection holds alone.
+#: A peer's identity on the bus: (bundle id, instance id). The bundle id is what its token allows; the instance id
+#: tells replicas of one bundle apart (they share a token) and belongs to one live connection at a time. So a bundle
+#: resending after a reconnect (same instance) finds its earlier replies, while another bundle, or another replica
+#: of the same one, cannot reach them. With the shared ``--auth-token`` any holder may claim any bundle id: the
+#: identity then separates peers but does not authenticate the bundle id.
 _Identity = tuple[str, str]
 
 
