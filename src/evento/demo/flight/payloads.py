@@ -29,6 +29,19 @@ def seat_index(label: str, seat_count: int) -> int | None:
     return index if index < seat_count else None
 
 
+class FlightsEvent(DomainEvent, kw_only=True):
+    """Base of the flight events, in context ``flights``: the seat map's projector reads only these."""
+
+    context: str = "flights"
+
+
+class BookingsEvent(DomainEvent, kw_only=True):
+    """Base of the booking events, in context ``bookings`` (the notifications read only these; the saga and the
+    booking view, which follows seat changes too, read every context)."""
+
+    context: str = "bookings"
+
+
 # --- flights (the flights service) ---------------------------------------------------------------------------------
 
 
@@ -84,14 +97,14 @@ class ChangeSeatCommand(FlightCommand):
 
 
 @domain("Flight")
-class FlightCreatedEvent(DomainEvent):
+class FlightCreatedEvent(FlightsEvent):
     flight_id: str
     seat_count: int
     seat_price: int
 
 
 @domain("Flight")
-class SeatHeldEvent(DomainEvent):
+class SeatHeldEvent(FlightsEvent):
     flight_id: str
     seat: str
     booking_id: str
@@ -99,7 +112,7 @@ class SeatHeldEvent(DomainEvent):
 
 
 @domain("Flight")
-class SeatHoldRefusedEvent(DomainEvent):
+class SeatHoldRefusedEvent(FlightsEvent):
     """The seat is held or owned by another booking (or the flight has no such seat)."""
 
     flight_id: str
@@ -108,7 +121,7 @@ class SeatHoldRefusedEvent(DomainEvent):
 
 
 @domain("Flight")
-class SeatConfirmedEvent(DomainEvent):
+class SeatConfirmedEvent(FlightsEvent):
     flight_id: str
     seat: str
     booking_id: str
@@ -116,7 +129,7 @@ class SeatConfirmedEvent(DomainEvent):
 
 
 @domain("Flight")
-class SeatConfirmRefusedEvent(DomainEvent):
+class SeatConfirmRefusedEvent(FlightsEvent):
     """The booking's hold had expired (``seat`` is freed now if it was still held, else empty)."""
 
     flight_id: str
@@ -125,21 +138,21 @@ class SeatConfirmRefusedEvent(DomainEvent):
 
 
 @domain("Flight")
-class SeatReleasedEvent(DomainEvent):
+class SeatReleasedEvent(FlightsEvent):
     flight_id: str
     seat: str
     booking_id: str
 
 
 @domain("Flight")
-class HoldExpiredEvent(DomainEvent):
+class HoldExpiredEvent(FlightsEvent):
     flight_id: str
     seat: str
     booking_id: str
 
 
 @domain("Flight")
-class SeatChangedEvent(DomainEvent):
+class SeatChangedEvent(FlightsEvent):
     flight_id: str
     booking_id: str
     old_seat: str
@@ -175,7 +188,7 @@ class RejectBookingCommand(BookingCommand):
 
 
 @domain("Flight")
-class BookingPlacedEvent(DomainEvent):
+class BookingPlacedEvent(BookingsEvent):
     booking_id: str
     customer_id: str
     flight_id: str
@@ -183,14 +196,14 @@ class BookingPlacedEvent(DomainEvent):
 
 
 @domain("Flight")
-class BookingConfirmedEvent(DomainEvent):
+class BookingConfirmedEvent(BookingsEvent):
     booking_id: str
     customer_id: str
     total: int
 
 
 @domain("Flight")
-class BookingRejectedEvent(DomainEvent):
+class BookingRejectedEvent(BookingsEvent):
     booking_id: str
     customer_id: str
     reason: str

@@ -51,13 +51,15 @@ def bookings(config: ExampleConfig) -> Bundle:
 def flights(config: ExampleConfig) -> Bundle:
     """``flights``: flights, seats and holds (the contended inventory), the seat map and the hold expiry clock."""
     components = [FlightAggregate, FlightProjector, FlightProjection, HoldExpiryInvoker]
-    return service_bundle(config, "flights", components, FlightsReadModel, FLIGHT_TABLES, FlightsBundle)
+    contexts = {FlightProjector: ["flights"]}
+    return service_bundle(config, "flights", components, FlightsReadModel, FLIGHT_TABLES, FlightsBundle, contexts)
 
 
 def payments(config: ExampleConfig) -> Bundle:
     """``payments``: customers, balances, charges and notifications."""
     components = [CustomerAggregate, CustomerProjector, BookingNotificationProjector, CustomerProjection]
-    return service_bundle(config, "payments", components, CustomerReadModel, CUSTOMER_TABLES)
+    contexts = {CustomerProjector: ["customers"], BookingNotificationProjector: ["bookings"]}
+    return service_bundle(config, "payments", components, CustomerReadModel, CUSTOMER_TABLES, contexts=contexts)
 
 
 #: The stateful services in start order (the edge comes last, so its first request finds every owner).

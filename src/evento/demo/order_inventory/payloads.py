@@ -15,6 +15,19 @@ OUT_OF_STOCK = "OUT_OF_STOCK"
 INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
 
 
+class InventoryEvent(DomainEvent, kw_only=True):
+    """Base of the product events, in context ``inventory``: the product view's projector reads only these."""
+
+    context: str = "inventory"
+
+
+class OrdersEvent(DomainEvent, kw_only=True):
+    """Base of the order events, in context ``orders`` (the order view and the notifications read only these; the
+    saga reads every context)."""
+
+    context: str = "orders"
+
+
 # --- products (inventory) --------------------------------------------------------------------------------------
 
 
@@ -54,7 +67,7 @@ class ReleaseStockCommand(ProductCommand):
 
 
 @domain("OrderInventory")
-class ProductCreatedEvent(DomainEvent):
+class ProductCreatedEvent(InventoryEvent):
     product_id: str
     name: str
     unit_price: int
@@ -62,14 +75,14 @@ class ProductCreatedEvent(DomainEvent):
 
 
 @domain("OrderInventory")
-class ProductRestockedEvent(DomainEvent):
+class ProductRestockedEvent(InventoryEvent):
     product_id: str
     units: int
     stock: int
 
 
 @domain("OrderInventory")
-class StockReservedEvent(DomainEvent):
+class StockReservedEvent(InventoryEvent):
     """``unit_price`` is the price when the order was processed: the saga charges quantity × unit_price."""
 
     product_id: str
@@ -80,14 +93,14 @@ class StockReservedEvent(DomainEvent):
 
 
 @domain("OrderInventory")
-class StockReservationRejectedEvent(DomainEvent):
+class StockReservationRejectedEvent(InventoryEvent):
     product_id: str
     order_id: str
     quantity: int
 
 
 @domain("OrderInventory")
-class StockReleasedEvent(DomainEvent):
+class StockReleasedEvent(InventoryEvent):
     product_id: str
     order_id: str
     quantity: int
@@ -130,7 +143,7 @@ class CancelOrderCommand(OrderCommand):
 
 
 @domain("OrderInventory")
-class OrderPlacedEvent(DomainEvent):
+class OrderPlacedEvent(OrdersEvent):
     order_id: str
     customer_id: str
     product_id: str
@@ -138,14 +151,14 @@ class OrderPlacedEvent(DomainEvent):
 
 
 @domain("OrderInventory")
-class OrderConfirmedEvent(DomainEvent):
+class OrderConfirmedEvent(OrdersEvent):
     order_id: str
     customer_id: str
     total: int
 
 
 @domain("OrderInventory")
-class OrderRejectedEvent(DomainEvent):
+class OrderRejectedEvent(OrdersEvent):
     order_id: str
     customer_id: str
     product_id: str
@@ -153,7 +166,7 @@ class OrderRejectedEvent(DomainEvent):
 
 
 @domain("OrderInventory")
-class OrderCancelledEvent(DomainEvent):
+class OrderCancelledEvent(OrdersEvent):
     order_id: str
     customer_id: str
     product_id: str

@@ -43,19 +43,23 @@ def edge(config: ExampleConfig, bundle_class: type[Bundle] = Bundle, **extra: An
 def orders(config: ExampleConfig) -> Bundle:
     """``orders``: order lifecycle, the saga, order views and statistics."""
     components = [OrderAggregate, OrderProcessingSaga, OrderProjector, OrderProjection]
-    return service_bundle(config, "orders", components, OrdersReadModel, ORDER_TABLES)
+    return service_bundle(
+        config, "orders", components, OrdersReadModel, ORDER_TABLES, contexts={OrderProjector: ["orders"]}
+    )
 
 
 def inventory(config: ExampleConfig) -> Bundle:
     """``inventory``: products, stock and reservations."""
     components = [ProductAggregate, ProductProjector, ProductProjection]
-    return service_bundle(config, "inventory", components, InventoryReadModel, INVENTORY_TABLES)
+    contexts = {ProductProjector: ["inventory"]}
+    return service_bundle(config, "inventory", components, InventoryReadModel, INVENTORY_TABLES, contexts=contexts)
 
 
 def customers(config: ExampleConfig) -> Bundle:
     """``customers``: balances and notifications."""
     components = [CustomerAggregate, CustomerProjector, OrderNotificationProjector, CustomerProjection]
-    return service_bundle(config, "customers", components, CustomerReadModel, CUSTOMER_TABLES)
+    contexts = {CustomerProjector: ["customers"], OrderNotificationProjector: ["orders"]}
+    return service_bundle(config, "customers", components, CustomerReadModel, CUSTOMER_TABLES, contexts=contexts)
 
 
 #: The stateful services in start order (the edge comes last, so its first request finds every owner).

@@ -68,6 +68,12 @@ class CustomerCommand(DomainCommand):
         return self.customer_id
 
 
+class CustomerEvent(DomainEvent, kw_only=True):
+    """Base of the customer events: their own context, so consumers of other services' views skip them."""
+
+    context: str = "customers"
+
+
 @domain("Customers")
 class CreateCustomerCommand(CustomerCommand):
     """Open a customer account with an initial balance."""
@@ -99,14 +105,14 @@ class RefundCustomerCommand(CustomerCommand):
 
 
 @domain("Customers")
-class CustomerCreatedEvent(DomainEvent):
+class CustomerCreatedEvent(CustomerEvent):
     customer_id: str
     name: str
     balance: int
 
 
 @domain("Customers")
-class MoneyDepositedEvent(DomainEvent):
+class MoneyDepositedEvent(CustomerEvent):
     """``balance`` is the balance after the deposit: views copy it, so a redelivered event changes nothing."""
 
     customer_id: str
@@ -115,7 +121,7 @@ class MoneyDepositedEvent(DomainEvent):
 
 
 @domain("Customers")
-class CustomerChargedEvent(DomainEvent):
+class CustomerChargedEvent(CustomerEvent):
     customer_id: str
     reference: str
     amount: int
@@ -123,7 +129,7 @@ class CustomerChargedEvent(DomainEvent):
 
 
 @domain("Customers")
-class CustomerChargeRefusedEvent(DomainEvent):
+class CustomerChargeRefusedEvent(CustomerEvent):
     """The balance did not cover the charge; nothing was taken."""
 
     customer_id: str
@@ -132,7 +138,7 @@ class CustomerChargeRefusedEvent(DomainEvent):
 
 
 @domain("Customers")
-class CustomerRefundedEvent(DomainEvent):
+class CustomerRefundedEvent(CustomerEvent):
     customer_id: str
     reference: str
     amount: int
