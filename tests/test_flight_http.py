@@ -203,12 +203,13 @@ async def test_a_hold_expires_while_payments_is_away_and_the_late_charge_is_refu
         index = next(n for n, b in enumerate(system.bundles) if b.bundle_id == "payments")
         await system.bundles[index].stop()
         booking_id = await book(client, customer_id, flight_id, "1E")
-        await converge(
-            lambda: get_json(client, f"/flights/{flight_id}"), lambda f: "1E" in taken(f), SINGLE, "the seat is held"
-        )
-        await converge(
-            lambda: get_json(client, f"/flights/{flight_id}"), lambda f: taken(f) == {}, SINGLE, "the hold expired"
-        )
+
+        async def story() -> list[str]:
+            return [e.event_name for e in (await server.store.load_story(flight_id, use_snapshot=False)).events]
+
+        await converge(story, lambda names: "HoldExpiredEvent" in names, SINGLE, "the hold expired")
+        assert (await story())[-2:] == ["SeatHeldEvent", "HoldExpiredEvent"]
+        await converge(lambda: get_json(client, f"/flights/{flight_id}"), lambda f: taken(f) == {}, SINGLE, "freed")
         assert (await get_json(client, f"/bookings/{booking_id}"))["status"] == "PENDING"
         system.bundles[index] = flight_system.payments(ExampleConfig(tmp_path, hold_timeout=1.0))
         await system.bundles[index].start(server)
@@ -217,6 +218,7 @@ async def test_a_hold_expires_while_payments_is_away_and_the_late_charge_is_refu
         await converge(
             lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 1000, SINGLE, "refund"
         )
+        assert "SeatConfirmRefusedEvent" in await story()  # the charge came back after the expiry: refused, refunded
         assert taken(await get_json(client, f"/flights/{flight_id}")) == {}
         # The seat is free for the next booking, which has time to confirm.
         again = await book(client, customer_id, flight_id, "1E")
