@@ -1,11 +1,13 @@
 """``order_inventory_orders_per_s`` and ``flight_bookings_per_s``: decisions per second of the two example
-systems of the published contract, embedded (one process, SQLite, as ``evento demo order-inventory`` / ``flight``
-run them) and driven over real HTTP (uvicorn on 127.0.0.1) by 20 concurrent clients on keep-alive connections.
+systems of the published contract, as ``evento demo order-inventory`` / ``evento demo flight`` run them (one
+process, SQLite, started here as a child on free ports), driven over HTTP by 20 concurrent clients on keep-alive
+connections from this process (so the clients' work does not share the demo's interpreter).
 
 Each client places orders (quantity 1, one product with ample stock, one customer with ample funds) or books
 seats (each booking a different seat of one flight, one rich customer) back to back. The clock runs from the
 first request to the last decision: the moment the statistics count every order or booking as confirmed or
-rejected. Each decision is the whole saga (reserve or hold, charge, confirm: six to eight commands and events).
+rejected. Each decision is the whole saga (reserve or hold, charge, confirm: three or four commands, their events,
+and every projector's work).
 
 Baseline ``accepted``: the rate at which the same run's requests were answered 202 (placing only records the
 order or booking), so the ratio says how closely the sagas keep up with the edge.
@@ -14,7 +16,10 @@ order or booking), so the ratio says how closely the sagas keep up with the edge
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,17 +29,14 @@ from typing import Any
 import httpx
 
 from bench.common import Figure, RunConfig
-from evento.demo.flight.system import FlightSystem
-from evento.demo.order_inventory.system import OrderInventorySystem
-from evento.demo.shared.system import ExampleConfig, ExampleSystem
-from evento.server import EventoServer, SQLiteEventStore
-from evento.server.http import EmbeddedUvicorn
 
 __all__ = ["FIGURES", "run"]
 
 FIGURES = ("order_inventory_orders_per_s", "flight_bookings_per_s")
 CLIENTS = 20
 DECISION_DEADLINE = 300.0
+READY_DEADLINE = 60.0
+STOP_DEADLINE = 30.0
 
 #: Prepares the system's entities; returns a function making the body of request number n.
 Setup = Callable[[httpx.AsyncClient, int], Awaitable[Callable[[int], tuple[str, dict[str, Any]]]]]
@@ -72,19 +74,32 @@ async def _bookings(client: httpx.AsyncClient, count: int) -> Callable[[int], tu
     return body
 
 
-async def _measure(
-    directory: Path, make: Callable[[ExampleConfig], ExampleSystem], setup: Setup, stats_path: str, count: int
-) -> tuple[float, float]:
+async def _start_demo(directory: Path, system: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``evento demo SYSTEM`` on free ports with its data under ``directory``; it and its API's URL once Ready."""
+    app_port = _free_port()
+    log = directory / "demo.out"
+    command = [
+        sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "demo", system,
+        "--data-dir", str(directory / "data"), "--port", str(_free_port()), "--bus-port", str(_free_port()),
+        "--app-port", str(app_port),
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + READY_DEADLINE
+    while "Ready." not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"evento demo {system} did not start:\n{log.read_text(errors='replace')}")
+        await asyncio.sleep(0.05)
+    return process, f"http://127.0.0.1:{app_port}"
+
+
+async def _measure(directory: Path, system: str, setup: Setup, stats_path: str, count: int) -> tuple[float, float]:
     """(decisions per second to the last decision, requests accepted per second) for ``count`` requests."""
-    server = EventoServer(SQLiteEventStore(directory / "events.db"))
-    await server.start()
-    system = make(ExampleConfig(directory))
-    await system.start(server)
-    http = EmbeddedUvicorn(system.app(), "127.0.0.1", _free_port())
-    await http.start()
+    process, url = await _start_demo(directory, system)
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http.config.port}", limits=limits, timeout=60) as c:
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as c:
             body = await setup(c, count)
             numbers = iter(range(count))
 
@@ -109,23 +124,26 @@ async def _measure(
             if stats["rejected"]:
                 raise RuntimeError(f"the benchmark expects every request confirmed: {stats}")
     finally:
-        await http.stop()
-        await system.stop()
-        await server.stop()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     return count / decided, count / accepted
 
 
 def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list[Figure]:
     count = 200 if config.quick else 1000
-    cases: dict[str, tuple[Callable[[ExampleConfig], ExampleSystem], Setup, str]] = {
-        "order_inventory_orders_per_s": (OrderInventorySystem, _orders, "/stats/orders"),
-        "flight_bookings_per_s": (FlightSystem, _bookings, "/stats/bookings"),
+    cases: dict[str, tuple[str, Setup, str]] = {
+        "order_inventory_orders_per_s": ("order-inventory", _orders, "/stats/orders"),
+        "flight_bookings_per_s": ("flight", _bookings, "/stats/bookings"),
     }
     results, details = [], {"clients": CLIENTS, "requests": count}
-    for name, (make, setup, stats_path) in cases.items():
+    for name, (system, setup, stats_path) in cases.items():
         if name not in figures:
             continue
-        decided, accepted = asyncio.run(_measure(config.scratch(name), make, setup, stats_path, count))
+        decided, accepted = asyncio.run(_measure(config.scratch(name), system, setup, stats_path, count))
         details[name] = {"decided_per_s": round(decided, 1), "accepted_per_s": round(accepted, 1)}
         results.append(Figure.compare(name, decided, "decisions/s", "accepted", accepted))
     config.details["examples"] = details
