@@ -166,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
             bus_host=args.bus_host,
             auth_token=args.auth_token,
         )
+        if args.replicas != 1 and args.system != "todolist":
+            _parser().error(f"{args.system} runs one process per service: --replicas is for the TodoList")
         if args.distributed:
             from evento.demo.distributed import run_distributed
 
