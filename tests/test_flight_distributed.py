@@ -1,6 +1,6 @@
-"""``evento demo flight --distributed``: one process per service of the contract's topology, through the faults
-of C.6: ``payments`` paused (SIGSTOP) during a saga, ``flights`` killed (kill -9) in the middle of a burst, and a
-full restart."""
+"""``evento demo flight``: the embedded demo process, and ``--distributed`` with one process per service of the
+contract's topology, through the faults of C.6: ``payments`` paused (SIGSTOP) during a saga, ``flights`` killed
+(kill -9) in the middle of a burst, and a full restart."""
 
 from __future__ import annotations
 
@@ -52,6 +52,27 @@ async def new_flight(client: httpx.AsyncClient, seats: int, price: int) -> dict[
     assert response.status_code == 201, response.text
     flight: dict[str, Any] = response.json()
     return flight
+
+
+async def test_the_embedded_demo_keeps_everything_across_a_sigterm(tmp_path: Path) -> None:
+    async with demo(tmp_path, "flight", distributed=False) as (process, client):
+        assert await get_json(client, "/stats/bookings") == {"confirmed": 0, "rejected": 0, "revenue": 0}
+        flight_id = (await new_flight(client, 12, 90))["id"]
+        customer_id = (await created(client, "/customers", {"name": "c", "balance": 100}))["id"]
+        ids = [await book(client, customer_id, flight_id, seat) for seat in ("2A", "2A", "2B")]
+        before = await decisions(client, ids, SINGLE)
+        assert [(v["status"], v.get("reason")) for v in before] == [
+            ("CONFIRMED", None), ("REJECTED", "SEAT_TAKEN"), ("REJECTED", "INSUFFICIENT_FUNDS"),
+        ]  # fmt: skip
+        seat_map = await converge(
+            lambda: get_json(client, f"/flights/{flight_id}"), lambda f: owners(f) == {"2A": ids[0]}, SINGLE, "seat"
+        )
+        assert await process.stop() == 0
+        await process.start()
+        assert await decisions(client, ids, SINGLE) == before
+        assert await get_json(client, f"/flights/{flight_id}") == seat_map
+        assert await get_json(client, "/stats/bookings") == {"confirmed": 1, "rejected": 2, "revenue": 90}
+        assert (await get_json(client, f"/customers/{customer_id}"))["balance"] == 10
 
 
 async def test_distributed_services_survive_the_faults_of_c6(tmp_path: Path) -> None:
