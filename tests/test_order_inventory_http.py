@@ -477,3 +477,36 @@ async def test_on_postgresql_or_mysql(tmp_path: Path, database: str) -> None:
                 lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) == 7, SINGLE, "n"
             )
             assert sorted(n["status"] for n in notes) == ["CANCELLED"] + ["CONFIRMED"] * 3 + ["REJECTED"] * 3
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(["name", "unitPrice", "stock", "units", "balance", "amount", "orderId", "customerId",
+                               "productId", "quantity", "x"])  # fmt: skip
+bodies = st.one_of(json_values, st.dictionaries(field_names, json_values, max_size=5), st.binary(max_size=24))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sent=st.lists(st.tuples(st.integers(0, 6), bodies), min_size=25, max_size=25))
+def test_any_body_gets_a_json_answer_and_never_a_server_error(
+    tmp_path_factory: Any, sent: list[tuple[int, Any]]
+) -> None:
+    """Whatever JSON (or bytes) arrives on a write route, the answer is a 2xx or 4xx with a JSON body."""
+    asyncio.run(_send_anything(tmp_path_factory.mktemp("fuzz"), sent))
+
+
+async def _send_anything(data_dir: Path, sent: list[tuple[int, Any]]) -> None:
+    async with running(OrderInventorySystem, data_dir) as (_, client, _):
+        product_id, customer_id = await product(client, 5), await customer(client, 100)
+        routes = ["/products", f"/products/{product_id}/restock", "/customers", f"/customers/{customer_id}/deposit",
+                  "/orders", f"/orders/{new_uuid()}/cancel", "/products/nope/restock"]  # fmt: skip
+        for route, body in sent:
+            if isinstance(body, bytes):
+                response = await client.post(routes[route], content=body)
+            else:
+                response = await client.post(routes[route], json=body)
+            assert response.status_code < 500, (routes[route], body, response.text)
+            assert isinstance(response.json(), dict | list)
