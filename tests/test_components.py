@@ -171,6 +171,28 @@ def test_a_projection_whose_body_sends_a_command_is_refused_with_the_line() -> N
         Bundle("b", components=[Meddling])
 
 
+async def _smuggle(gateway: Any, key: str) -> None:
+    await gateway.send(Ping(key=key))
+
+
+@projection()
+class MeddlingThroughHelpers:
+    """Sends from helpers: a method of its own and a function of this module."""
+
+    @query_handler
+    async def find(self, query: FindPing, queries: QueryGateway) -> Single[PingView]:
+        await self._forward(queries, query.key)
+        return Single(PingView(key=query.key))
+
+    async def _forward(self, gateway: Any, key: str) -> None:
+        await _smuggle(gateway, key)
+
+
+def test_a_send_inside_a_helper_the_handler_calls_is_found() -> None:
+    with pytest.raises(CapabilityError, match=r"MeddlingThroughHelpers.find sends Ping \(line \d+\)"):
+        Bundle("b", components=[MeddlingThroughHelpers])
+
+
 class Ping2(ServiceCommand):
     key: str
 

@@ -1,8 +1,10 @@
 """Static analysis of handler bodies: which commands and queries a handler sends, and from which line.
 
 Like the original's bytecode scan, this finds payload classes passed to a gateway's ``send``/``query`` call,
-directly (``gateway.send(MyCommand(...))``) or through a local name assigned from a constructor call. The result
-feeds the discovery metadata (flows, application graph) and the capability check.
+directly (``gateway.send(MyCommand(...))``) or through a local name assigned from a constructor call, in the
+handler's body and in the helpers it calls: functions of its own module and methods of its own class
+(``self._notify(...)``), a few calls deep. The result feeds the discovery metadata (flows, application graph) and
+the capability check.
 """
 
 from __future__ import annotations
@@ -34,11 +36,20 @@ class Sends:
 def analyse_sends(fn: Callable[..., Any]) -> Sends:
     """Find what ``fn`` sends. Functions without retrievable source yield an empty result."""
     sends = Sends()
+    _analyse(fn, sends, {fn}, depth=0)
+    return sends
+
+
+#: How many calls deep helpers are followed (a handler calling a helper that calls another, ...).
+_MAX_DEPTH = 4
+
+
+def _analyse(fn: Callable[..., Any], sends: Sends, seen: set[Callable[..., Any]], depth: int) -> None:
     try:
         source = textwrap.dedent(inspect.getsource(fn))
         first_line = inspect.getsourcelines(fn)[1]
     except (OSError, TypeError):
-        return sends
+        return
     tree = ast.parse(source)
     namespace: dict[str, Any] = dict(getattr(fn, "__globals__", {}))
     closure = inspect.getclosurevars(fn).nonlocals if hasattr(fn, "__code__") else {}
@@ -46,21 +57,58 @@ def analyse_sends(fn: Callable[..., Any]) -> Sends:
     constructed = _local_constructions(tree, namespace)
 
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        if not isinstance(node, ast.Call):
             continue
-        method = node.func.attr
-        if method not in _SEND_METHODS | _QUERY_METHODS or not node.args:
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _SEND_METHODS | _QUERY_METHODS and node.args:
+            _record(node, sends, first_line, namespace, constructed)
             continue
-        line = first_line + node.lineno - 1
-        payload_cls = _payload_class(node.args[0], namespace, constructed)
-        sends.gateway_calls.append((method, line))
-        if payload_cls is None:
-            continue
-        if issubclass(payload_cls, Command):
-            sends.commands.setdefault(payload_cls.__name__, line)
-        elif issubclass(payload_cls, Query):
-            sends.queries.setdefault(payload_cls.__name__, line)
-    return sends
+        helper = _helper(node.func, fn, namespace) if depth < _MAX_DEPTH else None
+        if helper is not None and helper not in seen:
+            seen.add(helper)
+            _analyse(helper, sends, seen, depth + 1)
+
+
+def _record(
+    call: ast.Call, sends: Sends, first_line: int, namespace: dict[str, Any], constructed: dict[str, type[Payload]]
+) -> None:
+    assert isinstance(call.func, ast.Attribute)
+    line = first_line + call.lineno - 1
+    sends.gateway_calls.append((call.func.attr, line))
+    payload_cls = _payload_class(call.args[0], namespace, constructed)
+    if payload_cls is None:
+        return
+    if issubclass(payload_cls, Command):
+        sends.commands.setdefault(payload_cls.__name__, line)
+    elif issubclass(payload_cls, Query):
+        sends.queries.setdefault(payload_cls.__name__, line)
+
+
+def _helper(func: ast.expr, caller: Callable[..., Any], namespace: dict[str, Any]) -> Callable[..., Any] | None:
+    """The user function a call reaches, when it is one worth reading: a function of the caller's own module
+    (``_register(...)``) or a method of the caller's class (``self._register(...)``). Library code is not read."""
+    if isinstance(func, ast.Name):
+        target = namespace.get(func.id)
+    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+        owner = _owning_class(caller)
+        target = inspect.getattr_static(owner, func.attr, None) if owner is not None else None
+    else:
+        return None
+    if isinstance(target, staticmethod | classmethod):
+        target = target.__func__
+    if inspect.isfunction(target) and target.__module__ == caller.__module__:
+        return target
+    return None
+
+
+def _owning_class(fn: Callable[..., Any]) -> type | None:
+    """The class a method was defined in, found by its qualified name in its module (``None`` for local classes)."""
+    owner: Any = inspect.getmodule(fn)
+    *path, _ = getattr(fn, "__qualname__", "").split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    return owner if isinstance(owner, type) else None
 
 
 def _resolve(expr: ast.expr, namespace: dict[str, Any]) -> Any:
