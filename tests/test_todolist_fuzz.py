@@ -22,6 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -37,6 +38,17 @@ from tests.test_todolist_http import add_todo, create_list, read_list_when, runn
 
 CASES = 300
 BASE_URL = "http://todo"
+# The bounds of the request as a whole (body, target, headers: 413, 414, 431) are documented responses, but not
+# in the parameters' schemas: a case of any kind may meet them, as a long negative nameLike of 4-byte characters
+# does (its percent-encoded query passes 4 KiB).
+CONFIG = SchemathesisConfig.from_str(
+    """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "404", "409", "413", "414", "431"]
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "404", "405", "409", "413", "414", "431"]
+"""
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -60,7 +72,7 @@ class Fuzzed:
 async def fuzzed(tmp_path: Path) -> AsyncIterator[Fuzzed]:
     async with running_system(tmp_path) as system:
         app = create_app(system.invoker())
-        schema = schemathesis.openapi.from_dict(app.openapi())
+        schema = schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
         transport = httpx.ASGITransport(app=app)  # an exception escaping the app fails the case
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             existing = await _a_list_with_a_todo(client)
