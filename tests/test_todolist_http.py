@@ -563,6 +563,19 @@ async def test_the_saga_registers_a_list_once_every_todo_is_checked(client: http
     assert all(t["completed"] for t in body["todos"])
 
 
+async def test_removing_the_last_unchecked_todo_registers_the_list(client: httpx.AsyncClient) -> None:
+    """A list whose todos left are all checked is complete: removing its only unchecked todo registers it."""
+    list_id = await create_list(client, "groceries")
+    milk = await add_todo(client, list_id, "milk")
+    bread = await add_todo(client, list_id, "bread")
+    assert (await client.put(f"/todo-list/{list_id}/todo/{milk}", headers=auth())).status_code == 202
+    await read_list_when(client, list_id, lambda b: is_checked(b, milk) and len(b["todos"]) == 2)
+
+    assert (await client.delete(f"/todo-list/{list_id}/todo/{bread}", headers=auth("bob"))).status_code == 204
+    body = await read_list_when(client, list_id, lambda b: b["status"] == "REGISTERED")
+    assert [t["identifier"] for t in body["todos"]] == [milk]
+
+
 async def test_status_is_registration_pending_while_the_erp_works(
     system: TodoListSystem, client: httpx.AsyncClient
 ) -> None:
