@@ -61,28 +61,19 @@ def service_bundle(
     config: ExampleConfig,
     name: str,
     components: Sequence[type[Any]],
-    read_model: type[ExampleReadModel] | None = None,
-    tables: Sequence[str] = (),
+    read_model: type[ExampleReadModel],
+    tables: Sequence[str],
     bundle_class: type[QueryBundle] = QueryBundle,
     contexts: Mapping[type[Any], Sequence[str]] | None = None,
 ) -> Bundle:
     """The bundle of service ``name``: its consumer state in its own store (``name.db`` under the data directory
-    by default) and, with ``read_model``, its views in that store's database, so each event's rows commit with
-    the projector's checkpoint. The instance id is stable: a restarted process takes its consumer locks back at
-    once instead of waiting for its previous lease to run out. ``contexts`` narrows what a consumer reads (every
-    context by default): a projector of one service's view need not commit a checkpoint for every other event."""
+    by default) and its views (``read_model`` over ``tables``) in that store's database, so each event's rows
+    commit with the projector's checkpoint. The instance id is stable: a restarted process takes its consumer
+    locks back at once instead of waiting for its previous lease to run out. ``contexts`` narrows what a consumer
+    reads (every context by default): a projector of one service's view need not commit a checkpoint for every
+    other event."""
     spec = config.consumer_store or f"sqlite:{name}.db"
     store = open_consumer_store(spec, data_dir=config.data_dir)
-    settings = config.consumer_settings
-    if read_model is None:
-        return Bundle(
-            name,
-            components=components,
-            consumer_store=store,
-            consumer_settings=settings,
-            contexts=contexts,
-            instance_id=f"{name}-1",
-        )
     database = spec if store.supports_transactions else f"sqlite:{name}-views.db"
     model = read_model(database, tables=tables, data_dir=config.data_dir)
     return bundle_class(
@@ -93,7 +84,7 @@ def service_bundle(
         injector=lambda annotation: (
             model if annotation is read_model else config if annotation is ExampleConfig else None
         ),
-        consumer_settings=settings,
+        consumer_settings=config.consumer_settings,
         contexts=contexts,
         instance_id=f"{name}-1",
     )
