@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from hypothesis import HealthCheck, Phase, settings
 
 from evento.bundle.consumers import consumer_id
 from evento.consumer_stores import open_consumer_store
@@ -28,6 +29,15 @@ from evento.demo.shared.system import ExampleConfig, ExampleSystem
 from evento.server import EventoServer, open_event_store
 
 T = TypeVar("T")
+
+#: Hypothesis settings for examples that each run a whole system: the same examples on every run (CI must not find
+#: a new one by chance) and no shrinking, which would start hundreds more systems before reporting a failure.
+WHOLE_SYSTEM = settings(
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 #: The contract's convergence bounds: a single decision, and a burst of 20.
 SINGLE = 10.0

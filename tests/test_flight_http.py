@@ -12,14 +12,25 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evento.demo.flight import system as flight_system
 from evento.demo.flight.system import FlightSystem
 from evento.demo.shared.system import ExampleConfig
 from tests.databases import postgres_database
-from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
+from tests.example_systems import (
+    BURST,
+    SINGLE,
+    WHOLE_SYSTEM,
+    accepted,
+    converge,
+    created,
+    get_json,
+    new_uuid,
+    replay_saga,
+    running,
+)
 
 SOME_UUID = "3f1c9b1e-6a55-4c7e-9d0e-123456789abc"
 
@@ -294,7 +305,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(WHOLE_SYSTEM, max_examples=4)
 @given(plan=steps, seed=st.integers(0, 2**16))
 def test_invariants_hold_at_convergence_under_any_interleaving(
     tmp_path_factory: Any, plan: list[Step], seed: int

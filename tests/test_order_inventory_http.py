@@ -12,12 +12,23 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evento.demo.order_inventory.system import OrderInventorySystem
 from tests.databases import mysql_database, postgres_database
-from tests.example_systems import BURST, SINGLE, accepted, converge, created, get_json, new_uuid, replay_saga, running
+from tests.example_systems import (
+    BURST,
+    SINGLE,
+    WHOLE_SYSTEM,
+    accepted,
+    converge,
+    created,
+    get_json,
+    new_uuid,
+    replay_saga,
+    running,
+)
 
 DECIDED = {"CONFIRMED", "REJECTED", "CANCELLED"}
 
@@ -310,7 +321,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(WHOLE_SYSTEM, max_examples=4)
 @given(plan=steps, seed=st.integers(0, 2**16))
 def test_invariants_hold_at_convergence_under_any_interleaving(
     tmp_path_factory: Any, plan: list[Step], seed: int
@@ -489,7 +500,7 @@ field_names = st.sampled_from(["name", "unitPrice", "stock", "units", "balance",
 bodies = st.one_of(json_values, st.dictionaries(field_names, json_values, max_size=5), st.binary(max_size=24))
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(WHOLE_SYSTEM, max_examples=3)
 @given(sent=st.lists(st.tuples(st.integers(0, 6), bodies), min_size=25, max_size=25))
 def test_any_body_gets_a_json_answer_and_never_a_server_error(
     tmp_path_factory: Any, sent: list[tuple[int, Any]]
