@@ -206,6 +206,7 @@ class AggregateFixture:
         # The probe snapshots after every command, so the response carries the resulting state to assert on.
         probe = dataclasses.replace(self.spec, options=dataclasses.replace(self.spec.options, snapshot_frequency=0))
         handlers = RequestHandlers([(probe, self.instance)], runner, outbox.gateways, self._event_metadata)
+        story = _stored(given, command.aggregate_id)  # stamped before the command: a story precedes its command
         message = CommandMessage(
             payload_name=payload_name(command),
             payload=encode_payload(command),
@@ -216,7 +217,6 @@ class AggregateFixture:
             aggregate_id=command.aggregate_id,
             lock_id=command.lock_id,
         )
-        story = _stored(given, command.aggregate_id)
         try:
             response = await handlers.aggregate_command(AggregateCommandRequest(message, None, 0, story))
         except Exception as exc:
