@@ -32,7 +32,8 @@ from eventsourcing.domain import Aggregate, event
 from bench.common import Figure, RunConfig, Stopwatch, best
 from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.system import TodoListSystem
-from evento.server import EventoServer, SQLiteEventStore
+from evento.event_stores import SQLiteEventStore
+from evento.server import EventoServer
 
 __all__ = ["FIGURES", "run"]
 

@@ -37,9 +37,9 @@ from bench.store_append import _bursts, _requests, appends_per_second
 from evento import Bundle, event_handler, projector
 from evento.consumer_stores import MemoryConsumerStateStore
 from evento.demo.todolist.payloads import TodoListCreatedEvent
+from evento.event_stores.base import EVENT_COLUMNS, AppendRequest, encode_metadata
+from evento.event_stores.postgres import PostgresEventStore
 from evento.server import EventoServer
-from evento.server.event_store import EVENT_COLUMNS, AppendRequest, encode_metadata
-from evento.server.postgres_store import PostgresEventStore
 
 __all__ = ["FIGURES", "run"]
 

@@ -47,9 +47,10 @@ from evento import (
 from evento.consumer_stores.base import ConsumerStateStore
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
+from evento.event_stores import SQLiteEventStore
+from evento.event_stores.base import AppendRequest
 from evento.messages import StoredEvent
-from evento.server import EventoServer, SQLiteEventStore
-from evento.server.event_store import AppendRequest
+from evento.server import EventoServer
 
 __all__ = ["FIGURES", "run"]
 

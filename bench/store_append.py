@@ -21,9 +21,9 @@ from pathlib import Path
 import msgspec
 
 from bench.common import Figure, RunConfig, Stopwatch, best
+from evento.event_stores import SQLiteEventStore
+from evento.event_stores.base import AppendRequest, EventStore
 from evento.messages import EventMessage, now_ms
-from evento.server import SQLiteEventStore
-from evento.server.event_store import AppendRequest, EventStore
 
 __all__ = ["FIGURES", "run"]
 

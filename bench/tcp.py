@@ -68,10 +68,11 @@ from bench.common import Figure, RunConfig, Stopwatch, best, percentile
 from evento import Bundle
 from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.system import TodoListSystem
+from evento.event_stores import SQLiteEventStore
+from evento.event_stores.base import AppendRequest
+from evento.event_stores.sqlite import connect as sqlite_connect
 from evento.messages import EventMessage, new_message_id, now_ms
-from evento.server import EventoServer, SQLiteEventStore
-from evento.server.event_store import AppendRequest
-from evento.server.sqlite_store import connect as sqlite_connect
+from evento.server import EventoServer
 from evento.transport.tcp import TcpConnector
 from evento.transport.wire import DEFAULT_MAX_FRAME, Message, Request, encode_frames
 

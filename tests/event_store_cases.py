@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from evento.event_stores.base import AppendRequest, EventStore, VersionConflictError
 from evento.messages import EventMessage, StoredEvent
-from evento.server.event_store import AppendRequest, EventStore, VersionConflictError
 from tests.helpers import wait_until
 
 #: Opens a started store on the test's storage (stopped by the fixture at the end of the test).

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, Phase, settings
 from evento.bundle.consumers import consumer_id
 from evento.consumer_stores import open_consumer_store
 from evento.demo.shared.system import ExampleConfig, ExampleSystem
-from evento.server import EventoServer, open_event_store
+from evento.event_stores import open_event_store
+from evento.server import EventoServer
 
 T = TypeVar("T")
 

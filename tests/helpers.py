@@ -17,7 +17,8 @@ from evento.consumer_stores import (
     ConsumerStateStore,
     open_consumer_store,
 )
-from evento.server import EventoServer, SQLiteEventStore
+from evento.event_stores import SQLiteEventStore
+from evento.server import EventoServer
 from evento.transport.tcp import Connection, HandshakeRejectedError, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Reject, Welcome
 

@@ -20,7 +20,7 @@ import pytest
 from evento import Bundle, CommandGateway, ServiceCommand, ServiceEvent, command_handler, service
 from evento.consumer_stores import MemoryConsumerStateStore
 from evento.errors import EventoError, LockTimeoutError
-from evento.server.postgres_store import PostgresEventStore
+from evento.event_stores.postgres import PostgresEventStore
 from tests.bank import (
     Account,
     Deposit,

@@ -28,8 +28,9 @@ from evento import (
     saga_event_handler,
 )
 from evento.consumer_stores import MemoryConsumerStateStore, SQLiteConsumerStateStore
+from evento.event_stores import AppendRequest
 from evento.messages import EventMessage, new_message_id, now_ms
-from evento.server import AppendRequest, EventoServer
+from evento.server import EventoServer
 from tests.helpers import wait_until
 from tests.ticks import Tick, Ticked
 

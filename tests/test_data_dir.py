@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from evento import Bundle, DataInUseError
-from evento.server import SQLiteEventStore
+from evento.event_stores import SQLiteEventStore
 from evento.transport.tcp import TcpConnector
 from tests.bank import Account, OpenAccount
 from tests.helpers import free_port, wait_until

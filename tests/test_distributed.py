@@ -33,8 +33,9 @@ import httpx
 import pytest
 
 from evento.demo.todolist.system import TodoListSystem
+from evento.event_stores import SQLiteEventStore
 from evento.messages import CommandMessage, CommandResult
-from evento.server import EventoServer, SQLiteEventStore
+from evento.server import EventoServer
 from evento.transport.tcp import BusServer, TcpConnector
 from tests.databases import mysql_database, postgres_database
 from tests.helpers import free_port, scan_lists, wait_until

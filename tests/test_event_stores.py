@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from evento.server import SQLiteEventStore
-from evento.server.event_store import EventStore
-from evento.server.postgres_store import PostgresEventStore
+from evento.event_stores import SQLiteEventStore
+from evento.event_stores.base import EventStore
+from evento.event_stores.postgres import PostgresEventStore
 from tests.databases import postgres_database
 from tests.event_store_cases import *  # noqa: F403
 from tests.event_store_cases import StoreOpener

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 import pytest
 
+from evento.event_stores.base import AppendRequest, VersionConflictError
+from evento.event_stores.postgres import PostgresEventStore
+from evento.event_stores.snowflake import timestamp_ms
 from evento.messages import StoredEvent
-from evento.server.event_store import AppendRequest, VersionConflictError
-from evento.server.postgres_store import PostgresEventStore
-from evento.server.snowflake import timestamp_ms
 from tests.databases import postgres_url  # noqa: F401  (fixture)
 from tests.event_store_cases import aggregate_event, all_events, event, fetch_until
 from tests.helpers import wait_until

@@ -276,7 +276,8 @@ async def test_a_bundle_given_several_servers_joins_all_and_fails_over(tmp_path:
 
 async def test_a_silent_peer_is_disconnected_by_the_heartbeat(tmp_path: Path) -> None:
     """A connection that stops sending anything (not even pongs) is closed after the idle timeout."""
-    from evento.server import EventoServer, SQLiteEventStore
+    from evento.event_stores import SQLiteEventStore
+    from evento.server import EventoServer
     from evento.transport.tcp import BusServer, BusSettings
 
     server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))

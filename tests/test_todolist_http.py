@@ -37,8 +37,9 @@ from evento.demo.todolist.read_model import TodoListReadModel
 from evento.demo.todolist.system import TodoListSystem
 from evento.demo.todolist.web import MAX_SEARCH, MAX_TEXT, create_app
 from evento.errors import EventStoreError
-from evento.server import EventoServer, SQLiteEventStore
-from evento.server.event_store import VersionConflictError
+from evento.event_stores import SQLiteEventStore
+from evento.event_stores.base import VersionConflictError
+from evento.server import EventoServer
 from evento.server.http import MAX_REQUEST_HEAD_BYTES, EmbeddedUvicorn
 from tests.databases import mysql_database, postgres_database
 

@@ -42,6 +42,7 @@ from evento.errors import (
     TransientConsumerError,
     UndecodableEventError,
 )
+from evento.event_stores import SQLiteEventStore
 from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import Metadata, StoredEvent
 from evento.payloads import (
@@ -56,7 +57,7 @@ from evento.payloads import (
     View,
     domain,
 )
-from evento.server import EventoServer, SQLiteEventStore
+from evento.server import EventoServer
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from evento.consumer_stores.sql import SQLConsumerStateStore
-from evento.server.sqlite_store import connect
+from evento.event_stores.sqlite import connect
 
 __all__ = ["SQLiteConsumerStateStore"]
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evento.demo.systems import demo_system
-from evento.server import EventoServer, open_event_store
+from evento.event_stores import open_event_store
+from evento.server import EventoServer
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.transport.tcp import BusServer

@@ -24,6 +24,7 @@ from evento.errors import (
     LockTimeoutError,
     NoHandlerError,
 )
+from evento.event_stores.base import AppendRequest, EventStore, Story, VersionConflictError
 from evento.messages import (
     AggregateCommandRequest,
     AggregateCommandResponse,
@@ -37,7 +38,6 @@ from evento.messages import (
     StoredEvent,
 )
 from evento.server.event_check import EventCheck
-from evento.server.event_store import AppendRequest, EventStore, Story, VersionConflictError
 from evento.server.registry import Registry
 
 __all__ = ["CommandBroker", "LockManager", "StoryCache"]

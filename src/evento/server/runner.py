@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evento.event_stores.base import open_event_store
 from evento.server.data_dir import hold_data_dir
-from evento.server.event_store import open_event_store
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
 from evento.transport.tcp import BusServer, BusSettings

@@ -16,6 +16,7 @@ from typing import Any
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import RegistrationError
+from evento.event_stores.base import EventStore
 from evento.messages import (
     CommandResult,
     EventBatch,
@@ -30,7 +31,6 @@ from evento.messages import (
     ServerResponse,
 )
 from evento.server.broker import CommandBroker, StoryCache
-from evento.server.event_store import EventStore
 from evento.server.registry import Node, Registry
 from evento.transport.base import BundlePeer
 
@@ -50,7 +50,7 @@ class EventoServer:
     """Routes every command and query by payload type and keeps the event store.
 
     >>> import asyncio, tempfile, pathlib
-    >>> from evento.server import SQLiteEventStore
+    >>> from evento.event_stores import SQLiteEventStore
     >>> async def main() -> int:
     ...     with tempfile.TemporaryDirectory() as tmp:
     ...         server = EventoServer(SQLiteEventStore(pathlib.Path(tmp) / "events.db"))

@@ -37,7 +37,7 @@ from evento.errors import (
     RequestTimeoutError,
     TooManyPendingRequestsError,
 )
-from evento.server.event_store import VersionConflictError
+from evento.event_stores.base import VersionConflictError
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from evento.bundle.calls import projection_transaction
 from evento.consumer_stores import ConsumerStateStore, SQLiteConsumerStateStore, open_consumer_store
-from evento.server.sqlite_store import connect as sqlite_connect
+from evento.event_stores.sqlite import connect as sqlite_connect
 
 __all__ = ["Session", "TodoListReadModel", "iso"]
 

@@ -18,9 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evento.messages import StoredEvent, now_ms
-from evento.server.data_dir import FileLock
-from evento.server.event_store import (
+from evento.event_stores.base import (
     EVENT_COLUMNS,
     AppendRequest,
     EventStore,
@@ -30,6 +28,8 @@ from evento.server.event_store import (
     row_to_event,
     stored_events,
 )
+from evento.messages import StoredEvent, now_ms
+from evento.server.data_dir import FileLock
 
 __all__ = ["SQLiteEventStore"]
 

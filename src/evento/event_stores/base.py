@@ -265,14 +265,14 @@ def open_event_store(
     if mode not in ("cpes", "apes"):
         raise ValueError(f"event store mode must be cpes or apes, got {mode!r}")
     if spec.startswith(("postgresql://", "postgres://")):
-        from evento.server.postgres_store import PostgresEventStore
+        from evento.event_stores.postgres import PostgresEventStore
 
         return PostgresEventStore(spec, mode=mode, fetch_delay=fetch_delay, pool_size=pool_size)  # type: ignore[arg-type]
     if "://" in spec and not spec.startswith("sqlite://"):
         raise ValueError(f"unsupported event store {spec!r}: use sqlite:///path, a file path or postgresql://...")
     if mode != "cpes":
         raise ValueError("SQLite stores are consistent (CPES) by construction: --es-mode apes needs PostgreSQL")
-    from evento.server.sqlite_store import SQLiteEventStore
+    from evento.event_stores.sqlite import SQLiteEventStore
 
     if not spec:
         return SQLiteEventStore(data_dir / "events.db")

@@ -1,7 +1,7 @@
 """The PostgreSQL event store: for production, and for clusters of servers sharing one database.
 
 psycopg 3 in async mode with a connection pool. Appends are group-committed like every store (see
-:class:`~evento.server.event_store.EventStore`); what differs is how sequence numbers are made (reference §4.4):
+:class:`~evento.event_stores.base.EventStore`); what differs is how sequence numbers are made (reference §4.4):
 
 * **CPES** (consistent, the default): each batch takes one cluster-wide transaction-scoped advisory lock, reads
   the highest number and writes the next ones. Locks are released only after the commit is visible, so numbers
@@ -28,8 +28,7 @@ import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from evento.errors import EventStoreError
-from evento.messages import StoredEvent, now_ms
-from evento.server.event_store import (
+from evento.event_stores.base import (
     EVENT_COLUMNS,
     AppendRequest,
     EventStore,
@@ -39,7 +38,8 @@ from evento.server.event_store import (
     row_to_event,
     stored_events,
 )
-from evento.server.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at, timestamp_ms
+from evento.event_stores.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at, timestamp_ms
+from evento.messages import StoredEvent, now_ms
 
 __all__ = ["EventStoreMode", "PostgresEventStore"]
 
