@@ -30,6 +30,7 @@ from evento.consumer_stores.base import (
 )
 from evento.errors import ConcurrentCheckpointError, ConsumerStoreError, ConsumerStoreUnavailableError
 from evento.messages import StoredEvent, now_ms
+from evento.storage.urls import format_placeholders
 
 __all__ = ["SQLConsumerStateStore"]
 
@@ -190,7 +191,7 @@ class SQLConsumerStateStore(ConsumerStateStore):
 
     supports_transactions = True
 
-    #: Placeholder style of the driver: "?" (qmark) or "%s" (format).
+    #: Placeholder style of the driver: "?" (qmark) or "%s" (format: :func:`~evento.storage.urls.format_placeholders`).
     PLACEHOLDER: ClassVar[str] = "%s"
     #: The statement that opens a transaction.
     BEGIN: ClassVar[str] = "BEGIN"
@@ -290,18 +291,20 @@ class SQLConsumerStateStore(ConsumerStateStore):
     # --- plumbing -------------------------------------------------------------------------------------------
 
     def _sql(self, text: str) -> str:
+        """A statement with parameters in the driver's spelling (cached per statement text)."""
         statement = self._statements.get(text)
         if statement is None:
             statement = text.replace("{now_ms}", self.NOW_MS)
             if self.PLACEHOLDER != "?":
-                statement = statement.replace("?", self.PLACEHOLDER)
+                statement = format_placeholders(statement)
             self._statements[text] = statement
         return statement
 
     def _execute(self, conn: Any, text: str, params: Sequence[Any] | None = None) -> Any:
         cursor = conn.cursor()
         if params is None:
-            cursor.execute(self._sql(text))  # no parameters: drivers then send the text as it is
+            # No parameters: drivers send the text as it is, so it keeps its own spelling.
+            cursor.execute(text.replace("{now_ms}", self.NOW_MS))
         else:
             cursor.execute(self._sql(text), params)
         return cursor

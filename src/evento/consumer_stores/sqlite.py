@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from evento.consumer_stores.sql import SQLConsumerStateStore
-from evento.event_stores.sqlite import connect
+from evento.storage.sqlite import connect, is_busy
 
 __all__ = ["SQLiteConsumerStateStore"]
 
@@ -44,7 +44,7 @@ class SQLiteConsumerStateStore(SQLConsumerStateStore):
 
     def _unavailable(self, exc: BaseException) -> bool:
         # Another process held the write lock past the busy timeout: the file is busy, not broken.
-        return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+        return is_busy(exc)
 
     def _deadlocked(self, exc: BaseException) -> bool:
         return False  # BEGIN IMMEDIATE takes the write lock up front, so SQLite transactions cannot deadlock

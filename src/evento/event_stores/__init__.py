@@ -5,7 +5,8 @@ events. ``PostgresEventStore`` lives in :mod:`evento.event_stores.postgres` and 
 driver stays an optional extra; :func:`open_event_store` picks a backend from a ``--store`` value.
 """
 
-from evento.event_stores.base import AppendRequest, EventStore, Story, VersionConflictError, open_event_store
+from evento.event_stores.base import AppendRequest, EventStore, Story, VersionConflictError
+from evento.event_stores.factory import open_event_store
 from evento.event_stores.sqlite import SQLiteEventStore
 
 __all__ = ["AppendRequest", "EventStore", "SQLiteEventStore", "Story", "VersionConflictError", "open_event_store"]

@@ -13,7 +13,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,7 +20,7 @@ import msgspec
 from evento.errors import EventStoreError
 from evento.messages import EventMessage, StoredEvent
 
-__all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError", "open_event_store"]
+__all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
 
 #: The columns every SQL backend selects to rebuild a :class:`StoredEvent` (see :func:`row_to_event`).
 EVENT_COLUMNS = (
@@ -243,39 +242,3 @@ class EventStore(ABC):
     async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         """Write all requests in one transaction (all or nothing), in order, and return them as stored."""
 
-
-def open_event_store(
-    spec: str, *, data_dir: Path, mode: str = "cpes", fetch_delay: float = 0.069, pool_size: int = 10
-) -> EventStore:
-    """The event store a ``--store`` value names (not started).
-
-    * empty: ``DATA_DIR/events.db`` (SQLite, the embedded default);
-    * ``sqlite:///abs/path.db``, ``sqlite:rel/path.db`` (under ``data_dir``) or a plain path: SQLite;
-    * ``postgresql://…`` / ``postgres://…``: PostgreSQL, in ``mode`` ``cpes`` or ``apes`` (``fetch_delay`` seconds).
-
-    >>> open_event_store("", data_dir=Path("/data")).path
-    PosixPath('/data/events.db')
-    >>> open_event_store("sqlite:es.db", data_dir=Path("/data")).path
-    PosixPath('/data/es.db')
-    >>> open_event_store("mongodb://db", data_dir=Path("/data"))
-    Traceback (most recent call last):
-    ...
-    ValueError: unsupported event store 'mongodb://db': use sqlite:///path, a file path or postgresql://...
-    """
-    if mode not in ("cpes", "apes"):
-        raise ValueError(f"event store mode must be cpes or apes, got {mode!r}")
-    if spec.startswith(("postgresql://", "postgres://")):
-        from evento.event_stores.postgres import PostgresEventStore
-
-        return PostgresEventStore(spec, mode=mode, fetch_delay=fetch_delay, pool_size=pool_size)  # type: ignore[arg-type]
-    if "://" in spec and not spec.startswith("sqlite://"):
-        raise ValueError(f"unsupported event store {spec!r}: use sqlite:///path, a file path or postgresql://...")
-    if mode != "cpes":
-        raise ValueError("SQLite stores are consistent (CPES) by construction: --es-mode apes needs PostgreSQL")
-    from evento.event_stores.sqlite import SQLiteEventStore
-
-    if not spec:
-        return SQLiteEventStore(data_dir / "events.db")
-    if spec.startswith("sqlite:///"):
-        return SQLiteEventStore(Path(spec.removeprefix("sqlite://")))
-    return SQLiteEventStore(data_dir / spec.removeprefix("sqlite:") if spec.startswith("sqlite:") else Path(spec))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +28,8 @@ from evento.event_stores.base import (
     stored_events,
 )
 from evento.messages import StoredEvent, now_ms
-from evento.server.data_dir import FileLock
+from evento.storage.file_lock import FileLock
+from evento.storage.sqlite import connect
 
 __all__ = ["SQLiteEventStore"]
 
@@ -70,29 +70,6 @@ _SCHEMA = [
     )""",
 ]
 _SCHEMA_VERSION = 1
-
-def connect(path: str | Path, *, synchronous: str = "FULL", wait: float = 30.0) -> sqlite3.Connection:
-    """A connection set up the way every Evento SQLite file is used: WAL, busy timeout, autocommit.
-
-    Connections opening a new file at once (processes or replicas starting together) can get "database is
-    locked" from the switch to WAL straight away, without SQLite's busy handler: that is waited out (up to
-    ``wait`` seconds). Once the file is in WAL mode, which it keeps, the switch is a no-op.
-    """
-    deadline = time.monotonic() + wait
-    pause = 0.001
-    while True:
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=wait)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            conn.execute(f"PRAGMA busy_timeout={round(wait * 1000)}")
-            return conn
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
 
 
 class SQLiteEventStore(EventStore):

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from evento.bundle.calls import projection_transaction
-from evento.consumer_stores import ConsumerStateStore, SQLiteConsumerStateStore, open_consumer_store
-from evento.event_stores.sqlite import connect as sqlite_connect
+from evento.consumer_stores import ConsumerStateStore, SQLiteConsumerStateStore
+from evento.storage.sqlite import connect as sqlite_connect
+from evento.storage.urls import format_placeholders, parse_store_url
 
 __all__ = ["Session", "TodoListReadModel", "iso"]
 
@@ -93,7 +94,7 @@ class Session:
         self.reusable = True
 
     def _sql(self, sql: str) -> str:
-        return sql if self.dialect == "sqlite" else sql.replace("%", "%%").replace("?", "%s")
+        return sql if self.dialect == "sqlite" else format_placeholders(sql)
 
     def execute(self, sql: str, *params: Any) -> int:
         """Run one statement; returns the number of rows it changed."""
@@ -147,16 +148,18 @@ class Session:
 def _locate(database: str, data_dir: Path | None) -> tuple[str, str]:
     """The dialect of a database spec and what its driver connects to (a file path, or the URL itself).
 
-    The spec takes the forms of a consumer store's (:func:`~evento.consumer_stores.open_consumer_store`, which
-    reads it here, so both always agree on where a database is), ``memory`` excepted; and SQLite's ``:memory:``.
+    The spec follows the store URL rules (:mod:`evento.storage.urls`), as a consumer store's does, so both
+    always agree on where a database is; ``memory`` excepted, and SQLite's ``:memory:`` added.
     """
     if database == _MEMORY:
         return "sqlite", database
-    store = open_consumer_store(database, data_dir=data_dir)
-    if isinstance(store, SQLiteConsumerStateStore):
-        return "sqlite", str(store.path)
-    if store.dialect in ("postgresql", "mysql"):
-        return store.dialect, database.strip()
+    location = parse_store_url(database, data_dir=data_dir, what="a read model database")
+    if location.path is not None:
+        return "sqlite", str(location.path)
+    if location.backend == "postgres":
+        return "postgresql", location.url
+    if location.backend == "mysql":
+        return "mysql", location.url
     raise ValueError(f"a read model needs a database: a SQLite file, postgresql:// or mysql://, not {database!r}")
 
 
