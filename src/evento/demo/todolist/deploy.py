@@ -2,7 +2,7 @@
 
 Each factory reads its settings from the environment, so one command line serves every replica::
 
-    EVENTO_DATA_DIR=./data EVENTO_INSTANCE_ID=replica-2 \\
+    EVENTO_DATA_DIR=./data EVENTO_REPLICA=2 \\
         evento bundle run evento.demo.todolist.deploy:query --server 127.0.0.1:3030
 
 ``EVENTO_DATA_DIR`` (shared files: the read model, saga state), ``EVENTO_CONSUMER_STORE`` (where consumer state
