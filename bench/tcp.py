@@ -62,7 +62,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import evento.transport.tcp as tcp_transport
 from bench.command_throughput import _drive, _eventsourcing_loop, _eventsourcing_threads, eventsourcing_sqlite_settings
 from bench.common import Figure, RunConfig, Stopwatch, best, percentile
 from evento import Bundle
@@ -73,8 +72,8 @@ from evento.event_stores.base import AppendRequest
 from evento.event_stores.sqlite import connect as sqlite_connect
 from evento.messages import EventMessage, new_message_id, now_ms
 from evento.server import EventoServer
-from evento.transport.tcp import TcpConnector
-from evento.transport.wire import DEFAULT_MAX_FRAME, Message, Request, encode_frames
+from evento.transport.connector import TcpConnector
+from evento.transport.wire import Message, Request
 
 __all__ = ["ECHO_SERVER", "FIGURES", "run"]
 
@@ -210,27 +209,31 @@ def _stored_events(db: Path) -> int:
 # --- our side -------------------------------------------------------------------------------------------------------
 
 
+class _FrameSizes:
+    """The bundles' connections report every message they send (``TcpConnector(on_send=...)``); while
+    :func:`_request_frame_sizes` records, the size (headers included) of each request is kept by request type."""
+
+    def __init__(self) -> None:
+        self.recording: dict[str, list[int]] | None = None
+
+    def on_send(self, message: Message, size: int) -> None:
+        if self.recording is not None and isinstance(message, Request):
+            self.recording[type(message.body).__name__].append(size)
+
+
+_FRAMES = _FrameSizes()
+
+
 @contextlib.contextmanager
 def _request_frame_sizes() -> Iterator[dict[str, list[int]]]:
-    """Record the size (header included) of every request frame this process sends, by request type.
-
-    Wraps ``encode_frames`` as :mod:`evento.transport.tcp` calls it; the frames themselves are unchanged.
-    """
-    namespace = vars(tcp_transport)
-    original = encode_frames
+    """Record the size (header included) of every request frame the bundles of this process send, by request
+    type."""
     sizes: dict[str, list[int]] = collections.defaultdict(list)
-
-    def recording(message: Message, max_frame: int = DEFAULT_MAX_FRAME) -> Iterator[bytes]:
-        frames = list(original(message, max_frame))
-        if isinstance(message, Request):
-            sizes[type(message.body).__name__].append(sum(len(frame) for frame in frames))
-        return iter(frames)
-
-    namespace["encode_frames"] = recording
+    _FRAMES.recording = sizes
     try:
         yield sizes
     finally:
-        namespace["encode_frames"] = original
+        _FRAMES.recording = None
 
 
 @dataclass
@@ -247,7 +250,7 @@ class _Session:
         bundles = [system.command, system.query, system.web] if self.with_query else [system.command, system.web]
         try:
             for bundle in bundles:
-                await bundle.start(TcpConnector(self.bus, auth_token=TOKEN))
+                await bundle.start(TcpConnector(self.bus, auth_token=TOKEN, on_send=_FRAMES.on_send))
                 self.started.append(bundle)
         except BaseException:
             await self.__aexit__()

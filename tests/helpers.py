@@ -19,7 +19,8 @@ from evento.consumer_stores import (
 )
 from evento.event_stores import SQLiteEventStore
 from evento.server import EventoServer
-from evento.transport.tcp import Connection, HandshakeRejectedError, parse_address
+from evento.transport.connection import Connection
+from evento.transport.connector import HandshakeRejectedError, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Reject, Welcome
 
 

@@ -31,8 +31,9 @@ from evento.errors import RegistrationError, TooManyPendingRequestsError
 from evento.messages import CommandMessage, CommandResult, QueryMessage, SendCommand, SendQuery, new_message_id, now_ms
 from evento.payloads import Query, decode_payload, encode_payload
 from evento.server import EventoServer
+from evento.server.bus import BusServer, BusSettings
 from evento.server.registry import DuplicateInstanceError, HandlerKindConflictError
-from evento.transport.tcp import BusServer, BusSettings, HandshakeRejectedError, TcpConnector, parse_address
+from evento.transport.connector import HandshakeRejectedError, TcpConnector, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Register, Request, encode_frames
 from tests.bank import Account, Deposit, Deposited, OpenAccount
 from tests.helpers import (

@@ -48,7 +48,7 @@ class Cluster:
         return [server.bus for server in self.servers]
 
     async def join(self, bundle: Bundle) -> Bundle:
-        from evento.transport.tcp import TcpConnector
+        from evento.transport.connector import TcpConnector
 
         await bundle.start(TcpConnector(self.addresses))
         self.bundles.append(bundle)

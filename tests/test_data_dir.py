@@ -20,7 +20,7 @@ import pytest
 
 from evento import Bundle, DataInUseError
 from evento.event_stores import SQLiteEventStore
-from evento.transport.tcp import TcpConnector
+from evento.transport.connector import TcpConnector
 from tests.bank import Account, OpenAccount
 from tests.helpers import free_port, wait_until
 

@@ -36,7 +36,8 @@ from evento.demo.todolist.system import TodoListSystem
 from evento.event_stores import SQLiteEventStore
 from evento.messages import CommandMessage, CommandResult
 from evento.server import EventoServer
-from evento.transport.tcp import BusServer, TcpConnector
+from evento.server.bus import BusServer
+from evento.transport.connector import TcpConnector
 from tests.databases import mysql_database, postgres_database
 from tests.helpers import free_port, scan_lists, wait_until
 

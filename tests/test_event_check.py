@@ -39,7 +39,7 @@ from evento.messages import (
     ServiceCommandResponse,
 )
 from evento.server import EventoServer
-from evento.transport.tcp import TcpConnector
+from evento.transport.connector import TcpConnector
 from tests.bank import (
     Account,
     BonusDesk,

@@ -39,7 +39,8 @@ from evento.messages import (
     now_ms,
 )
 from evento.payloads import Query, encode_payload
-from evento.transport.tcp import Connection, HandshakeRejectedError, TcpConnector, parse_address
+from evento.transport.connection import Connection
+from evento.transport.connector import ConnectorSettings, HandshakeRejectedError, TcpConnector, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Register, Registered, Request, Response, Welcome
 from tests.bank import Account, Deposit, OpenAccount
 from tests.helpers import ServerProcess, free_port, start_server_process, stop_server_process, wait_until
@@ -215,7 +216,8 @@ async def test_a_bundle_reconnects_after_a_server_restart(tmp_path: Path) -> Non
     server = start()
     await wait_until(lambda: log.exists() and log.read_text().count("Ready.") == 1, 30, what="server Ready.")
     accounts = Bundle("accounts", components=[Account])
-    await accounts.start(TcpConnector(f"127.0.0.1:{bus_port}", base_backoff=0.05, max_backoff=0.5))
+    fast_retries = ConnectorSettings(base_backoff=0.05, max_backoff=0.5)
+    await accounts.start(TcpConnector(f"127.0.0.1:{bus_port}", settings=fast_retries))
     try:
         commands, _ = accounts.gateways(None)
         await commands.send(OpenAccount(account="R"))
@@ -254,7 +256,7 @@ async def test_a_bundle_given_several_servers_joins_all_and_fails_over(tmp_path:
     """Each server routes to the aggregate it knows; when one server stops, requests go to the other."""
     first, second = await asyncio.gather(*(start_server_process(tmp_path / name) for name in ("one", "two")))
     accounts = Bundle("accounts", components=[Account])
-    both = TcpConnector([first.bus, second.bus], base_backoff=0.05, max_backoff=0.2)
+    both = TcpConnector([first.bus, second.bus], settings=ConnectorSettings(base_backoff=0.05, max_backoff=0.2))
     client = Bundle("client", components=[_Echo])
     await accounts.start(both)
     await client.start(TcpConnector(second.bus))
@@ -278,7 +280,7 @@ async def test_a_silent_peer_is_disconnected_by_the_heartbeat(tmp_path: Path) ->
     """A connection that stops sending anything (not even pongs) is closed after the idle timeout."""
     from evento.event_stores import SQLiteEventStore
     from evento.server import EventoServer
-    from evento.transport.tcp import BusServer, BusSettings
+    from evento.server.bus import BusServer, BusSettings
 
     server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
     await server.start()
@@ -319,7 +321,8 @@ async def test_tls_between_bundle_and_server(tmp_path: Path) -> None:
         commands, _ = accounts.gateways(None)
         assert (await commands.send(OpenAccount(account="T"))).account == "T"
         with pytest.raises((OSError, ConnectionError, TimeoutError)):
-            await Bundle("plain", components=[_Echo]).start(TcpConnector(running.bus, connect_timeout=2))
+            plain = TcpConnector(running.bus, settings=ConnectorSettings(connect_timeout=2))
+            await Bundle("plain", components=[_Echo]).start(plain)
     finally:
         await accounts.stop()
         stop_server_process(running)
@@ -528,7 +531,11 @@ async def test_a_caller_that_loses_its_connection_mid_request_gets_the_first_rep
     relay = _Relay(server_process.bus)
     caller = Bundle("caller", components=[_Echo])
     await jobs.start(connector(server_process))
-    await caller.start(TcpConnector(await relay.start(), auth_token=TOKEN, base_backoff=0.05, max_backoff=0.2))
+    await caller.start(
+        TcpConnector(
+            await relay.start(), auth_token=TOKEN, settings=ConnectorSettings(base_backoff=0.05, max_backoff=0.2)
+        )
+    )
     try:
         commands, queries = caller.gateways(None)
         if kind == "query":

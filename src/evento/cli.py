@@ -179,8 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "server":
         from evento.server.runner import ServerOptions, run_server
-        from evento.transport.credentials import load_bus_tokens
-        from evento.transport.tcp import BusSettings
+        from evento.server.bus import BusSettings
+        from evento.server.bus_credentials import load_bus_tokens
 
         try:
             bus_tokens = load_bus_tokens(args.bus_tokens) if args.bus_tokens is not None else {}

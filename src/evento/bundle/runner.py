@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evento.bundle.bundle import Bundle
-from evento.transport.tcp import TcpConnector
+from evento.transport.connector import TcpConnector
 
 __all__ = ["load_bundle", "run_bundle"]
 

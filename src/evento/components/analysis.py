@@ -30,7 +30,6 @@ class Sends:
 
     commands: dict[str, int] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
-    gateway_calls: list[tuple[str, int]] = field(default_factory=list)
 
 
 def analyse_sends(fn: Callable[..., Any]) -> Sends:
@@ -73,7 +72,6 @@ def _record(
 ) -> None:
     assert isinstance(call.func, ast.Attribute)
     line = first_line + call.lineno - 1
-    sends.gateway_calls.append((call.func.attr, line))
     payload_cls = _payload_class(call.args[0], namespace, constructed)
     if payload_cls is None:
         return

@@ -14,7 +14,7 @@ types come from the type annotation of the handler's payload parameter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from evento.discovery import ComponentKind, HandlerKind
@@ -49,8 +49,6 @@ class ComponentOptions:
     snapshot_frequency: int = -1
     wait_for_head_reached: bool = False
     exactly_once: bool = False
-    description: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

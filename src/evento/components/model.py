@@ -24,7 +24,6 @@ from evento.errors import CapabilityError, RegistrationError
 from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import CommandMessage, Metadata, QueryMessage, StoredEvent
 from evento.payloads import (
-    Command,
     DomainCommand,
     DomainEvent,
     Event,
@@ -383,8 +382,3 @@ def _describe_return(handler: HandlerSpec) -> tuple[str | None, bool]:
     if isinstance(rt, type):
         return rt.__name__, multiple
     return str(rt), multiple
-
-
-def command_base(command: type[Command]) -> bool:
-    """True for domain commands (aggregate path), false for service commands."""
-    return issubclass(command, DomainCommand)

@@ -17,9 +17,9 @@ from pathlib import Path
 from evento.demo.systems import demo_system
 from evento.event_stores import open_event_store
 from evento.server import EventoServer
+from evento.server.bus import BusServer
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
-from evento.transport.tcp import BusServer
 
 log = logging.getLogger("evento.demo")
 

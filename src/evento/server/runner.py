@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evento.event_stores.base import open_event_store
+from evento.server.bus import BusServer, BusSettings
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
-from evento.transport.tcp import BusServer, BusSettings
 
 __all__ = ["ServerOptions", "run_server"]
 

@@ -1,20 +1,20 @@
 """The Evento Server core: registry, command broker and event store behind one transport-agnostic API.
 
 Transports (in-process, TCP) call :meth:`EventoServer.attach` when a bundle instance connects and
-:meth:`EventoServer.handle` for each request it sends; that is the whole surface they need. While a request is
-handled, :data:`caller` holds the bundle instance that sent it (the transport sets it), so a service command
-forwarded to its handler carries who asked.
+:meth:`EventoServer.handle` for each request it sends; that is the whole surface they need
+(:class:`~evento.transport.base.ServerEndpoint`). While a request is handled, :data:`evento.transport.base.caller`
+holds the bundle instance that sent it (the transport sets it), so a service command forwarded to its handler
+carries who asked.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from evento.discovery import BundleRegistration, NodeInfo
+from evento.discovery import BundleRegistration
 from evento.errors import RegistrationError
 from evento.event_stores.base import EventStore
 from evento.messages import (
@@ -34,14 +34,9 @@ from evento.server.broker import CommandBroker, StoryCache
 from evento.server.registry import Node, Registry
 from evento.transport.base import BundlePeer
 
-__all__ = ["EventoServer", "caller"]
+__all__ = ["EventoServer"]
 
 log = logging.getLogger(__name__)
-
-#: The bundle instance whose request is being handled, as its transport authenticated it. Set once per TCP
-#: connection (every request task of the connection inherits it) and per in-process request; read where the server
-#: forwards a service command (:class:`~evento.messages.ServiceCommandRequest` ``caller``).
-caller: contextvars.ContextVar[NodeInfo | None] = contextvars.ContextVar("evento_caller", default=None)
 
 MAX_FETCH = 10_000
 

@@ -1,17 +1,28 @@
 """The two sides of a bundle-server connection, whatever carries it (in-process calls or TCP).
 
 The server sees each connected bundle instance as a :class:`BundlePeer`; a bundle sees the server as a
-:class:`ServerLink`. Transports implement these and nothing else, so the broker code is the same for all.
+:class:`ServerLink`. Transports implement these and nothing else, so the broker code is the same for all. What a
+transport needs from each end is written here too (:class:`BundleEndpoint`, :class:`ServerEndpoint`), so the
+transport package depends on neither the bundle nor the server: they depend on it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextvars
+from typing import Protocol, TypeVar
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
 
-__all__ = ["BundleEndpoint", "BundlePeer", "Connector", "ServerLink"]
+__all__ = ["BundleEndpoint", "BundlePeer", "Connector", "ServerEndpoint", "ServerLink", "caller"]
+
+#: The bundle instance whose request is being handled, as its transport authenticated it. Set once per TCP
+#: connection (every request task of the connection inherits it) and per in-process command; read by whichever
+#: transport carries a service command on to its handler (:class:`~evento.messages.ServiceCommandRequest`
+#: ``caller``), which may be another transport than the one the command came in by.
+caller: contextvars.ContextVar[NodeInfo | None] = contextvars.ContextVar("evento_caller", default=None)
+
+NodeT = TypeVar("NodeT")
 
 
 class BundlePeer(Protocol):
@@ -56,3 +67,24 @@ class Connector(Protocol):
     """Opens a :class:`ServerLink` for a bundle (in-process or over TCP)."""
 
     async def connect(self, endpoint: BundleEndpoint) -> ServerLink: ...
+
+
+class ServerEndpoint(Protocol[NodeT]):
+    """What a server offers its transports (:class:`~evento.server.server.EventoServer` is one): each connected
+    bundle instance is attached as a :class:`BundlePeer` and named afterwards by the handle ``attach`` returns."""
+
+    def attach(self, peer: BundlePeer) -> NodeT:
+        """A bundle instance connected; raises a :class:`~evento.errors.RegistrationError` while it is attached."""
+        ...
+
+    def detach(self, node: NodeT) -> None: ...
+
+    def register(self, node: NodeT, registration: BundleRegistration) -> None:
+        """Route what the instance declares; raises a :class:`~evento.errors.RegistrationError` when refused."""
+        ...
+
+    def set_enabled(self, node: NodeT, enabled: bool) -> None: ...
+
+    async def handle(self, node: NodeT, request: ServerRequest, timeout: float) -> ServerResponse:
+        """Handle one request of the instance; raises the error its caller should see."""
+        ...

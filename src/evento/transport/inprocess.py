@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import Failure, RequestTimeoutError
@@ -20,13 +20,12 @@ from evento.messages import (
     ServerRequest,
     ServerResponse,
 )
-from evento.server.registry import Node
-from evento.server.server import EventoServer, caller
-from evento.transport.base import BundleEndpoint
+from evento.transport.base import BundleEndpoint, ServerEndpoint, caller
 
 __all__ = ["InProcessConnector"]
 
 T = TypeVar("T")
+NodeT = TypeVar("NodeT")
 
 
 async def call_with_deadline(awaitable: Awaitable[T], timeout: float, what: str, *, detach: bool = True) -> T:
@@ -66,12 +65,13 @@ class _InProcessPeer:
         self.endpoint.on_notification(message)
 
 
-class _InProcessLink:
+class _InProcessLink(Generic[NodeT]):
     """A bundle's view of a server in the same process."""
 
-    def __init__(self, server: EventoServer, node: Node) -> None:
+    def __init__(self, server: ServerEndpoint[NodeT], node: NodeT, info: NodeInfo) -> None:
         self._server = server
         self._node = node
+        self._info = info
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
         work = self._server.handle(self._node, message, timeout)
@@ -79,7 +79,7 @@ class _InProcessLink:
             return await call_with_deadline(work, timeout, _describe(message))
         # Only a command may be forwarded to a service, which wants its caller. The request runs in a task of its
         # own (call_with_deadline), which copies this context as it starts.
-        token = caller.set(self._node.info)
+        token = caller.set(self._info)
         try:
             return await call_with_deadline(work, timeout, _describe(message))
         finally:
@@ -100,12 +100,12 @@ def _describe(message: ServerRequest) -> str:
     return inner.payload_name if inner is not None else type(message).__name__
 
 
-class InProcessConnector:
-    """Connects bundles to a server running in the same event loop."""
+class InProcessConnector(Generic[NodeT]):
+    """Connects bundles to a server running in the same event loop (``Bundle.start(server)`` makes one)."""
 
-    def __init__(self, server: EventoServer) -> None:
+    def __init__(self, server: ServerEndpoint[NodeT]) -> None:
         self.server = server
 
-    async def connect(self, endpoint: BundleEndpoint) -> _InProcessLink:
+    async def connect(self, endpoint: BundleEndpoint) -> _InProcessLink[NodeT]:
         node = self.server.attach(_InProcessPeer(endpoint))
-        return _InProcessLink(self.server, node)
+        return _InProcessLink(self.server, node, endpoint.info)
