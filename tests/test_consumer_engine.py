@@ -1,11 +1,12 @@
 """Consumer engine behaviours that batching must not change: a bad event in a group, and wake-ups while a batch
-is being handled (the next batch is fetched ahead); and an event no consumer kind can decode, which must not stop
-it for ever.
+is being handled (the next batch is fetched ahead); an event no consumer kind can decode, which must not stop
+it for ever; and a fetch the server never answers, given up after the bundle's request timeout.
 
 No ``from __future__ import annotations`` here: a handler's payload class defined inside a test must resolve
 when the handler is read.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -205,3 +206,42 @@ async def _equals(value: Awaitable[object], expected: object) -> bool:
 async def _checkpoint(engine: Any) -> int | None:
     checkpoint: int | None = (await engine.describe()).checkpoint
     return checkpoint
+
+
+# --- a fetch the server never answers ----------------------------------------------------------------------------
+
+
+async def test_a_fetch_never_answered_is_given_up_after_the_bundles_request_timeout(
+    server: EventoServer, ticks: CommandGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector's first fetch gets no answer (a store read that hangs): the engine gives it up after
+    ``Bundle(request_timeout=)``, not after a fixed 30 s, fetches again and projects the event.
+
+    No real store can be made to hang on demand here, so the server's first read is held on an event; the
+    server, its SQLite store and the bundle are the real ones."""
+    await ticks.send(Tick(n=1))
+    read, release = server.store.fetch, asyncio.Event()
+    reads = 0
+
+    async def first_read_hangs(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            await release.wait()
+        return await read(*args)
+
+    monkeypatch.setattr(server.store, "fetch", first_read_hangs)
+    seen = Seen()
+    reader = Bundle(
+        "reader",
+        components=[TickProjector],
+        injector={Seen: seen}.get,
+        consumer_settings=ConsumerSettings(error_delay=0.05),
+        request_timeout=0.5,
+    )
+    await reader.start(server)
+    try:
+        await wait_until(lambda: seen.ticks == [1], 10, what="the event projected after the unanswered fetch")
+    finally:
+        release.set()  # the abandoned read ends, so nothing is left pending
+        await reader.stop()

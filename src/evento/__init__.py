@@ -1,7 +1,7 @@
 """Evento for Python: event-sourced CQRS on the RECQ architecture.
 
 The names most programs need are importable from here: payload bases, component and handler decorators,
-state classes, gateways, the bundle and the server.
+state classes, gateways (and the :class:`Outbox` contract they send through), the bundle and the server.
 """
 
 from evento.bundle import Bundle, ConsumerSettings, MessageHandlerInterceptor, TracingAgent
@@ -45,6 +45,7 @@ from evento.errors import (
 from evento.event_stores import SQLiteEventStore
 from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import Metadata, StoredEvent
+from evento.outbox import Outbox
 from evento.payloads import (
     DomainCommand,
     DomainEvent,
@@ -83,6 +84,7 @@ __all__ = [
     "Metadata",
     "Multiple",
     "NoHandlerError",
+    "Outbox",
     "ProjectionTransaction",
     "ProjectorStatus",
     "Query",

@@ -10,7 +10,7 @@ correlation id, and the handled message's id as causation id (through the bundle
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from evento.messages import (
     CommandMessage,
@@ -21,11 +21,10 @@ from evento.messages import (
     QueryResult,
     SendCommand,
     SendQuery,
-    ServerRequest,
-    ServerResponse,
     new_message_id,
     now_ms,
 )
+from evento.outbox import Outbox
 from evento.payloads import (
     Command,
     DomainCommand,
@@ -39,25 +38,14 @@ from evento.payloads import (
     query_response_type,
 )
 
-__all__ = ["CommandGateway", "HandledMessage", "QueryGateway"]
+__all__ = ["CommandGateway", "QueryGateway", "gateways_for"]
 
 DEFAULT_TIMEOUT = 30.0
 R = TypeVar("R", bound=QueryResponse[Any])
 
 
-class _Outbox(Protocol):
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None: ...
-
-    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse: ...
-
-    def correlate(self, metadata: Metadata | None, handled: HandledMessage | None) -> dict[str, str]: ...
-
-    def count_invocation(self, payload: str) -> None: ...
-
-
 class _Gateway:
-    def __init__(self, outbox: _Outbox, handled: HandledMessage | None = None) -> None:
+    def __init__(self, outbox: Outbox, handled: HandledMessage | None = None) -> None:
         self._outbox = outbox
         self._handled = handled
 
@@ -95,7 +83,6 @@ class CommandGateway(_Gateway):
             invalidate_caches=command.invalidate_aggregate_caches,
             invalidate_snapshot=command.invalidate_aggregate_snapshot,
         )
-        self._outbox.count_invocation(name)
         result = await self._outbox.request(SendCommand(message), timeout)
         assert isinstance(result, CommandResult)
         if result.event is None:
@@ -126,7 +113,6 @@ class QueryGateway(_Gateway):
             metadata=self._outbox.correlate(Metadata(metadata or {}), self._handled),
             timestamp=now_ms(),
         )
-        self._outbox.count_invocation(name)
         result = await self._outbox.request(SendQuery(message), timeout)
         assert isinstance(result, QueryResult)
         response: R = decode_payload(result.payload, query_response_type(type(query)))
@@ -138,3 +124,8 @@ class QueryGateway(_Gateway):
         """``query`` for plain ``def`` handlers running on a worker thread."""
         result: R = self._wait(self.query(query, metadata, timeout))
         return result
+
+
+def gateways_for(outbox: Outbox, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:
+    """The gateways of a handler handling ``handled`` (``None``: a root, as an invoker call is)."""
+    return CommandGateway(outbox, handled), QueryGateway(outbox, handled)

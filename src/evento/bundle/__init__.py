@@ -2,10 +2,12 @@
 
 from evento.bundle.bundle import Bundle
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings, ConsumerStatus
+from evento.bundle.outbox import BundleOutbox
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 
 __all__ = [
     "Bundle",
+    "BundleOutbox",
     "ConsumerEngine",
     "ConsumerSettings",
     "ConsumerStatus",

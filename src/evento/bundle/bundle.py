@@ -19,10 +19,11 @@ import pkgutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evento.bundle.calls import HandlerRunner
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
+from evento.bundle.outbox import BundleOutbox
 from evento.bundle.request_handlers import RequestHandlers
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
@@ -31,23 +32,22 @@ from evento.consumer_stores.base import ConsumerStateStore
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.discovery import BundleRegistration, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
 from evento.errors import RegistrationError
-from evento.gateways import CommandGateway, QueryGateway
+from evento.gateways import CommandGateway, QueryGateway, gateways_for
 from evento.messages import (
     AggregateCommandRequest,
     BundleRequest,
     BundleResponse,
-    CommandMessage,
     EventsAppended,
     HandledMessage,
-    Metadata,
     QueryRequest,
-    ServerRequest,
-    ServerResponse,
     ServiceCommandRequest,
     new_message_id,
 )
 from evento.payloads import Payload, payload_class, payload_description, payload_kind, payload_schema
 from evento.transport.base import Connector, ServerLink
+
+if TYPE_CHECKING:
+    from evento.server.server import EventoServer
 
 __all__ = ["Bundle"]
 
@@ -67,7 +67,11 @@ class _Invocation:
 
 
 class Bundle:
-    """A set of components deployed together, with its own identity, consumer state store and settings."""
+    """A set of components deployed together, with its own identity, consumer state store and settings.
+
+    ``request_timeout`` is the deadline in seconds of the requests the bundle's consumers make on their own
+    (fetching events, reading the head); a gateway call takes its own ``timeout``.
+    """
 
     def __init__(
         self,
@@ -96,6 +100,7 @@ class Bundle:
         self.tracing_agent = tracing_agent or TracingAgent()
         self.consumer_settings = consumer_settings or ConsumerSettings()
         self.request_timeout = request_timeout
+        self.outbox = BundleOutbox(self.info, self.tracing_agent)
         self._injector = injector
         self._dependencies: dict[Any, Any] = {}
         self._runner = HandlerRunner(interceptors, self.tracing_agent)
@@ -114,7 +119,7 @@ class Bundle:
         if unknown:
             raise RegistrationError(f"contexts given for components not in the bundle: {', '.join(unknown)}")
 
-        self._requests = RequestHandlers(self.components, self._runner, self.gateways, self._event_metadata)
+        self._requests = RequestHandlers(self.components, self._runner, self.outbox)
         self._dispatch: dict[type[Any], Callable[[Any], Any]] = {
             AggregateCommandRequest: self._requests.aggregate_command,
             ServiceCommandRequest: self._requests.service_command,
@@ -122,8 +127,6 @@ class Bundle:
         }
         self.consumers: dict[str, ConsumerEngine] = {}
         self._link: ServerLink | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.owner = f"{bundle_id}/{self.info.instance_id}"
 
     # --- building ----------------------------------------------------------------------------------------------
 
@@ -164,24 +167,22 @@ class Bundle:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
-    async def start(self, server: Connector | Any) -> None:
+    async def start(self, server: Connector | EventoServer) -> None:
         """Connect to a server (an :class:`EventoServer` in this process, or a connector) and start consuming."""
         from evento.server.server import EventoServer
         from evento.transport.inprocess import InProcessConnector
 
         connector: Connector = InProcessConnector(server) if isinstance(server, EventoServer) else server
-        self.loop = asyncio.get_running_loop()
         await self.consumer_store.start()
         self._build_engines()
         try:
             self._link = await connector.connect(self)
+            self.outbox.connect(self._link.request, asyncio.get_running_loop())
             await self._link.register(self.registration())
         except BaseException:
             # Refused (a duplicate instance id, a conflicting handler kind, a token that does not allow this bundle)
             # or unreachable: nothing stays open behind the error.
-            if self._link is not None:
-                await self._link.close()
-                self._link = None
+            await self._close_link()
             await self.consumer_store.stop()
             raise
 
@@ -203,10 +204,14 @@ class Bundle:
         if self._link is not None:
             await self._link.set_enabled(False)
         await asyncio.gather(*(engine.stop() for engine in self.consumers.values()))
+        await self._close_link()
+        await self.consumer_store.stop()
+
+    async def _close_link(self) -> None:
+        self.outbox.disconnect()
         if self._link is not None:
             await self._link.close()
             self._link = None
-        await self.consumer_store.stop()
 
     def _build_engines(self) -> None:
         self.consumers.clear()
@@ -220,9 +225,10 @@ class Bundle:
                     instance=instance,
                     context=context,
                     store=self.consumer_store,
-                    outbox=self,
+                    outbox=self.outbox,
                     runner=self._runner,
                     settings=self.consumer_settings,
+                    request_timeout=self.request_timeout,
                 )
                 self.consumers[engine.consumer_id] = engine
 
@@ -243,24 +249,11 @@ class Bundle:
         for engine in self.consumers.values():
             engine.wake()
 
-    # --- outbox used by gateways and engines -------------------------------------------------------------------
-
-    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
-        if self._link is None:
-            raise RuntimeError(f"bundle {self.bundle_id} is not started")
-        return await self._link.request(message, timeout)
-
-    def correlate(self, metadata: Metadata | None, handled: HandledMessage | None) -> dict[str, str]:
-        return self.tracing_agent.correlate(metadata, handled)
-
-    def count_invocation(self, payload: str) -> None:
-        """Hook for telemetry (invocation counts per handler); nothing is recorded yet."""
+    # --- sending ------------------------------------------------------------------------------------------------
 
     def gateways(self, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:
-        return CommandGateway(self, handled), QueryGateway(self, handled)
-
-    def _event_metadata(self, command: CommandMessage) -> dict[str, str]:
-        return self.tracing_agent.correlate(None, command)
+        """Gateways that send through this bundle as if handling ``handled`` (``None``: a new correlation)."""
+        return gateways_for(self.outbox, handled)
 
     # --- invokers ----------------------------------------------------------------------------------------------
 

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import HandlerSpec, Inject, ProjectorStatus, SequenceNumber
 from evento.discovery import HandlerKind
-from evento.gateways import CommandGateway, QueryGateway
+from evento.gateways import CommandGateway, QueryGateway, gateways_for
 from evento.messages import Metadata
 
 if TYPE_CHECKING:
     from evento.consumer_stores.base import ConsumerStateStore
+    from evento.outbox import Outbox
 
 __all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_transaction", "to_datetime"]
 
@@ -49,7 +50,7 @@ class CallContext:
     status: ProjectorStatus | None = None
     #: Makes ``commands``/``queries`` for ``message`` when a handler asks for one (most never do: consumers
     #: replaying thousands of events should not build gateways for each).
-    outbox: Any = None
+    outbox: Outbox | None = None
 
     def value(self, inject: Inject, dependency: Any) -> Any:
         if inject is Inject.PAYLOAD:
@@ -58,7 +59,7 @@ class CallContext:
             return self.state
         if inject in (Inject.COMMANDS, Inject.QUERIES):
             if self.commands is None and self.outbox is not None:
-                self.commands, self.queries = self.outbox.gateways(self.message)
+                self.commands, self.queries = gateways_for(self.outbox, self.message)
             return self.commands if inject is Inject.COMMANDS else self.queries
         if inject is Inject.MESSAGE:
             return self.message

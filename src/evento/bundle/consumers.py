@@ -45,6 +45,7 @@ from evento.errors import (
     UndecodableEventError,
 )
 from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
+from evento.outbox import Outbox
 from evento.payloads import decode_payload, encode_payload
 
 __all__ = ["ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
@@ -138,9 +139,10 @@ class ConsumerEngine:
         instance: Any,
         context: str,
         store: ConsumerStateStore,
-        outbox: Any,
+        outbox: Outbox,
         runner: HandlerRunner,
         settings: ConsumerSettings,
+        request_timeout: float,
     ) -> None:
         self.spec = spec
         self.instance = instance
@@ -148,6 +150,7 @@ class ConsumerEngine:
         self.consumer_id = consumer_id(bundle_id, spec.name, spec.options.version, context)
         self.store = store
         self._outbox = outbox
+        self._request_timeout = request_timeout  # of the engine's own requests: fetching events, reading the head
         self._runner = runner
         self.settings = settings
         self.status = ProjectorStatus()
@@ -298,7 +301,8 @@ class ConsumerEngine:
         return await self._request_batch(after)
 
     async def _request_batch(self, after: int) -> EventBatch:
-        batch = await self._outbox.request(FetchEvents(self.context, after, self.settings.fetch_size), 30.0)
+        request = FetchEvents(self.context, after, self.settings.fetch_size)
+        batch = await self._outbox.request(request, self._request_timeout)
         assert isinstance(batch, EventBatch)
         return batch
 
@@ -390,7 +394,7 @@ class ConsumerEngine:
     async def _start_position(self) -> int:
         if self._kind is ComponentKind.PROJECTOR:
             return 0  # a new projector replays everything
-        head = await self._outbox.request(GetHead(), 30.0)
+        head = await self._outbox.request(GetHead(), self._request_timeout)
         assert isinstance(head, Head)
         return head.sequence_number  # sagas and observers start from now
 

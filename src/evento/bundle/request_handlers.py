@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 from evento.bundle.calls import CallContext, HandlerRunner
@@ -22,13 +22,12 @@ from evento.errors import (
     EventoError,
     HandlerNotFoundError,
 )
-from evento.gateways import CommandGateway, QueryGateway
+from evento.gateways import CommandGateway, gateways_for
 from evento.messages import (
     AggregateCommandRequest,
     AggregateCommandResponse,
     CommandMessage,
     EventMessage,
-    HandledMessage,
     QueryRequest,
     QueryResult,
     ServiceCommandRequest,
@@ -36,6 +35,7 @@ from evento.messages import (
     new_message_id,
     now_ms,
 )
+from evento.outbox import Outbox
 from evento.payloads import (
     DomainEvent,
     Event,
@@ -48,7 +48,6 @@ from evento.payloads import (
 
 __all__ = ["RequestHandlers"]
 
-GatewayFactory = Callable[[HandledMessage | None], tuple[CommandGateway, QueryGateway]]
 _Steps = Generator[tuple[HandlerSpec, CallContext], Any, AggregateCommandResponse]
 _UNIONS = (typing.Union, types.UnionType)
 
@@ -82,12 +81,10 @@ class RequestHandlers:
         self,
         components: list[tuple[ComponentSpec, Any]],
         runner: HandlerRunner,
-        gateways: GatewayFactory,
-        correlate_event: Callable[[CommandMessage], dict[str, str]],
+        outbox: Outbox,
     ) -> None:
         self._runner = runner
-        self._gateways = gateways
-        self._correlate_event = correlate_event
+        self._outbox = outbox
         self._owners: dict[tuple[HandlerKind, str], tuple[ComponentSpec, Any, HandlerSpec]] = {}
         for spec, instance in components:
             for (kind, name), handler in spec.handlers.items():
@@ -116,7 +113,7 @@ class RequestHandlers:
 
     async def aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
         spec, instance, handler = self._owner(HandlerKind.AGGREGATE_COMMAND, request.command.payload_name)
-        commands, _ = self._gateways(request.command)
+        commands, _ = gateways_for(self._outbox, request.command)
         steps = self._aggregate_steps(spec, handler, request, commands)
         if handler.is_async or any(h.is_async for h in spec.handlers_of(HandlerKind.EVENT_SOURCING)):
             return await self._drive_async(steps, instance)
@@ -195,7 +192,7 @@ class RequestHandlers:
             payload_name=payload_name(event),
             payload=encode_payload(event),
             message_id=new_message_id(),
-            metadata=self._correlate_event(command),
+            metadata=self._outbox.correlate(None, command),  # an event inherits its command's metadata
             timestamp=now_ms(),
             context=event.context,
         )
@@ -219,7 +216,7 @@ class RequestHandlers:
         _, instance, handler = self._owner(HandlerKind.COMMAND, message.payload_name)
         assert handler.payload_type is not None
         command = decode_payload(message.payload, handler.payload_type)
-        commands, _ = self._gateways(message)
+        commands, _ = gateways_for(self._outbox, message)
         ctx = CallContext(command, message, message.metadata, message.timestamp, commands=commands)
         result = await self._runner.run(handler, instance, ctx)
         if result is None:
@@ -237,7 +234,7 @@ class RequestHandlers:
         _, instance, handler = self._owner(HandlerKind.QUERY, message.payload_name)
         assert handler.payload_type is not None
         query = decode_payload(message.payload, handler.payload_type)
-        _, queries = self._gateways(message)
+        _, queries = gateways_for(self._outbox, message)
         ctx = CallContext(query, message, message.metadata, message.timestamp, queries=queries)
         result = await self._runner.run(handler, instance, ctx)
         if not isinstance(result, QueryResponse):

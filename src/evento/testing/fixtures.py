@@ -28,18 +28,17 @@ from typing import Any, Generic, TypeVar
 
 from evento.bundle.calls import HandlerRunner
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
+from evento.bundle.outbox import BundleOutbox
 from evento.bundle.request_handlers import RequestHandlers
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import ComponentSpec, instantiate, read_component
 from evento.consumer_stores.memory import MemoryConsumerStateStore
-from evento.discovery import ComponentKind, HandlerKind
+from evento.discovery import ComponentKind, HandlerKind, NodeInfo
 from evento.errors import Failure, RegistrationError
-from evento.gateways import CommandGateway, QueryGateway
 from evento.messages import (
     AggregateCommandRequest,
     CommandMessage,
     CommandResult,
-    HandledMessage,
     Metadata,
     QueryResult,
     SendCommand,
@@ -68,6 +67,10 @@ __all__ = ["AggregateFixture", "AggregateResult", "SagaFixture", "SagaResult"]
 T = TypeVar("T")
 Q = TypeVar("Q", bound=Query[Any])
 
+_BUNDLE_ID = "evento-testing"
+#: The Bundle's default; a fixture's consumer engine never fetches (events are handed to it), so it never waits.
+_REQUEST_TIMEOUT = 30.0
+
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     # A fresh loop on a helper thread: works from plain tests and from inside a running event loop alike.
@@ -75,16 +78,12 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-class _RecordingOutbox:
-    """Stands in for the server: records what handlers send, answers queries from registered responders."""
-
-    owner = "evento-testing"
+class _RecordingServer:
+    """Stands in for the server: records the commands handlers send, answers queries from registered responders."""
 
     def __init__(self, responders: dict[type[Any], Callable[[Any], QueryResponse[Any]]]) -> None:
         self.sent: list[Command] = []
         self.responders = responders
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.agent = TracingAgent()
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
         if isinstance(message, SendCommand):
@@ -100,14 +99,12 @@ class _RecordingOutbox:
             return QueryResult(encode_payload(responder(decode_payload(message.query.payload, cls))))
         raise TypeError(f"the test fixture does not serve {type(message).__name__}")
 
-    def correlate(self, metadata: Metadata | None, handled: HandledMessage | None) -> dict[str, str]:
-        return self.agent.correlate(metadata, handled)
 
-    def count_invocation(self, payload: str) -> None:
-        return None
-
-    def gateways(self, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:
-        return CommandGateway(self, handled), QueryGateway(self, handled)
+def _outbox(server: _RecordingServer) -> BundleOutbox:
+    """The bundle's own outbox (default tracing agent), sending to ``server`` on the running loop."""
+    outbox = BundleOutbox(NodeInfo(_BUNDLE_ID, 1, _BUNDLE_ID), TracingAgent())
+    outbox.connect(server.request, asyncio.get_running_loop())
+    return outbox
 
 
 def _stored(events: list[tuple[Event, dict[str, str]]], aggregate_id: str | None) -> list[StoredEvent]:
@@ -200,12 +197,12 @@ class AggregateFixture:
     async def _execute(
         self, command: DomainCommand, given: list[tuple[Event, dict[str, str]]], metadata: dict[str, str]
     ) -> AggregateResult:
-        outbox = _RecordingOutbox({})
-        outbox.loop = asyncio.get_running_loop()
-        runner = HandlerRunner(self._interceptors, outbox.agent)
+        server = _RecordingServer({})
+        outbox = _outbox(server)
+        runner = HandlerRunner(self._interceptors, outbox.tracing_agent)
         # The probe snapshots after every command, so the response carries the resulting state to assert on.
         probe = dataclasses.replace(self.spec, options=dataclasses.replace(self.spec.options, snapshot_frequency=0))
-        handlers = RequestHandlers([(probe, self.instance)], runner, outbox.gateways, self._event_metadata)
+        handlers = RequestHandlers([(probe, self.instance)], runner, outbox)
         story = _stored(given, command.aggregate_id)  # stamped before the command: a story precedes its command
         message = CommandMessage(
             payload_name=payload_name(command),
@@ -222,7 +219,7 @@ class AggregateFixture:
         except Exception as exc:
             # The caller of a real system sees the error rebuilt from the wire: check the same thing here.
             error = Failure.from_exception(exc).to_exception()
-            return AggregateResult(None, error, None, False, False, outbox.sent)
+            return AggregateResult(None, error, None, False, False, server.sent)
         cls = payload_class(response.event.payload_name)
         assert cls is not None
         event = decode_payload(response.event.payload, cls)
@@ -231,11 +228,7 @@ class AggregateFixture:
             state = decode_payload(response.snapshot, self.spec.state_type)
         frequency = self.spec.options.snapshot_frequency
         snapshot_due = frequency >= 0 and len(story) + 1 >= frequency
-        return AggregateResult(event, None, state, response.deleted, snapshot_due, outbox.sent)
-
-    @staticmethod
-    def _event_metadata(command: CommandMessage) -> dict[str, str]:
-        return TracingAgent().correlate(None, command)
+        return AggregateResult(event, None, state, response.deleted, snapshot_due, server.sent)
 
 
 @dataclass
@@ -292,22 +285,23 @@ class SagaFixture:
     async def _execute(
         self, given: list[tuple[Event, dict[str, str]]], when: tuple[Event, dict[str, str]]
     ) -> SagaResult[Any]:
-        outbox = _RecordingOutbox(self._responders)
-        outbox.loop = asyncio.get_running_loop()
+        server = _RecordingServer(self._responders)
+        outbox = _outbox(server)
         engine = ConsumerEngine(
-            bundle_id="evento-testing",
+            bundle_id=_BUNDLE_ID,
             spec=self.spec,
             instance=self.instance,
             context="*",
             store=self._store,
             outbox=outbox,
-            runner=HandlerRunner([], outbox.agent),
+            runner=HandlerRunner([], outbox.tracing_agent),
             settings=ConsumerSettings(),
+            request_timeout=_REQUEST_TIMEOUT,
         )
         events = _stored([*given, when], None)
         for stored in events[:-1]:
             await engine._process(stored)
-        outbox.sent.clear()
+        server.sent.clear()
         last = events[-1]
         handler = self.spec.handler_for(HandlerKind.SAGA_EVENT, last.event_name)
         if handler is None:
@@ -321,4 +315,4 @@ class SagaFixture:
         handled = before is not None or after is not None
         state = decode_payload(after.state, self.spec.state_type) if after is not None else None
         ended = before is not None and after is None
-        return SagaResult(state, list(outbox.sent), ended, handled)
+        return SagaResult(state, list(server.sent), ended, handled)
