@@ -20,6 +20,7 @@ from evento import (
     Invoker,
     MessageHandlerInterceptor,
     Metadata,
+    Outbox,
     ProjectorStatus,
     QueryGateway,
     RegistrationError,
@@ -41,7 +42,14 @@ from evento import (
 )
 from evento.demo.todolist.observer import TodoListNotificationObserver
 from evento.demo.todolist.saga import ErpTodoListActivityRegistrationSaga
-from evento.messages import CAUSATION_ID, CORRELATION_ID
+from evento.messages import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    CommandResult,
+    SendCommand,
+    ServerRequest,
+    ServerResponse,
+)
 from evento.payloads import Query, decode_payload, encode_payload, payload_schema, query_response_type
 from tests.bank import (
     Account,
@@ -397,6 +405,43 @@ class Bank(Invoker):
     def open_blocking(self, account: str) -> AccountOpened:
         opened: AccountOpened = self.commands.send_sync(OpenAccount(account=account))
         return opened
+
+
+class _Handled:
+    """A message being handled, as a user's own fixture may make one."""
+
+    message_id = "handled-1"
+    metadata = {CORRELATION_ID: "flow-1", "tenant": "t1"}
+
+
+class _RecordingOutbox:
+    """A user's own stand-in for a bundle and its server: it records what is sent and answers "done"."""
+
+    owner = "my-fixture"
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.sent: list[ServerRequest] = []
+
+    async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
+        self.sent.append(message)
+        return CommandResult(None)
+
+    def correlate(self, metadata: Metadata | None, handled: Any) -> dict[str, str]:
+        return TracingAgent().correlate(metadata, handled)
+
+
+async def test_a_gateway_sends_through_any_outbox_a_user_writes() -> None:
+    """``evento.Outbox`` is all a gateway needs of a bundle: a fixture of the user's own receives the command,
+    correlated with the message being handled, and the gateway returns what it answers."""
+    recorder = _RecordingOutbox()
+    outbox: Outbox = recorder  # the contract, checked by mypy
+    commands = CommandGateway(outbox, _Handled())
+    assert await commands.send(Deposit(account="a1", amount=5), {"channel": "test"}) is None
+    (sent,) = recorder.sent
+    assert isinstance(sent, SendCommand) and sent.command.payload_name == "Deposit"
+    assert sent.command.metadata[CORRELATION_ID] == "flow-1" and sent.command.metadata[CAUSATION_ID] == "handled-1"
+    assert sent.command.metadata["tenant"] == "t1" and sent.command.metadata["channel"] == "test"
 
 
 async def test_invoker_gateways_exist_only_inside_invocation_handlers(server: EventoServer) -> None:

@@ -1,7 +1,8 @@
 """Command and query gateways: how handlers and invokers send messages through the server.
 
 A gateway is bound to the message being handled, so what it sends carries that message's metadata, its
-correlation id, and the handled message's id as causation id (through the bundle's tracing agent).
+correlation id, and the handled message's id as causation id (through the bundle's tracing agent). It sends
+through an :class:`~evento.outbox.Outbox`, the bundle's way out to the server (or a test fixture's stand-in).
 
 ``send`` and ``query`` are coroutines; plain ``def`` handlers run on worker threads and use ``send_sync`` /
 ``query_sync``, which wait for the result on the bundle's event loop.
