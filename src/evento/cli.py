@@ -10,16 +10,43 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evento.errors import DataInUseError, EventoError
+from evento._version import __version__
+from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
+from evento.startup import EXTRA_SCHEMES, StartupError, missing_extra, without_passwords
+
+log = logging.getLogger("evento.cli")
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _env(name: str, default: str) -> str:
+    """The default of an option from ``EVENTO_<name>``. Typed options get it as a string, so argparse parses
+    it like a command-line value: ``EVENTO_PORT=abc`` ends in its one-line usage error, not a traceback."""
     return os.environ.get(f"EVENTO_{name}", default)
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _es_mode(value: str) -> str:
+    if value not in ("cpes", "apes"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not cpes or apes")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evento", description="Evento for Python")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"evento {__version__}")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=_env("LOG_LEVEL", "INFO"),
+        help="DEBUG also prints the traceback behind a one-line error",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the TodoList (or another example system) on the embedded default")
@@ -32,26 +59,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-demo")))
     demo.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    demo.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="server HTTP port")
-    demo.add_argument("--bus-port", type=int, default=int(_env("BUS_PORT", "3030")), help="server bus port")
-    demo.add_argument("--todo-port", type=int, default=int(_env("TODO_PORT", "8080")), help="TodoList HTTP port")
+    demo.add_argument("--port", type=int, default=_env("PORT", "3000"), help="server HTTP port")
+    demo.add_argument("--bus-port", type=int, default=_env("BUS_PORT", "3030"), help="server bus port")
+    demo.add_argument("--todo-port", type=int, default=_env("TODO_PORT", "8080"), help="TodoList HTTP port")
     demo.add_argument(
-        "--app-port", type=int, default=int(_env("APP_PORT", "8080")), help="HTTP port of order-inventory and flight"
+        "--app-port", type=int, default=_env("APP_PORT", "8080"), help="HTTP port of order-inventory and flight"
     )
     demo.add_argument(
         "--service-delay",
         type=float,
-        default=float(_env("SERVICE_DELAY", "1.0")),
+        default=_env("SERVICE_DELAY", "1.0"),
         help="simulated latency of the ERP and notification services, seconds",
     )
     demo.add_argument(
         "--distributed", action="store_true", help="run the server and every bundle as separate processes over TCP"
     )
-    demo.add_argument("--replicas", type=int, default=int(_env("REPLICAS", "1")), help="instances of each bundle")
+    demo.add_argument("--replicas", type=int, default=_env("REPLICAS", "1"), help="instances of each bundle")
     demo.add_argument(
         "--servers",
         type=int,
-        default=int(_env("SERVER_COUNT", "1")),
+        default=_env("SERVER_COUNT", "1"),
         help="with --distributed: server processes sharing the --store (PostgreSQL), on consecutive ports",
     )
     demo.add_argument(
@@ -73,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     _store_options(server)
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
     server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    server.add_argument("--port", type=int, default=int(_env("PORT", "3000")), help="HTTP port")
-    server.add_argument("--bus-port", type=int, default=int(_env("BUS_PORT", "3030")), help="bus (TCP) port")
+    server.add_argument("--port", type=int, default=_env("PORT", "3000"), help="HTTP port")
+    server.add_argument("--bus-port", type=int, default=_env("BUS_PORT", "3030"), help="bus (TCP) port")
     server.add_argument(
         "--bus-host", default=_env("BUS_HOST", "") or None, help="where the bus listens (default --host)"
     )
@@ -90,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--bus-max-unauthenticated",
         type=int,
-        default=int(_env("BUS_MAX_UNAUTHENTICATED", "64")),
+        default=_env("BUS_MAX_UNAUTHENTICATED", "64"),
         help="bus connections allowed in their handshake at once; more are closed at once",
     )
     server.add_argument("--tls-cert", type=Path, default=_optional_path("TLS_CERT"))
@@ -118,14 +145,14 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--es-mode",
-        choices=["cpes", "apes"],
+        type=_es_mode,
         default=_env("ES_MODE", "cpes"),
         help="PostgreSQL sequence mode: cpes (commit order, default) or apes (snowflake ids + fetch delay)",
     )
     parser.add_argument(
         "--fetch-delay-ms",
         type=float,
-        default=float(_env("FETCH_DELAY_MS", "69")),
+        default=_env("FETCH_DELAY_MS", "69"),
         help="APES: readers see events only once they are this old",
     )
 
@@ -136,13 +163,51 @@ def _optional_path(name: str) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``evento`` command; what the operator must fix ends it with one line on stderr and status 1."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except DataInUseError as exc:  # another process owns the data directory or event store file: one line naming it
-        print(f"evento: {exc}", file=sys.stderr)
+    except Exception as exc:
+        line = _one_line(exc, args)
+        if line is None:  # a bug, not a setting: the traceback is what its reader needs
+            raise
+        log.debug("the traceback behind the error below", exc_info=exc)
+        print(f"evento: {without_passwords(line)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: Exception, args: argparse.Namespace) -> str | None:
+    """The one line an operator acts on for ``exc``, or ``None`` when it is not a failure of theirs.
+
+    This is the one place that decides it: the runners raise :class:`StartupError` (a port, naming its flag;
+    a bad combination of options) and :class:`DataInUseError` (the data directory's holder); a store's
+    driver extra that is not installed, or a database that does not answer, are recognised here, where the
+    flags that named them are known.
+    """
+    if isinstance(exc, StartupError | DataInUseError):
+        return str(exc)
+    extra = missing_extra(exc)
+    if extra is not None:
+        name, database = extra
+        flagged = [f"{flag} {url}" for flag, url in _stores(args) if url.lower().startswith(EXTRA_SCHEMES[name])]
+        needs = f"{flagged[0]} needs" if flagged else "this needs"
+        return f"{needs} the {database} driver: pip install 'evento-framework[{name}]'"
+    if isinstance(exc, EventStoreError | ConsumerStoreError):
+        flag, url = _stores(args)[0 if isinstance(exc, EventStoreError) else 1]
+        return f"{flag} {url or 'default'}: {exc}"
+    if args.command == "bundle" and isinstance(exc, EventoError | OSError):
+        return f"bundle run: {exc or type(exc).__name__}"  # refused (token, duplicate instance) or unreachable
+    return None
+
+
+def _stores(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The store options of the command and their values (empty when not given), event store first."""
+    store = getattr(args, "store", "") or ""
+    consumer = getattr(args, "consumer_store", None) or os.environ.get("EVENTO_CONSUMER_STORE", "")
+    if args.command == "demo" and not consumer and store.lower().startswith(EXTRA_SCHEMES["postgres"]):
+        consumer = store  # the demo keeps its consumer state in a PostgreSQL event store's database
+    return [("--store", store), ("--consumer-store", consumer)]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -178,9 +243,9 @@ def _run(args: argparse.Namespace) -> int:
             asyncio.run(run_demo(options))
         return 0
     if args.command == "server":
-        from evento.server.runner import ServerOptions, run_server
         from evento.server.bus import BusSettings
         from evento.server.bus_credentials import load_bus_tokens
+        from evento.server.runner import ServerOptions, run_server
 
         try:
             bus_tokens = load_bus_tokens(args.bus_tokens) if args.bus_tokens is not None else {}
@@ -212,11 +277,7 @@ def _run(args: argparse.Namespace) -> int:
         from evento.bundle.runner import load_bundle, run_bundle
 
         servers = args.server or _env("SERVERS", "127.0.0.1:3030").split(",")
-        try:
-            asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
-        except (EventoError, OSError) as exc:  # refused (token, duplicate instance, registration) or unreachable
-            print(f"evento bundle run: {exc or type(exc).__name__}", file=sys.stderr)
-            return 1
+        asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
         return 0
     return 2
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from evento.demo.runner import DemoOptions
 from evento.demo.systems import demo_system
 from evento.server.data_dir import hold_data_dir
+from evento.startup import StartupError
 
 __all__ = ["run_distributed"]
 
@@ -62,10 +63,16 @@ class _Child:
         while self.readies() <= previous:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+                raise StartupError(f"{self.name} exited with {self.process.returncode}{self._last_words()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT:g}s; see {self.log_path}")
+                raise StartupError(f"{self.name} not ready within {READY_TIMEOUT:g}s; see {self.log_path}")
             await asyncio.sleep(0.05)
+
+    def _last_words(self) -> str:
+        """The child's own one-line reason (its log's last line) and where the rest of its log is."""
+        lines = self.log_path.read_text(errors="replace").strip().splitlines() if self.log_path.exists() else []
+        reason = lines[-1].removeprefix("evento: ") if lines else ""
+        return f": {reason} (log {self.log_path})" if reason else f"; see {self.log_path}"
 
     async def stop(self) -> None:
         process = self.process
@@ -138,12 +145,12 @@ def _write_pids(path: Path, children: list[_Child]) -> None:
 async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio.Event | None = None) -> None:
     """Run the distributed TodoList until SIGINT/SIGTERM (or ``stop``), restarting children that die."""
     if replicas < 1 or options.servers < 1:
-        raise ValueError("--replicas and --servers must be at least 1")
+        raise StartupError("--replicas and --servers must be at least 1")
     if options.servers > 1 and not options.store.startswith(("postgresql://", "postgres://")):
-        raise ValueError("--servers N > 1 shares one event store between servers: it needs --store postgresql://...")
+        raise StartupError("--servers N > 1 shares one event store between servers: it needs --store postgresql://...")
     demo = demo_system(options.system)
     if replicas > 1 and not demo.replicated:
-        raise ValueError(f"{demo.name} runs one process per service: --replicas is for the TodoList")
+        raise StartupError(f"{demo.name} runs one process per service: --replicas is for the TodoList")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

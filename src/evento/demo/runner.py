@@ -14,12 +14,13 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from evento.demo.systems import demo_system
+from evento.demo.systems import DemoSystem, demo_system
 from evento.event_stores import open_event_store
 from evento.server import EventoServer
 from evento.server.bus import BusServer
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
+from evento.startup import naming_the_port
 
 log = logging.getLogger("evento.demo")
 
@@ -77,26 +78,33 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     await system.start(server)
     # Lets bundle processes join the embedded system.
     bus = BusServer(server, options.bus_host, options.bus_port, auth_token=options.auth_token)
-    await bus.start()
+    api_flag = "--todo-port" if options.system == "todolist" else "--app-port"
     https = [
-        EmbeddedUvicorn(create_server_app(server), options.host, options.port),
-        EmbeddedUvicorn(system.app(), options.host, options.api_port),
+        ("--port", EmbeddedUvicorn(create_server_app(server), options.host, options.port)),
+        (api_flag, EmbeddedUvicorn(system.app(), options.host, options.api_port)),
     ]
-    for http in https:
-        await http.start()
-    print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
-    print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
-    admits = "bundles presenting --auth-token" if options.auth_token else "open to whoever reaches it: no --auth-token"
-    print(f"Bus             {options.bus_host}:{bus.port} ({admits})", flush=True)
-    print(f"Data directory  {options.data_dir.resolve()}", flush=True)
-    print("Ready. Ctrl-C stops.", flush=True)
-    try:
+    try:  # a listener that fails to start stops what did start, in order
+        with naming_the_port("--bus-port", options.bus_host, options.bus_port):
+            await bus.start()
+        for flag, http in https:
+            with naming_the_port(flag, http.config.host, http.config.port):
+                await http.start()
+        _print_banner(options, demo, bus.port)
         await stop.wait()
     finally:
         print("Stopping...", flush=True)
-        for http in https:
+        for _, http in https:
             await http.stop()
         await system.stop()
         await bus.stop()
         await server.stop()
         print("Stopped.", flush=True)
+
+
+def _print_banner(options: DemoOptions, demo: DemoSystem, bus_port: int) -> None:
+    print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
+    print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
+    admits = "bundles presenting --auth-token" if options.auth_token else "open to whoever reaches it: no --auth-token"
+    print(f"Bus             {options.bus_host}:{bus_port} ({admits})", flush=True)
+    print(f"Data directory  {options.data_dir.resolve()}", flush=True)
+    print("Ready. Ctrl-C stops.", flush=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from evento._version import __version__
 from evento.server.server import EventoServer
 
 __all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "create_server_app"]
@@ -21,7 +23,7 @@ MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
 def create_server_app(server: EventoServer) -> FastAPI:
-    app = FastAPI(title="Evento Server", version="0.1.0")
+    app = FastAPI(title="Evento Server", version=__version__)
 
     @app.get("/api/health")
     async def health() -> dict[str, object]:
@@ -38,7 +40,8 @@ def create_server_app(server: EventoServer) -> FastAPI:
 class EmbeddedUvicorn(uvicorn.Server):
     """A uvicorn server that runs as one task among others: the process owner handles the signals.
 
-    ``await http.start()`` returns once it listens (or raises why it could not); ``await http.stop()`` ends it.
+    ``await http.start()`` returns once it listens (or raises why it could not: an :class:`OSError` when the
+    address cannot be bound, before uvicorn logs anything or exits); ``await http.stop()`` ends it.
     """
 
     def __init__(self, app: Any, host: str, port: int) -> None:
@@ -53,7 +56,7 @@ class EmbeddedUvicorn(uvicorn.Server):
         yield
 
     async def start(self) -> None:
-        self._serving = asyncio.create_task(self.serve())
+        self._serving = asyncio.create_task(self.serve(sockets=_bind(self.config.host, self.config.port)))
         while not self.started:
             if self._serving.done():
                 self._serving.result()  # raises the startup error, if any
@@ -64,3 +67,24 @@ class EmbeddedUvicorn(uvicorn.Server):
         self.should_exit = True
         if self._serving is not None:
             await asyncio.gather(self._serving, return_exceptions=True)
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of ``host`` on ``port``, as uvicorn's own ``create_server`` would bind,
+    but here: uvicorn logs a bind error and calls ``sys.exit``, while the caller of this gets the
+    :class:`OSError` and can name the option that chose the port."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            listener = socket.socket(family, kind, proto)
+            listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio does: a v6 socket beside the v4 one serves only v6
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(address)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners

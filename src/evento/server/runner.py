@@ -10,11 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evento.event_stores.base import open_event_store
+from evento.event_stores import open_event_store
 from evento.server.bus import BusServer, BusSettings
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
+from evento.startup import naming_the_port
 
 __all__ = ["ServerOptions", "run_server"]
 
@@ -73,10 +74,12 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
         ssl_context=tls_context(options.tls_cert, options.tls_key),
         settings=options.bus_settings,
     )
-    await bus.start()
+    with naming_the_port("--bus-port", bus_host, options.bus_port):
+        await bus.start()
     http = EmbeddedUvicorn(create_server_app(server), options.host, options.port)
     try:
-        await http.start()
+        with naming_the_port("--port", options.host, options.port):
+            await http.start()
         print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{options.port}")
         print("Ready.", flush=True)
         await stop.wait()
