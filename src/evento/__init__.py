@@ -4,6 +4,7 @@ The names most programs need are importable from here: payload bases, component 
 state classes, gateways (and the :class:`Outbox` contract they send through), the bundle and the server.
 """
 
+from evento._version import __version__
 from evento.bundle import Bundle, ConsumerSettings, MessageHandlerInterceptor, TracingAgent
 from evento.bundle.calls import ProjectionTransaction, projection_transaction
 from evento.components import (
@@ -60,8 +61,6 @@ from evento.payloads import (
 )
 from evento.server import EventoServer
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AggregateDeletedError",
     "AggregateInitializedError",
@@ -102,6 +101,7 @@ __all__ = [
     "TransientConsumerError",
     "UndecodableEventError",
     "View",
+    "__version__",
     "aggregate",
     "aggregate_command_handler",
     "command_handler",
