@@ -11,6 +11,7 @@ through an :class:`~evento.outbox.Outbox`, the bundle's way out to the server (o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from evento.messages import (
@@ -43,6 +44,7 @@ __all__ = ["CommandGateway", "QueryGateway", "gateways_for"]
 
 DEFAULT_TIMEOUT = 30.0
 R = TypeVar("R", bound=QueryResponse[Any])
+T = TypeVar("T")
 
 
 class _Gateway:
@@ -50,7 +52,7 @@ class _Gateway:
         self._outbox = outbox
         self._handled = handled
 
-    def _wait(self, coro: Any) -> Any:
+    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._outbox.loop
         if loop is None:
             coro.close()
@@ -123,8 +125,7 @@ class QueryGateway(_Gateway):
         self, query: Query[R], metadata: Metadata | dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> R:
         """``query`` for plain ``def`` handlers running on a worker thread."""
-        result: R = self._wait(self.query(query, metadata, timeout))
-        return result
+        return self._wait(self.query(query, metadata, timeout))
 
 
 def gateways_for(outbox: Outbox, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:

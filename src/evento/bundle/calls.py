@@ -22,7 +22,7 @@ from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import HandlerSpec, Inject, ProjectorStatus, SequenceNumber
 from evento.discovery import HandlerKind
 from evento.gateways import CommandGateway, QueryGateway, gateways_for
-from evento.messages import Metadata
+from evento.messages import HandledMessage, Metadata
 
 if TYPE_CHECKING:
     from evento.consumer_stores.base import ConsumerStateStore
@@ -40,7 +40,7 @@ class CallContext:
     """Everything a handler may have injected for one call."""
 
     payload: Any
-    message: Any
+    message: HandledMessage | None
     metadata: dict[str, str]
     timestamp_ms: int
     state: Any = None
