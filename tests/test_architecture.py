@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import evento
@@ -118,7 +119,7 @@ def find_cycle(graph: dict[str, dict[str, str]]) -> list[str] | None:
 
 
 def _describe(cycle: list[str], graph: dict[str, dict[str, str]]) -> str:
-    return "; ".join(f"{a} -> {b} (in {graph[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False))
+    return "; ".join(f"{a} -> {b} (in {graph[a][b]})" for a, b in pairwise(cycle))
 
 
 def test_no_import_cycle_between_packages() -> None:
