@@ -28,6 +28,7 @@ from evento.messages import (
     AggregateCommandResponse,
     CommandMessage,
     EventMessage,
+    QueryMessage,
     QueryRequest,
     QueryResult,
     ServiceCommandRequest,
@@ -212,31 +213,28 @@ class RequestHandlers:
     # --- services ----------------------------------------------------------------------------------------------
 
     async def service_command(self, request: ServiceCommandRequest) -> ServiceCommandResponse:
-        message = request.command
-        _, instance, handler = self._owner(HandlerKind.COMMAND, message.payload_name)
-        assert handler.payload_type is not None
-        command = decode_payload(message.payload, handler.payload_type)
-        commands, _ = gateways_for(self._outbox, message)
-        ctx = CallContext(command, message, message.metadata, message.timestamp, commands=commands)
-        result = await self._runner.run(handler, instance, ctx)
+        handler, result = await self._run(HandlerKind.COMMAND, request.command)
         if result is None:
             return ServiceCommandResponse(None)
         if not isinstance(result, ServiceEvent):
             raise EventoError(
                 f"{handler.qualname} must return a ServiceEvent or None, returned {type(result).__name__}"
             )
-        return ServiceCommandResponse(self._event_message(message, result))
+        return ServiceCommandResponse(self._event_message(request.command, result))
 
     # --- projections -------------------------------------------------------------------------------------------
 
     async def query(self, request: QueryRequest) -> QueryResult:
-        message = request.query
-        _, instance, handler = self._owner(HandlerKind.QUERY, message.payload_name)
-        assert handler.payload_type is not None
-        query = decode_payload(message.payload, handler.payload_type)
-        _, queries = gateways_for(self._outbox, message)
-        ctx = CallContext(query, message, message.metadata, message.timestamp, queries=queries)
-        result = await self._runner.run(handler, instance, ctx)
+        handler, result = await self._run(HandlerKind.QUERY, request.query)
         if not isinstance(result, QueryResponse):
             raise EventoError(f"{handler.qualname} must return Single or Multiple, returned {type(result).__name__}")
         return QueryResult(encode_payload(result))
+
+    async def _run(self, kind: HandlerKind, message: CommandMessage | QueryMessage) -> tuple[HandlerSpec, Any]:
+        """Run the handler owning ``message``'s payload type; returns it with its result. Its gateways are made
+        only if it asks for one (which ones it may ask for was checked when the bundle was built)."""
+        _, instance, handler = self._owner(kind, message.payload_name)
+        assert handler.payload_type is not None
+        payload = decode_payload(message.payload, handler.payload_type)
+        ctx = CallContext(payload, message, message.metadata, message.timestamp, outbox=self._outbox)
+        return handler, await self._runner.run(handler, instance, ctx)
