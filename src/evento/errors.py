@@ -100,7 +100,16 @@ class ConsumerStoreUnavailableError(ConsumerStoreError, ConnectionError):
 
 
 class EventStoreError(EventoError):
-    """The event store failed; nothing of the failing batch was stored."""
+    """The event store failed; nothing of the failing batch was stored (the driver's error is the cause)."""
+
+
+class EventStoreUnavailableError(EventStoreError, ConnectionError):
+    """The event store's database is unreachable, dropped the connection, has no connection free in time or is
+    locked by another process: try again later.
+
+    A :class:`ConnectionError`, so consumers and callers treat it as transient; what was refused outright (a bad
+    statement, a full disk) stays a plain :class:`EventStoreError`.
+    """
 
 
 class RemoteHandlerError(EventoError):

@@ -1,6 +1,6 @@
 """The consumer state store contract: checkpoints, consumer locks, saga state, dead event queues, dedupe.
 
-Every backend implements :class:`ConsumerStateStore` and passes the same test cases (``tests/consumer_store_cases.py``).
+Every backend implements :class:`ConsumerStateStore` and passes the same contract suite (:mod:`evento.testing.consumer_store_cases`).
 Methods are coroutines; SQL backends run their blocking drivers off the event loop.
 """
 
@@ -92,6 +92,11 @@ class ConsumerStateStore(ABC):
     dialect: ClassVar[str] = "custom"
     #: Whether :meth:`commit_with` is available (a store backed by a transactional database).
     supports_transactions: ClassVar[bool] = False
+    #: Whether what the store keeps outlives the process. A durable store has each checkpoint committed after
+    #: every event, so at most one event is redelivered after a crash; a store that is not (memory) lets the
+    #: consumer engine commit groups of events at once, since no restart can see the difference. True unless a
+    #: store says otherwise: a store wrongly taken for durable only commits more often than it needs to.
+    durable: ClassVar[bool] = True
 
     async def start(self) -> None:
         """Open connections and apply migrations."""

@@ -21,6 +21,7 @@ class MemoryConsumerStateStore(ConsumerStateStore):
     """
 
     dialect = "memory"
+    durable = False
 
     def __init__(self) -> None:
         self._checkpoints: dict[str, Checkpoint] = {}

@@ -12,12 +12,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from evento.consumer_stores.base import Checkpoint
 from evento.consumer_stores.sql import SQLConsumerStateStore
+from evento.storage.postgres import is_unavailable
 
 __all__ = ["PostgresConsumerStateStore"]
 
-# SQLSTATE classes meaning "the server is unreachable, going away or out of room": 08 connection exception,
-# 53 insufficient resources (too many connections), 57 operator intervention (shutdown, statement cancelled).
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
 # 40001 serialization failure, 40P01 deadlock detected: the transaction was aborted and may run again.
 _RETRY_STATES = ("40001", "40P01")
 
@@ -55,12 +53,7 @@ class PostgresConsumerStateStore(SQLConsumerStateStore):
         return isinstance(exc, psycopg.Error)
 
     def _unavailable(self, exc: BaseException) -> bool:
-        if isinstance(exc, psycopg.InterfaceError):
-            return True  # the connection is closed on our side
-        if not isinstance(exc, psycopg.OperationalError):
-            return False
-        # Errors raised by libpq itself (connection refused, server closed the connection) have no SQLSTATE.
-        return exc.sqlstate is None or exc.sqlstate[:2] in _UNAVAILABLE_CLASSES
+        return is_unavailable(exc)
 
     def _deadlocked(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error) and exc.sqlstate in _RETRY_STATES

@@ -27,7 +27,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from evento.errors import EventStoreError
+from evento.errors import EventStoreError, EventStoreUnavailableError
 from evento.event_stores.base import (
     EVENT_COLUMNS,
     AppendRequest,
@@ -40,6 +40,7 @@ from evento.event_stores.base import (
 )
 from evento.event_stores.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at, timestamp_ms
 from evento.messages import StoredEvent, now_ms
+from evento.storage.postgres import is_unavailable
 
 __all__ = ["EventStoreMode", "PostgresEventStore"]
 
@@ -127,6 +128,12 @@ ORDER BY e.aggregate_version
 """
 
 
+def _translated(message: str, exc: BaseException) -> EventStoreError:
+    """The Evento error for a driver error: unavailable (a :class:`ConnectionError`, transient) or refused."""
+    unavailable = is_unavailable(exc) or isinstance(exc, EventStoreUnavailableError)
+    return EventStoreUnavailableError(message) if unavailable else EventStoreError(message)
+
+
 class PostgresEventStore(EventStore):
     """Event store in a PostgreSQL database, shareable by several servers.
 
@@ -178,7 +185,7 @@ class PostgresEventStore(EventStore):
         except (PoolTimeout, psycopg.Error) as exc:
             await self._pool.close()
             await self._lock_pool.close()
-            raise EventStoreError(f"cannot connect to the PostgreSQL event store: {exc}") from exc
+            raise _translated(f"cannot connect to the PostgreSQL event store: {exc}", exc) from exc
         try:
             await self._migrate()
             self._closing = False
@@ -204,7 +211,7 @@ class PostgresEventStore(EventStore):
                 if row is None or row[0] is None:
                     await conn.execute("INSERT INTO evento_schema (version) VALUES (%s)", (_SCHEMA_VERSION,))
         except psycopg.Error as exc:
-            raise EventStoreError(f"cannot create the PostgreSQL event store's schema: {exc}") from exc
+            raise _translated(f"cannot create the PostgreSQL event store's schema: {exc}", exc) from exc
 
     async def _close(self) -> None:
         self._closing = True
@@ -246,7 +253,7 @@ class PostgresEventStore(EventStore):
                 # The node id went with the session: make no more ids with it until it is claimed again.
                 self._node_held.clear()
                 if not self._listening.is_set():
-                    raise EventStoreError(f"cannot listen for PostgreSQL event notifications: {exc}") from exc
+                    raise _translated(f"cannot listen for PostgreSQL event notifications: {exc}", exc) from exc
                 log.warning("event notification connection lost (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 5.0)
@@ -279,7 +286,7 @@ class PostgresEventStore(EventStore):
                 row = await cursor.fetchone()
                 return int(row[0]) if row else 0
         except (psycopg.Error, PoolTimeout) as exc:
-            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
+            raise _translated(f"PostgreSQL read failed: {exc}", exc) from exc
 
     # --- writes ------------------------------------------------------------------------------------------------
 
@@ -306,7 +313,7 @@ class PostgresEventStore(EventStore):
             # conflict, the batch is retried one append at a time, so only the losing appends fail.
             raise VersionConflictError(f"appends raced with another server's: {exc}") from exc
         except (psycopg.Error, PoolTimeout) as exc:
-            raise EventStoreError(f"PostgreSQL append failed: {exc}") from exc
+            raise _translated(f"PostgreSQL append failed: {exc}", exc) from exc
         return stored
 
     # --- contention: servers racing for one aggregate take turns under a cluster lock for a while --------------
@@ -355,13 +362,13 @@ class PostgresEventStore(EventStore):
         try:
             conn = await self._lock_pool.getconn(timeout=self._lock_wait)
         except PoolTimeout as exc:
-            raise EventStoreError(f"no connection free to take the cluster lock {key!r}: {exc}") from exc
+            raise _translated(f"no connection free to take the cluster lock {key!r}: {exc}", exc) from exc
         try:
             try:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
             except psycopg.Error as exc:
                 await conn.close()
-                raise EventStoreError(f"cannot take the cluster lock {key!r}: {exc}") from exc
+                raise _translated(f"cannot take the cluster lock {key!r}: {exc}", exc) from exc
             except BaseException:
                 await conn.close()
                 raise
@@ -395,7 +402,8 @@ class PostgresEventStore(EventStore):
             if not self._node_held.is_set():
                 await asyncio.wait_for(self._node_held.wait(), 10.0)
         except TimeoutError:
-            raise EventStoreError("no snowflake node id is held (the notification connection is down)") from None
+            message = "no snowflake node id is held (the notification connection is down)"
+            raise EventStoreUnavailableError(message) from None
         assert self._snowflake is not None
         return self._snowflake
 
@@ -409,7 +417,7 @@ class PostgresEventStore(EventStore):
                 cursor = await conn.execute(_LOAD_STORY, {"id": aggregate_id, "use_snapshot": use_snapshot})
                 rows = await cursor.fetchall()
         except (psycopg.Error, PoolTimeout) as exc:
-            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
+            raise _translated(f"PostgreSQL read failed: {exc}", exc) from exc
         story = Story()
         if not rows:
             return story
@@ -448,7 +456,7 @@ class PostgresEventStore(EventStore):
                 cursor = await conn.execute(sql, params, binary=True)  # bytea arrive raw, not hex-encoded
                 return [row_to_event(row) for row in await cursor.fetchall()]
         except (psycopg.Error, PoolTimeout) as exc:
-            raise EventStoreError(f"PostgreSQL read failed: {exc}") from exc
+            raise _translated(f"PostgreSQL read failed: {exc}", exc) from exc
 
 
 async def _insert(

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from evento.errors import EventStoreError, EventStoreUnavailableError
 from evento.event_stores.base import (
     EVENT_COLUMNS,
     AppendRequest,
@@ -29,7 +30,7 @@ from evento.event_stores.base import (
 )
 from evento.messages import StoredEvent, now_ms
 from evento.storage.file_lock import FileLock
-from evento.storage.sqlite import connect
+from evento.storage.sqlite import connect, is_busy
 
 __all__ = ["SQLiteEventStore"]
 
@@ -93,10 +94,22 @@ class SQLiteEventStore(EventStore):
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._write_conn
         assert conn is not None, "the event store is not started"
-        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, conn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, conn)
+        except sqlite3.Error as exc:
+            raise self._translated(exc) from exc
 
     async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._with_reader, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_pool, self._with_reader, fn)
+        except sqlite3.Error as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, exc: sqlite3.Error) -> EventStoreError:
+        """The Evento error for a driver error: unavailable (transient) while another process holds the file's
+        lock past the busy timeout, refused otherwise (a full disk, a damaged file)."""
+        message = f"SQLite event store {self.path}: {exc}"
+        return EventStoreUnavailableError(message) if is_busy(exc) else EventStoreError(message)
 
     def _with_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -110,9 +123,12 @@ class SQLiteEventStore(EventStore):
     async def _open(self) -> None:
         self._owner.acquire()  # before any write: the other holder would see its sequence numbers taken
         try:
-            self._write_conn = await asyncio.get_running_loop().run_in_executor(
-                self._writer_pool, lambda: connect(self.path, synchronous=self._synchronous)
-            )
+            try:
+                self._write_conn = await asyncio.get_running_loop().run_in_executor(
+                    self._writer_pool, lambda: connect(self.path, synchronous=self._synchronous)
+                )
+            except sqlite3.Error as exc:
+                raise self._translated(exc) from exc
             await self._on_writer(_migrate)
         except BaseException:
             self._owner.release()
