@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -39,7 +38,9 @@ from evento.consumer_stores.base import Checkpoint, ConsumerStateStore, DeadEven
 from evento.discovery import ComponentKind, ConsumerInfo, HandlerKind
 from evento.errors import (
     ConcurrentCheckpointError,
+    ConsumerStoreUnavailableError,
     EventoError,
+    EventStoreUnavailableError,
     InvalidPayloadError,
     TransientConsumerError,
     UndecodableEventError,
@@ -48,35 +49,31 @@ from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
 from evento.outbox import Outbox
 from evento.payloads import decode_payload, encode_payload
 
-__all__ = ["ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
+__all__ = ["TRANSIENT_ERRORS", "ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT_MESSAGES = (
-    "connection refused",
-    "connection reset",
-    "connection closed",
-    "connection is closed",
-    "broken pipe",
-    "timed out",
-    "temporarily unavailable",
-    "no available connection",
-    "database is locked",
+#: What ``ConsumerSettings.transient_errors`` holds unless set: errors meaning "try again later". The stores'
+#: ``...UnavailableError`` are ConnectionErrors too, named here so that nobody has to know that.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientConsumerError,
+    TimeoutError,
+    ConnectionError,
+    ConsumerStoreUnavailableError,
+    EventStoreUnavailableError,
 )
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether an error (or one in its cause chain) means "try again later" rather than "this event is bad"."""
+def is_transient(error: BaseException, kinds: tuple[type[BaseException], ...] = TRANSIENT_ERRORS) -> bool:
+    """Whether an error (or one in its cause chain) is of a type in ``kinds``: "try again later" rather than
+    "this event is bad". Decided by type only, never by message text: backends translate their drivers' errors
+    into Evento's at their boundary (a database that is unreachable or locked becomes a ``...UnavailableError``).
+    """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TransientConsumerError | TimeoutError | ConnectionError):
-            return True
-        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current):
-            return True
-        text = str(current).lower()
-        if any(marker in text for marker in _TRANSIENT_MESSAGES):
+        if isinstance(current, kinds):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -104,6 +101,10 @@ class ConsumerSettings:
     #: Retries of an event that does not decode into its handler's payload class before it goes to the dead event
     #: queue, also under a handler's retry-forever policy (fewer if the handler allows fewer).
     decode_retries: int = 3
+    #: Errors (in a handler's error or its cause chain) that leave the event to be redelivered later instead of
+    #: counting against the handler's retry policy: add a driver's errors here if handlers use a database of their
+    #: own whose errors are not Evento's.
+    transient_errors: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ class ConsumerEngine:
         """The consecutive events from ``start`` (with their handlers) that can be handled in one hop and one
         checkpoint commit; a single one when grouping does not apply."""
         limit = self.settings.commit_group
-        if limit <= 1 or self._kind is not ComponentKind.PROJECTOR or self.store.dialect != "memory":
+        if limit <= 1 or self._kind is not ComponentKind.PROJECTOR or self.store.durable:
             return [(events[start], None)]
         group: list[tuple[StoredEvent, HandlerSpec | None]] = []
         handler_for, kind = self.spec.handler_for, self._handler_kind
@@ -472,7 +473,7 @@ class ConsumerEngine:
                 if isinstance(exc, UndecodableEventError):
                     # Never transient, and bounded whatever the handler's policy: the event's bytes will not change.
                     retry = decode_retries if retry == -1 else min(retry, decode_retries)
-                elif is_transient(exc) and self._kind is not ComponentKind.OBSERVER:
+                elif is_transient(exc, self.settings.transient_errors) and self._kind is not ComponentKind.OBSERVER:
                     await self.store.record_error(self.consumer_id, f"transient: {exc!r}")
                     raise TransientConsumerError(f"event {event.sequence_number} will be redelivered: {exc}") from exc
                 await self.store.record_error(self.consumer_id, f"{type(exc).__name__}: {exc}")
