@@ -148,6 +148,14 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -
     assert "s3cret" not in finished.stderr, finished.describe()
 
 
+def test_an_unreachable_consumer_store_of_the_demo_is_named_without_its_password(tmp_path: Path) -> None:
+    """The TodoList read model lives in the consumer store's database: the first to find it unreachable."""
+    url = f"mysql://root:s3cret@127.0.0.1:{free_port()}/test"  # nothing listens there
+    finished = evento_cli(*_demo(tmp_path / "data", *_ports(), "--consumer-store", url), cwd=tmp_path)
+    assert_refused_in_one_line(finished, f"--consumer-store {url.replace(':s3cret@', ':***@')}: ")
+    assert "s3cret" not in finished.stderr, finished.describe()
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "flag"),
     [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evento._version import __version__
 from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
-from evento.startup import EXTRA_SCHEMES, StartupError, missing_extra, without_passwords
+from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra, without_passwords
 
 log = logging.getLogger("evento.cli")
 
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line is None:  # a bug, not a setting: the traceback is what its reader needs
             raise
         log.debug("the traceback behind the error below", exc_info=exc)
-        print(f"evento: {without_passwords(line)}", file=sys.stderr)
+        print(f"evento: {without_passwords(' '.join(line.split()))}", file=sys.stderr)  # one line, whatever exc said
         return 1
 
 
@@ -190,14 +190,25 @@ def _one_line(exc: Exception, args: argparse.Namespace) -> str | None:
     extra = missing_extra(exc)
     if extra is not None:
         name, database = extra
-        flagged = [f"{flag} {url}" for flag, url in _stores(args) if url.lower().startswith(EXTRA_SCHEMES[name])]
-        needs = f"{flagged[0]} needs" if flagged else "this needs"
+        needs = f"{_flagged(args, name) or 'this'} needs"
         return f"{needs} the {database} driver: pip install 'evento-framework[{name}]'"
     if isinstance(exc, EventStoreError | ConsumerStoreError):
         flag, url = _stores(args)[0 if isinstance(exc, EventStoreError) else 1]
         return f"{flag} {url or 'default'}: {exc}"
+    failed = driver_error(exc)
+    if failed is not None:  # a database a read model or store reached through its driver, untranslated
+        name, driver_exc = failed
+        return f"{_flagged(args, name) or 'a database'}: {type(driver_exc).__name__}: {driver_exc}"
     if args.command == "bundle" and isinstance(exc, EventoError | OSError):
         return f"bundle run: {exc or type(exc).__name__}"  # refused (token, duplicate instance) or unreachable
+    return None
+
+
+def _flagged(args: argparse.Namespace, extra: str) -> str | None:
+    """``--flag URL`` of the first store option whose URL needs ``extra``'s driver."""
+    for flag, url in _stores(args):
+        if url.lower().startswith(EXTRA_SCHEMES[extra]):
+            return f"{flag} {url}"
     return None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from evento.errors import EventoError
 
-__all__ = ["StartupError", "missing_extra", "naming_the_port", "without_passwords"]
+__all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_port", "without_passwords"]
 
 #: The driver modules of the optional extras: module -> (extra, what it connects to).
 _DRIVER_EXTRAS = {
@@ -54,16 +54,32 @@ def naming_the_port(flag: str, host: str, port: int) -> Iterator[None]:
 def missing_extra(error: BaseException) -> tuple[str, str] | None:
     """``(extra, database)`` when ``error`` (or an error it was raised from) is the import of a driver of an
     optional extra that is not installed, e.g. ``("postgres", "PostgreSQL")`` for psycopg."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(error):
         if isinstance(current, ImportError):
             module = (current.name or "").partition(".")[0]
             if module in _DRIVER_EXTRAS:
                 return _DRIVER_EXTRAS[module]
-        current = current.__cause__ or current.__context__
     return None
+
+
+def driver_error(error: BaseException) -> tuple[str, BaseException] | None:
+    """``(extra, the driver's error)`` when a database driver raised ``error`` or an error it was raised from:
+    a database a store or read model could not reach or use, named by the extra whose driver it is."""
+    for current in _chain(error):
+        module = type(current).__module__.partition(".")[0]
+        if module in _DRIVER_EXTRAS:
+            return _DRIVER_EXTRAS[module][0], current
+    return None
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from or during, nearest first."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def without_passwords(text: str) -> str:
