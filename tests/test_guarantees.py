@@ -590,11 +590,11 @@ async def test_a_command_resent_after_a_lost_connection_is_not_applied_twice(
             payload_name="Deposit", payload=encode_payload(Deposit(account="X", amount=4)),
             message_id=new_message_id(), metadata={}, timestamp=now_ms(), domain=True, aggregate_id="X", lock_id="X",
         )  # fmt: skip
-        first = await client.request(SendCommand(message), 5)
+        first = await client.outbox.request(SendCommand(message), 5)
         head = await server.store.head()
-        again = await client.request(SendCommand(message, resent=True), 5)
+        again = await client.outbox.request(SendCommand(message, resent=True), 5)
         assert again == first and await server.store.head() == head
-        other = await client.request(
+        other = await client.outbox.request(
             SendCommand(msgspec.structs.replace(message, message_id=new_message_id()), True), 5
         )
         assert other != first and await server.store.head() == head + 1  # a new command id is a new command
