@@ -611,9 +611,9 @@ async def test_a_resent_command_already_stored_is_answered_while_no_handler_is_a
     sent: list[CommandMessage] = []
     command = server.broker.command
 
-    async def spy(message: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
+    async def spy(message: CommandMessage, timeout: float, *, resent: bool = False, **named: Any) -> CommandResult:
         sent.append(message)
-        return await command(message, timeout, resent=resent)
+        return await command(message, timeout, resent=resent, **named)
 
     server.broker.command = spy  # type: ignore[method-assign,assignment]
     try:

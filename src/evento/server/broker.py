@@ -1,21 +1,51 @@
-"""The message gateway and command broker: route by payload type, serialise by lock id, append the one event.
+"""The command broker: route a command by payload type, serialise it by lock id, append the one event it makes.
 
-For an aggregate command the broker locks the command's lock id, loads the aggregate's story (snapshot + later
-events, from an LRU cache or the store), forwards the decorated command to a random enabled instance, appends the
-event it returns with the snapshot and deletion flag, and replies with the stored event. A failing handler stores
-nothing and its error goes back to the caller unchanged. The event a bundle returns (aggregate or service) is
-checked before it is stored (:mod:`evento.server.event_check`): one that is not of a type the bundle declared, or
-does not decode, fails the command with :class:`~evento.errors.InvalidEventError` and nothing is stored.
+The command path, from the wire to the reply (an aggregate command; a service command differs at step 5):
+
+1. The transport reads the request: ``transport/tcp.py`` ``BusServer._on_request`` (a TCP frame) or
+   ``transport/inprocess.py`` ``_InProcessLink.request`` (a bundle in the same process).
+2. ``server/server.py`` :meth:`EventoServer.handle <evento.server.server.EventoServer.handle>` dispatches the
+   :class:`~evento.messages.SendCommand` by type to :meth:`CommandBroker.command`, naming the node that sent it.
+3. :meth:`CommandBroker.command` fails fast when no instance handles the type, then :meth:`CommandBroker._take_turn`
+   waits for the command's lock id on this server (``server/locks.py`` :class:`~evento.server.locks.LockManager`)
+   and, when servers sharing the store must take turns too, for its cluster lock
+   (:meth:`EventStore.cluster_lock <evento.event_stores.base.EventStore.cluster_lock>`).
+4. A resent command that ran before is answered with its stored event
+   (:meth:`EventStore.find_by_command <evento.event_stores.base.EventStore.find_by_command>`).
+5. :meth:`CommandBroker._aggregate_command` drives three steps in a short loop:
+
+   a. **story** — :meth:`CommandBroker._story`: the aggregate's snapshot and later events, from
+      ``server/story_cache.py`` :class:`~evento.server.story_cache.StoryCache` or the store
+      (:meth:`EventStore.load_story <evento.event_stores.base.EventStore.load_story>`);
+   b. **run** — :meth:`CommandBroker._run` sends the command and its story to a random enabled instance
+      (:meth:`CommandBroker._forward_aggregate`, through the transport's ``BundlePeer.request``) and checks the
+      event it returns (``server/event_check.py`` :meth:`EventCheck.check
+      <evento.server.event_check.EventCheck.check>`); a refusal made on an unread story that turns out stale
+      re-runs on the stored story;
+   c. **append or resolve** — :meth:`CommandBroker._append_or_resolve` appends the event with its snapshot and
+      deletion flag (``event_stores/base.py`` :meth:`EventStore.append
+      <evento.event_stores.base.EventStore.append>`, group commit, then the backend's ``_write_batch``) and
+      caches the new story; on a version conflict it answers an event already stored for this command, or
+      hands back the stored story to re-run on (under the aggregate's cluster lock once servers race for it).
+
+   A service command instead goes to its handler with its caller named (:meth:`CommandBroker._service_command`),
+   and the event it returns, if any, is checked and appended.
+6. The stored event travels back as a :class:`~evento.messages.CommandResult`: the transport writes it as the
+   reply (TCP ``_respond``, or the in-process return value). Any error goes back unchanged and nothing is stored.
+
+The broker never decodes a payload; the event check (:mod:`evento.server.event_check`) only checks that an event
+is of a type the bundle declared and decodes, and fails the command with :class:`~evento.errors.InvalidEventError`
+otherwise. Queries are routed by :class:`~evento.server.queries.QueryRouter`, not here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
 
-from evento.discovery import HandlerKind
+from evento.discovery import HandlerKind, NodeInfo
 from evento.errors import (
     AggregateDeletedError,
     ConnectionLostError,
@@ -30,102 +60,23 @@ from evento.messages import (
     AggregateCommandResponse,
     CommandMessage,
     CommandResult,
-    QueryMessage,
-    QueryRequest,
-    QueryResult,
     ServiceCommandRequest,
     ServiceCommandResponse,
     StoredEvent,
 )
 from evento.server.event_check import EventCheck
+from evento.server.locks import LockManager
 from evento.server.registry import Registry
+from evento.server.story_cache import StoryCache
 
-__all__ = ["CommandBroker", "LockManager", "StoryCache"]
+__all__ = ["CommandBroker"]
 
-
-class LockManager:
-    """One asyncio lock per lock id, created on demand and dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def hold(self, lock_id: str | None) -> _Held:
-        """``async with locks.hold(lock_id):`` (a plain object, not a generator: this runs for every command)."""
-        return _Held(self._locks, lock_id)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class _Held:
-    __slots__ = ("_lock_id", "_locks")
-
-    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], lock_id: str | None) -> None:
-        self._locks = locks
-        self._lock_id = lock_id
-
-    async def __aenter__(self) -> None:
-        lock_id = self._lock_id
-        if lock_id is None:
-            return
-        lock, users = self._locks.get(lock_id, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[lock_id] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._leave(lock_id)
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        lock_id = self._lock_id
-        if lock_id is None:
-            return
-        self._locks[lock_id][0].release()
-        self._leave(lock_id)
-
-    def _leave(self, lock_id: str) -> None:
-        lock, users = self._locks[lock_id]
-        if users == 1:
-            del self._locks[lock_id]
-        else:
-            self._locks[lock_id] = (lock, users - 1)
-
-
-class StoryCache:
-    """LRU cache of aggregate stories with an expiry (reference defaults: 1024 entries, 150 s)."""
-
-    def __init__(self, size: int = 1024, ttl: float = 150.0) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._entries: OrderedDict[str, tuple[Story, float]] = OrderedDict()
-
-    def get(self, aggregate_id: str) -> Story | None:
-        entry = self._entries.get(aggregate_id)
-        if entry is None:
-            return None
-        story, expires = entry
-        if expires < time.monotonic():
-            del self._entries[aggregate_id]
-            return None
-        self._entries.move_to_end(aggregate_id)
-        return story
-
-    def put(self, aggregate_id: str, story: Story) -> None:
-        if self.size <= 0:
-            return
-        self._entries[aggregate_id] = (story, time.monotonic() + self.ttl)
-        self._entries.move_to_end(aggregate_id)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def evict(self, aggregate_id: str) -> None:
-        self._entries.pop(aggregate_id, None)
+#: Errors of the way to a handler, not a handler's refusal: they go to the caller as they are.
+_NOT_A_REFUSAL = (ConnectionLostError, TimeoutError, NoHandlerError, InvalidEventError)
 
 
 class CommandBroker:
-    """Handles commands and queries on behalf of callers, whichever transport they came by."""
+    """Runs commands on behalf of callers, whichever transport they came by (see the module docstring)."""
 
     #: How many times an aggregate command is re-run when another server stored a version first.
     conflict_retries = 16
@@ -137,51 +88,60 @@ class CommandBroker:
         self.locks = LockManager()
         self.events = EventCheck()
 
-    async def command(self, command: CommandMessage, timeout: float, *, resent: bool = False) -> CommandResult:
+    async def command(
+        self, command: CommandMessage, timeout: float, *, resent: bool = False, caller: NodeInfo | None = None
+    ) -> CommandResult:
+        """Run ``command`` within ``timeout`` seconds and answer the event it stored (steps 3–6 of the path).
+
+        ``resent``: the caller lost its connection and sends the command again; if it ran, its event answers it.
+        ``caller``: the bundle instance that sent it, named to a service so it runs the command once per caller.
+        """
         if not resent:
             self.registry.route(command.payload_name)  # fail fast when nobody handles it
         deadline = time.monotonic() + timeout
         # Lock waits end a little before the caller's deadline, so "it did not run" reaches the caller in time.
         lock_deadline = deadline - min(0.5, timeout * 0.1)
-        local = self.locks.hold(command.lock_id)
-        await self._within(lock_deadline, local.__aenter__(), command)
-        try:
-            # Decided once this server's turn has come: the aggregate may have become contended meanwhile.
-            if command.lock_id is None or not self._needs_cluster_lock(command):
-                return await self._locked_command(command, deadline - time.monotonic(), resent, cluster_locked=False)
-            cluster = self.store.cluster_lock(command.lock_id)
-            await self._within(lock_deadline, cluster.__aenter__(), command)
-            try:
-                return await self._locked_command(command, deadline - time.monotonic(), resent, cluster_locked=True)
-            finally:
-                await cluster.__aexit__(None, None, None)
-        finally:
-            await local.__aexit__(None, None, None)
+        async with contextlib.AsyncExitStack() as turn:
+            cluster_locked = await self._take_turn(turn, command, lock_deadline)
+            if resent:
+                stored = await self.store.find_by_command(command.message_id)
+                if stored is not None:
+                    # It ran before the caller lost its connection: answer it, even if no handler is back yet.
+                    return CommandResult(stored)
+            kind, _ = self.registry.route(command.payload_name)
+            if kind is HandlerKind.AGGREGATE_COMMAND:
+                return CommandResult(await self._aggregate_command(command, deadline, cluster_locked=cluster_locked))
+            return CommandResult(await self._service_command(command, deadline, caller))
+
+    # --- whose turn -----------------------------------------------------------------------------------------------
+
+    async def _take_turn(self, turn: contextlib.AsyncExitStack, command: CommandMessage, deadline: float) -> bool:
+        """Hold the command's lock id on this server, and across servers when needed (held until ``turn`` ends);
+        answers whether the cluster lock is held."""
+        await self._wait_for(turn, self.locks.hold(command.lock_id), deadline, command)
+        # Decided once this server's turn has come: the aggregate may have become contended meanwhile.
+        lock_id = command.lock_id
+        if lock_id is None or not self._needs_cluster_lock(command):
+            return False
+        await self._wait_for(turn, self.store.cluster_lock(lock_id), deadline, command)
+        return True
 
     @staticmethod
-    async def _within(deadline: float, acquire: Awaitable[object], command: CommandMessage) -> None:
-        """Wait for a lock no longer than the command's deadline: a command that never got its turn did not run,
-        and saying so beats piling up waiters behind a lock some stalled holder keeps."""
+    async def _wait_for(
+        turn: contextlib.AsyncExitStack,
+        lock: AbstractAsyncContextManager[None],
+        deadline: float,
+        command: CommandMessage,
+    ) -> None:
+        """Enter ``lock`` into ``turn``, waiting no longer than ``deadline``: a command that never got its turn did
+        not run, and saying so beats piling up waiters behind a lock some stalled holder keeps."""
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await acquire
+                await turn.enter_async_context(lock)
         except TimeoutError:
             raise LockTimeoutError(
                 f"{command.payload_name} waited its whole deadline for lock {command.lock_id!r}; it did not run"
             ) from None
-
-    async def _locked_command(
-        self, command: CommandMessage, timeout: float, resent: bool, *, cluster_locked: bool
-    ) -> CommandResult:
-        if resent:
-            stored = await self.store.find_by_command(command.message_id)
-            if stored is not None:
-                # It ran before the caller lost its connection: answer it, even if no handler is back yet.
-                return CommandResult(stored)
-        kind, _ = self.registry.route(command.payload_name)
-        if kind is HandlerKind.AGGREGATE_COMMAND:
-            return CommandResult(await self._aggregate_command(command, timeout, cluster_locked=cluster_locked))
-        return CommandResult(await self._service_command(command, timeout))
 
     def _needs_cluster_lock(self, command: CommandMessage) -> bool:
         """Whether to hold the lock id across the servers sharing the store: for a service command's lock id, or
@@ -192,22 +152,18 @@ class CommandBroker:
             return False
         return not command.domain or lock_id != command.aggregate_id or self.store.is_contended(lock_id)
 
-    async def query(self, query: QueryMessage, timeout: float) -> QueryResult:
-        _, node = self.registry.route(query.payload_name)
-        response = await node.peer.request(QueryRequest(query), timeout)
-        assert isinstance(response, QueryResult)
-        return response
+    # --- aggregate commands ---------------------------------------------------------------------------------------
 
     async def _aggregate_command(
-        self, command: CommandMessage, timeout: float, *, cluster_locked: bool
+        self, command: CommandMessage, deadline: float, *, cluster_locked: bool
     ) -> StoredEvent:
-        """Run an aggregate command on its story and append the event it returns.
+        """Run an aggregate command on its story and append the event it returns: story, run, append-or-resolve.
 
         Optimistic with respect to other servers sharing the store: a story from this server's cache may be
         stale, and a creating command's story is assumed empty without a read. An event made from a stale story
         carries a version that is already stored, so the append is refused and the command re-runs on the stored
         story (aggregates are pure functions of their story); a handler's refusal made from an unread story is
-        checked against the stored story and re-run if that differs.
+        checked against the stored story and re-run if that differs. Every re-run is on a story just read.
 
         No lock spans servers while a bundle computes, unless servers race for the aggregate: the loser of a race
         reports it to every server, and re-runs on the stored story under the aggregate's cluster lock; for a
@@ -219,66 +175,61 @@ class CommandBroker:
         aggregate_id = command.aggregate_id
         if aggregate_id is None:
             raise EventoError(f"{command.payload_name} names no aggregate id")
-        deadline = time.monotonic() + timeout
         if cluster_locked:
             story, verified = await self._load(command, aggregate_id), True
         else:
             story, verified = await self._story(command, aggregate_id)
         for attempt in range(self.conflict_retries + 1):
-            if story.deleted:
-                raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
-            request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
-            try:
-                response = await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
-            except (ConnectionLostError, TimeoutError, NoHandlerError, InvalidEventError):
-                raise
-            except Exception:
-                if verified:
-                    raise  # refused on the stored story: the caller's answer
-                stored_story = await self._load(command, aggregate_id)
-                if (stored_story.version, stored_story.exists) == (story.version, story.exists):
-                    raise
-                story, verified = stored_story, True
+            ran = await self._run(command, aggregate_id, story, verified, deadline)
+            if isinstance(ran, Story):
+                story, verified = ran, True
                 continue
-            try:
-                stored = await self.store.append(
-                    AppendRequest(
-                        response.event,
-                        aggregate_id,
-                        story.version + 1,
-                        response.snapshot,
-                        response.deleted,
-                        command.message_id,
-                    )
-                )
-            except VersionConflictError:
-                # Another server stored this version first, or stored this very command after a resend.
-                self.cache.evict(aggregate_id)
-                already = await self.store.find_by_command(command.message_id)
-                if already is not None:
-                    return already
-                if attempt == self.conflict_retries or time.monotonic() >= deadline:
-                    raise
-                if story.version == 0:
-                    # A creating command whose aggregate exists after all (the read was skipped): no race between
-                    # servers, just the stored story to run on.
-                    story, verified = await self._load(command, aggregate_id), True
-                    continue
-                self.store.report_contention(aggregate_id)
-                if not cluster_locked:
-                    # A command holds at most one cluster lock (its lock id's, taken on entry, or its aggregate's,
-                    # taken here): two, taken in different orders by two servers, could deadlock.
-                    remaining = deadline - time.monotonic()
-                    async with self.store.cluster_lock(aggregate_id):
-                        return await self._aggregate_command(command, remaining, cluster_locked=True)
-                story, verified = await self._load(command, aggregate_id), True
-                continue
-            except BaseException:
-                self.cache.evict(aggregate_id)
-                raise
-            self._remember(aggregate_id, story, stored, response)
-            return stored
+            last = attempt == self.conflict_retries
+            outcome = await self._append_or_resolve(command, aggregate_id, story, ran, deadline, cluster_locked, last)
+            if isinstance(outcome, StoredEvent):
+                return outcome
+            story, verified = outcome, True
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _story(self, command: CommandMessage, aggregate_id: str) -> tuple[Story, bool]:
+        """Step a: the story to run ``command`` on, and whether it is known to be the stored one (read from the
+        store now, or cached by the store's only writer)."""
+        if command.invalidate_caches:
+            self.cache.evict(aggregate_id)
+        if not command.invalidate_snapshot:
+            cached = self.cache.get(aggregate_id)
+            if cached is not None:
+                return cached, self.store.exclusive
+            if self.registry.creates_aggregate(command.payload_name):
+                # A creating command almost always names a new aggregate: skip the read (see _aggregate_command).
+                return Story(), False
+        return await self._load(command, aggregate_id), True
+
+    async def _load(self, command: CommandMessage, aggregate_id: str) -> Story:
+        story = await self.store.load_story(aggregate_id, use_snapshot=not command.invalidate_snapshot)
+        self.cache.put(aggregate_id, story)
+        return story
+
+    async def _run(
+        self, command: CommandMessage, aggregate_id: str, story: Story, verified: bool, deadline: float
+    ) -> AggregateCommandResponse | Story:
+        """Step b: the handler's answer to ``command`` on ``story``; or, when it refused on a story not known to be
+        the stored one and the stored one differs, that stored story to re-run on. A refusal that stands (or an
+        error on the way to the handler) is raised to the caller unchanged."""
+        if story.deleted:
+            raise AggregateDeletedError(f"aggregate {aggregate_id} was deleted")
+        request = AggregateCommandRequest(command, story.snapshot, story.snapshot_version, story.events)
+        try:
+            return await self._forward_aggregate(command.payload_name, request, deadline - time.monotonic())
+        except _NOT_A_REFUSAL:
+            raise
+        except Exception:
+            if verified:
+                raise  # refused on the stored story: the caller's answer
+            stored_story = await self._load(command, aggregate_id)
+            if (stored_story.version, stored_story.exists) == (story.version, story.exists):
+                raise
+            return stored_story
 
     async def _forward_aggregate(
         self, payload_name: str, request: AggregateCommandRequest, timeout: float
@@ -302,24 +253,63 @@ class CommandBroker:
             self.events.check(node, response.event)
             return response
 
-    async def _story(self, command: CommandMessage, aggregate_id: str) -> tuple[Story, bool]:
-        """The story to run ``command`` on, and whether it is known to be the stored one (read from the store
-        now, or cached by the store's only writer)."""
-        if command.invalidate_caches:
+    async def _append_or_resolve(
+        self,
+        command: CommandMessage,
+        aggregate_id: str,
+        story: Story,
+        response: AggregateCommandResponse,
+        deadline: float,
+        cluster_locked: bool,
+        last: bool,
+    ) -> StoredEvent | Story:
+        """Step c: append the event the handler made on ``story`` as the next version and answer it; on a version
+        conflict, answer this command's event if it is stored already, or the stored story to re-run on (raising
+        the conflict on the ``last`` attempt or past the deadline)."""
+        try:
+            stored = await self.store.append(
+                AppendRequest(
+                    response.event,
+                    aggregate_id,
+                    story.version + 1,
+                    response.snapshot,
+                    response.deleted,
+                    command.message_id,
+                )
+            )
+        except VersionConflictError:
+            # Another server stored this version first, or stored this very command after a resend.
             self.cache.evict(aggregate_id)
-        if not command.invalidate_snapshot:
-            cached = self.cache.get(aggregate_id)
-            if cached is not None:
-                return cached, self.store.exclusive
-            if self.registry.creates_aggregate(command.payload_name):
-                # A creating command almost always names a new aggregate: skip the read (see _aggregate_command).
-                return Story(), False
-        return await self._load(command, aggregate_id), True
+            already = await self.store.find_by_command(command.message_id)
+            if already is not None:
+                return already
+            if last or time.monotonic() >= deadline:
+                raise
+            return await self._resolve_conflict(command, aggregate_id, story, deadline, cluster_locked)
+        except BaseException:
+            self.cache.evict(aggregate_id)
+            raise
+        self._remember(aggregate_id, story, stored, response)
+        return stored
 
-    async def _load(self, command: CommandMessage, aggregate_id: str) -> Story:
-        story = await self.store.load_story(aggregate_id, use_snapshot=not command.invalidate_snapshot)
-        self.cache.put(aggregate_id, story)
-        return story
+    async def _resolve_conflict(
+        self, command: CommandMessage, aggregate_id: str, story: Story, deadline: float, cluster_locked: bool
+    ) -> StoredEvent | Story:
+        """Another server appended first: the stored story to re-run on, or the whole command re-run under the
+        aggregate's cluster lock when this is a race between servers and no cluster lock is held yet."""
+        if story.version == 0:
+            # A creating command whose aggregate exists after all (the read was skipped): no race between servers,
+            # just the stored story to run on.
+            return await self._load(command, aggregate_id)
+        self.store.report_contention(aggregate_id)
+        if cluster_locked:
+            return await self._load(command, aggregate_id)
+        # A command holds at most one cluster lock (its lock id's, taken on entry, or its aggregate's, taken here):
+        # two, taken in different orders by two servers, could deadlock. The re-run gets the time that was left
+        # when the wait for the lock began.
+        remaining = deadline - time.monotonic()
+        async with self.store.cluster_lock(aggregate_id):
+            return await self._aggregate_command(command, time.monotonic() + remaining, cluster_locked=True)
 
     def _remember(
         self, aggregate_id: str, story: Story, stored: StoredEvent, response: AggregateCommandResponse
@@ -333,9 +323,14 @@ class CommandBroker:
             # A new list, not an append: a story handed to an in-flight request stays unchanged.
             self.cache.put(aggregate_id, Story(story.snapshot, story.snapshot_version, [*story.events, stored]))
 
-    async def _service_command(self, command: CommandMessage, timeout: float) -> StoredEvent | None:
+    # --- service commands -----------------------------------------------------------------------------------------
+
+    async def _service_command(
+        self, command: CommandMessage, deadline: float, caller: NodeInfo | None
+    ) -> StoredEvent | None:
         _, node = self.registry.route(command.payload_name)
-        response = await node.peer.request(ServiceCommandRequest(command), timeout)
+        request = ServiceCommandRequest(command, caller)
+        response = await node.peer.request(request, deadline - time.monotonic())
         assert isinstance(response, ServiceCommandResponse)
         if response.event is None:
             return None

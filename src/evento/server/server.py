@@ -1,10 +1,10 @@
-"""The Evento Server core: registry, command broker and event store behind one transport-agnostic API.
+"""The Evento Server core: registry, command broker, query router and event store behind one transport-agnostic API.
 
 Transports (in-process, TCP) call :meth:`EventoServer.attach` when a bundle instance connects and
 :meth:`EventoServer.handle` for each request it sends; that is the whole surface they need
-(:class:`~evento.transport.base.ServerEndpoint`). While a request is handled, :data:`evento.transport.base.caller`
-holds the bundle instance that sent it (the transport sets it), so a service command forwarded to its handler
-carries who asked.
+(:class:`~evento.transport.base.ServerEndpoint`). The node ``handle`` is given is the bundle instance that sent the
+request, as its transport authenticated it: a service command forwarded to its handler names it as its caller. The
+command path is walked step by step in :mod:`evento.server.broker`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from evento.messages import (
     ServerRequest,
     ServerResponse,
 )
-from evento.server.broker import CommandBroker, StoryCache
+from evento.server.broker import CommandBroker
+from evento.server.queries import QueryRouter
 from evento.server.registry import Node, Registry
+from evento.server.story_cache import StoryCache
 from evento.transport.base import BundlePeer
 
 __all__ = ["EventoServer"]
@@ -42,7 +44,8 @@ MAX_FETCH = 10_000
 
 
 class EventoServer:
-    """Routes every command and query by payload type and keeps the event store.
+    """Routes every command (:class:`CommandBroker`) and query (:class:`QueryRouter`) by payload type and keeps
+    the event store.
 
     >>> import asyncio, tempfile, pathlib
     >>> from evento.event_stores import SQLiteEventStore
@@ -68,7 +71,8 @@ class EventoServer:
         self.store = store
         self.registry = Registry()
         self.broker = CommandBroker(self.registry, store, cache=story_cache)
-        self._dispatch: dict[type[Any], Callable[[Any, float], Awaitable[ServerResponse]]] = {
+        self.queries = QueryRouter(self.registry)
+        self._dispatch: dict[type[Any], Callable[[Node, Any, float], Awaitable[ServerResponse]]] = {
             SendCommand: self._send_command,
             SendQuery: self._send_query,
             FetchEvents: self._fetch,
@@ -114,25 +118,26 @@ class EventoServer:
         self.registry.set_enabled(node, enabled)
 
     async def handle(self, node: Node, request: ServerRequest, timeout: float) -> ServerResponse:
-        """Handle one request from a bundle; raises the error the caller should see."""
+        """Handle one request from ``node`` (the bundle instance that sent it); raises the error the caller should
+        see. Step 2 of the command path (:mod:`evento.server.broker`)."""
         handler = self._dispatch.get(type(request))
         if handler is None:
             raise TypeError(f"unknown request type {type(request).__name__}")
-        return await handler(request, timeout)
+        return await handler(node, request, timeout)
 
     # --- request handlers --------------------------------------------------------------------------------------
 
-    async def _send_command(self, request: SendCommand, timeout: float) -> CommandResult:
-        return await self.broker.command(request.command, timeout, resent=request.resent)
+    async def _send_command(self, node: Node, request: SendCommand, timeout: float) -> CommandResult:
+        return await self.broker.command(request.command, timeout, resent=request.resent, caller=node.info)
 
-    async def _send_query(self, request: SendQuery, timeout: float) -> QueryResult:
-        return await self.broker.query(request.query, timeout)
+    async def _send_query(self, node: Node, request: SendQuery, timeout: float) -> QueryResult:
+        return await self.queries.query(request.query, timeout)
 
-    async def _fetch(self, request: FetchEvents, timeout: float) -> EventBatch:
+    async def _fetch(self, node: Node, request: FetchEvents, timeout: float) -> EventBatch:
         limit = max(1, min(request.limit, MAX_FETCH))
         return EventBatch(await self.store.fetch(request.context, request.after, limit))
 
-    async def _head(self, request: GetHead, timeout: float) -> Head:
+    async def _head(self, node: Node, request: GetHead, timeout: float) -> Head:
         return Head(await self.store.head())
 
     def _on_append(self, head: int) -> None:

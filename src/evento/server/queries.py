@@ -1,0 +1,26 @@
+"""Query routing: a query goes to one enabled instance of the bundle that handles its type, and its answer back.
+
+Queries change nothing, so unlike commands (:mod:`evento.server.broker`) they take no lock, load no story and
+store nothing.
+"""
+
+from __future__ import annotations
+
+from evento.messages import QueryMessage, QueryRequest, QueryResult
+from evento.server.registry import Registry
+
+__all__ = ["QueryRouter"]
+
+
+class QueryRouter:
+    """Sends each query to a random enabled instance that handles its payload type."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def query(self, query: QueryMessage, timeout: float) -> QueryResult:
+        """The handler's answer; raises :class:`~evento.errors.NoHandlerError` when no instance handles it."""
+        _, node = self.registry.route(query.payload_name)
+        response = await node.peer.request(QueryRequest(query), timeout)
+        assert isinstance(response, QueryResult)
+        return response
