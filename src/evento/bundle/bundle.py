@@ -70,7 +70,9 @@ class Bundle:
     """A set of components deployed together, with its own identity, consumer state store and settings.
 
     ``request_timeout`` is the deadline in seconds of the requests the bundle's consumers make on their own
-    (fetching events, reading the head); a gateway call takes its own ``timeout``.
+    (fetching events, reading the head); a gateway call takes its own ``timeout``. Its handlers and consumers
+    reach the server through ``outbox`` (an :class:`~evento.Outbox`); it serves the server's requests as the
+    transport's endpoint.
     """
 
     def __init__(
