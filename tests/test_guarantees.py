@@ -600,3 +600,41 @@ async def test_a_command_resent_after_a_lost_connection_is_not_applied_twice(
         assert other != first and await server.store.head() == head + 1  # a new command id is a new command
     finally:
         await client.stop()
+
+
+async def test_the_server_names_a_service_commands_caller_so_callers_sharing_a_command_id_each_get_a_run(
+    server: EventoServer,
+) -> None:
+    """A service runs a command once per (caller, command id), and only the server can say who the caller is: it
+    names the bundle instance that sent the command, whichever transport that came by. Four callers (two in the
+    server's process, two over TCP) send one command id to a service reached over TCP: each gets a run of its own,
+    so no caller can pre-empt another's command, and each caller sending it again is answered without a run."""
+    from evento.messages import CommandMessage, SendCommand, new_message_id, now_ms
+    from evento.payloads import encode_payload
+    from evento.server.bus import BusServer
+    from evento.transport.connector import TcpConnector
+
+    bus = BusServer(server, "127.0.0.1", 0)
+    await bus.start()
+    desk = BonusDesk()
+    bonus = Bundle("bonus", components=[BonusService], injector=provide(desk))
+    callers = [Bundle(f"caller-{n}", components=[Account]) for n in range(4)]
+    started: list[Bundle] = []
+    try:
+        await bonus.start(TcpConnector(f"127.0.0.1:{bus.port}"))
+        started.append(bonus)
+        for n, caller in enumerate(callers):
+            await caller.start(server if n < 2 else TcpConnector(f"127.0.0.1:{bus.port}"))
+            started.append(caller)
+        message = CommandMessage(
+            payload_name="PayBonus", payload=encode_payload(PayBonus(account="A", deposits=1)),
+            message_id=new_message_id(), metadata={}, timestamp=now_ms(), domain=False, aggregate_id=None, lock_id=None,
+        )  # fmt: skip
+        first = [await caller.outbox.request(SendCommand(message), 5) for caller in callers]
+        assert desk.paid == ["A"] * 4  # one run per caller
+        again = [await caller.outbox.request(SendCommand(message), 5) for caller in callers]
+        assert desk.paid == ["A"] * 4 and again == first  # the same caller's command again: its first run's answer
+    finally:
+        for bundle in reversed(started):
+            await bundle.stop()
+        await bus.stop()

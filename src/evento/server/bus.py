@@ -33,12 +33,10 @@ from evento.messages import (
     EventsAppended,
     QueryResult,
     SendCommand,
-    ServiceCommandRequest,
 )
 from evento.server.bus_credentials import BusCredentials
 from evento.server.registry import DuplicateInstanceError, Node
 from evento.server.server import EventoServer
-from evento.transport.base import caller
 from evento.transport.connection import IDLE_TIMEOUT, PING_INTERVAL, Connection, respond
 from evento.transport.replies import ReplyCache
 from evento.transport.wire import (
@@ -74,9 +72,6 @@ class _TcpPeer:
     async def request(self, message: BundleRequest, timeout: float) -> BundleResponse:
         if self.connection.closed.is_set():
             raise ConnectionLostError(f"instance {self.info} has left")
-        if type(message) is ServiceCommandRequest:
-            # The handler runs a service command once per (caller, command id): name who sent it.
-            message = ServiceCommandRequest(message.command, caller.get())
         body = await self.connection.request(message, timeout)
         return body  # type: ignore[return-value]
 
@@ -219,8 +214,6 @@ class BusServer:
             connection.name = str(info)
             connection.unrestrict()
             await connection.send(Welcome(PROTOCOL_VERSION, self.server.server_id))
-            # Every request task of this connection starts from this context: the server knows who asked.
-            caller.set(info)
             identity = (info.bundle_id, info.instance_id)
             await connection.run(
                 lambda request: self._on_request(identity, attached, connection, request),

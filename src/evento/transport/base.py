@@ -8,19 +8,12 @@ transport package depends on neither the bundle nor the server: they depend on i
 
 from __future__ import annotations
 
-import contextvars
 from typing import Protocol, TypeVar
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
 
-__all__ = ["BundleEndpoint", "BundlePeer", "Connector", "ServerEndpoint", "ServerLink", "caller"]
-
-#: The bundle instance whose request is being handled, as its transport authenticated it. Set once per TCP
-#: connection (every request task of the connection inherits it) and per in-process command; read by whichever
-#: transport carries a service command on to its handler (:class:`~evento.messages.ServiceCommandRequest`
-#: ``caller``), which may be another transport than the one the command came in by.
-caller: contextvars.ContextVar[NodeInfo | None] = contextvars.ContextVar("evento_caller", default=None)
+__all__ = ["BundleEndpoint", "BundlePeer", "Connector", "ServerEndpoint", "ServerLink"]
 
 NodeT = TypeVar("NodeT")
 

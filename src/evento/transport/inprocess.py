@@ -16,11 +16,10 @@ from evento.messages import (
     BundleRequest,
     BundleResponse,
     EventsAppended,
-    SendCommand,
     ServerRequest,
     ServerResponse,
 )
-from evento.transport.base import BundleEndpoint, ServerEndpoint, caller
+from evento.transport.base import BundleEndpoint, ServerEndpoint
 
 __all__ = ["InProcessConnector"]
 
@@ -68,22 +67,13 @@ class _InProcessPeer:
 class _InProcessLink(Generic[NodeT]):
     """A bundle's view of a server in the same process."""
 
-    def __init__(self, server: ServerEndpoint[NodeT], node: NodeT, info: NodeInfo) -> None:
+    def __init__(self, server: ServerEndpoint[NodeT], node: NodeT) -> None:
         self._server = server
         self._node = node
-        self._info = info
 
     async def request(self, message: ServerRequest, timeout: float) -> ServerResponse:
         work = self._server.handle(self._node, message, timeout)
-        if type(message) is not SendCommand:
-            return await call_with_deadline(work, timeout, _describe(message))
-        # Only a command may be forwarded to a service, which wants its caller. The request runs in a task of its
-        # own (call_with_deadline), which copies this context as it starts.
-        token = caller.set(self._info)
-        try:
-            return await call_with_deadline(work, timeout, _describe(message))
-        finally:
-            caller.reset(token)
+        return await call_with_deadline(work, timeout, _describe(message))
 
     async def register(self, registration: BundleRegistration) -> None:
         self._server.register(self._node, registration)
@@ -108,4 +98,4 @@ class InProcessConnector(Generic[NodeT]):
 
     async def connect(self, endpoint: BundleEndpoint) -> _InProcessLink[NodeT]:
         node = self.server.attach(_InProcessPeer(endpoint))
-        return _InProcessLink(self.server, node, endpoint.info)
+        return _InProcessLink(self.server, node)
