@@ -19,6 +19,7 @@ from evento.consumer_stores import (
 )
 from evento.event_stores import SQLiteEventStore
 from evento.server import EventoServer
+from evento.testing.databases import BACKENDS
 from evento.transport.connection import Connection
 from evento.transport.connector import HandshakeRejectedError, parse_address
 from evento.transport.wire import PROTOCOL_VERSION, Hello, Reject, Welcome
@@ -52,8 +53,9 @@ def make_consumer_store(kind: str, path: Path, name: str = "consumers.db") -> Co
     return open_consumer_store(str(path / name) if kind == "sqlite" else kind)
 
 
-#: The consumer store kinds guarantee tests run on; "postgres" and "mysql" become database URLs per test.
-CONSUMER_STORE_KINDS = ["memory", "sqlite", "postgres", "mysql"]
+#: The consumer store kinds guarantee tests run on (the backend registry); "postgres" and "mysql" become database
+#: URLs per test.
+CONSUMER_STORE_KINDS: list[str] = list(BACKENDS)
 
 
 def free_port() -> int:

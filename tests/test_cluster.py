@@ -21,6 +21,7 @@ from evento import Bundle, CommandGateway, ServiceCommand, ServiceEvent, command
 from evento.consumer_stores import MemoryConsumerStateStore
 from evento.errors import EventoError, LockTimeoutError
 from evento.event_stores.postgres import PostgresEventStore
+from evento.testing.databases import postgres_url  # noqa: F401  (fixture)
 from tests.bank import (
     Account,
     Deposit,
@@ -31,7 +32,6 @@ from tests.bank import (
     SnapshottingAccount,
     Withdraw,
 )
-from tests.databases import postgres_url  # noqa: F401  (fixture)
 from tests.helpers import ServerProcess, start_server_process, stop_server_process, wait_until
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from evento.consumer_stores import (
 )
 from evento.consumer_stores.mysql import MySQLConsumerStateStore
 from evento.consumer_stores.postgres import PostgresConsumerStateStore
-from tests.databases import mysql_url, postgres_url  # noqa: F401  (fixtures)
+from evento.testing.databases import mysql_url, postgres_url  # noqa: F401  (fixtures)
 
 
 def test_memory() -> None:

@@ -1,75 +1,29 @@
-"""Runs the shared consumer state store cases against every backend.
+"""Runs the consumer state store contract (:class:`evento.testing.consumer_store_cases.ConsumerStoreCases`) on
+every backend of the registry (:data:`evento.testing.databases.BACKENDS`), each opened from its store URL.
 
-To add a backend, add its :class:`Backend` to ``BACKENDS`` and its name to the params of ``consumer_store``; the
-cases themselves live in ``tests/consumer_store_cases.py``. PostgreSQL and MariaDB/MySQL cases get a throwaway
-database each (``tests/databases.py``); the durable case reopens the same database through the test's
-``tmp_path``, which names it here.
+PostgreSQL and MariaDB/MySQL cases get a throwaway database each; the durability case reopens the same URL.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from evento.consumer_stores.base import ConsumerStateStore
-from evento.consumer_stores.memory import MemoryConsumerStateStore
-from evento.consumer_stores.mysql import MySQLConsumerStateStore
-from evento.consumer_stores.postgres import PostgresConsumerStateStore
-from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
-from tests.consumer_store_cases import *  # noqa: F403
-from tests.consumer_store_cases import Backend
-from tests.databases import mysql_database, postgres_database
-
-# The database URL of each running test, by its tmp_path, so Backend.open can reopen the same database.
-_URLS: dict[Path, str] = {}
-
-BACKENDS: dict[str, Backend] = {
-    "memory": Backend("memory", durable=False, open=lambda _tmp_path: MemoryConsumerStateStore()),
-    "sqlite": Backend(
-        "sqlite", durable=True, open=lambda tmp_path: SQLiteConsumerStateStore(tmp_path / "consumer-state.db")
-    ),
-    "postgres": Backend("postgres", durable=True, open=lambda tmp_path: PostgresConsumerStateStore(_URLS[tmp_path])),
-    "mysql": Backend("mysql", durable=True, open=lambda tmp_path: MySQLConsumerStateStore(_URLS[tmp_path])),
-}
-
-_DATABASES: dict[str, Callable[[], AbstractContextManager[str]]] = {
-    "postgres": postgres_database,
-    "mysql": mysql_database,
-}
-
-# consumer_store records which backend it opened here, so consumer_backend names the same one.
-_BACKEND_KEY = pytest.StashKey[Backend]()
+from evento.consumer_stores import ConsumerStateStore, open_consumer_store
+from evento.testing.consumer_store_cases import ConsumerStoreCases
+from evento.testing.databases import BACKENDS, store_url
 
 
-@pytest.fixture
-def _database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
-    name = request.node.callspec.params["consumer_store"]
-    database = _DATABASES.get(name, lambda: nullcontext(""))
-    with database() as url:
-        _URLS[tmp_path] = url
-        try:
+class TestConsumerStores(ConsumerStoreCases):
+    url = ""
+
+    @pytest.fixture(autouse=True, params=BACKENDS)
+    def _backend(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+        with store_url(request.param, tmp_path, "consumer-state.db") as url:
+            self.url = url
             yield
-        finally:
-            del _URLS[tmp_path]
 
-
-@pytest.fixture(params=["memory", "sqlite", "postgres", "mysql"])
-async def consumer_store(
-    request: pytest.FixtureRequest, tmp_path: Path, _database: None
-) -> AsyncIterator[ConsumerStateStore]:
-    backend = BACKENDS[request.param]
-    request.node.stash[_BACKEND_KEY] = backend
-    store = backend.open(tmp_path)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.stop()  # stop() is idempotent: a case may already have stopped the store
-
-
-@pytest.fixture
-def consumer_backend(request: pytest.FixtureRequest, consumer_store: ConsumerStateStore) -> Backend:
-    return request.node.stash[_BACKEND_KEY]
+    def open_store(self, storage: Path) -> ConsumerStateStore:
+        return open_consumer_store(self.url, data_dir=storage)

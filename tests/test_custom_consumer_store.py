@@ -5,6 +5,7 @@ No ``from __future__ import annotations`` here: handler payload classes must res
 """
 
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from evento import (
 )
 from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore
 from evento.server import EventoServer
+from evento.testing.consumer_store_cases import ConsumerStoreCases
 from tests.helpers import wait_until
 from tests.ticks import Tick, Ticked
 
@@ -30,11 +32,15 @@ def _delegate(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
 
 
 class VendorStore(ConsumerStateStore):
-    """What a third-party store looks like: every abstract method, no ``dialect``, no ``supports_transactions``
-    (its storage here is a memory store, standing in for whatever the vendor keeps state in)."""
+    """What a third-party store looks like: every abstract method, no ``dialect``, no ``supports_transactions``,
+    no ``durable`` (its storage here is a memory store, standing in for the vendor's database, which outlives the
+    store objects opened on it: ``shelf``)."""
 
-    def __init__(self) -> None:
-        self.inner = MemoryConsumerStateStore()
+    def __init__(self, shelf: MemoryConsumerStateStore | None = None) -> None:
+        self.inner = shelf if shelf is not None else MemoryConsumerStateStore()
+
+    start = _delegate("start")
+    stop = _delegate("stop")
 
     read_checkpoint = _delegate("read_checkpoint")
     seed_checkpoint = _delegate("seed_checkpoint")
@@ -57,9 +63,21 @@ class VendorStore(ConsumerStateStore):
     release_claim = _delegate("release_claim")
 
 
+class TestVendorStoreContract(ConsumerStoreCases):
+    """The whole contract suite Evento's own stores pass, run on the third-party store: what a vendor runs to
+    prove a store (DynamoDB, Redis...) before an engine relies on it."""
+
+    shelves: dict[Path, MemoryConsumerStateStore]
+
+    def open_store(self, storage: Path) -> ConsumerStateStore:
+        # Stores opened on the same storage share the vendor's "database", as after a restart.
+        shelves = self.__dict__.setdefault("shelves", {})
+        return VendorStore(shelves.setdefault(storage, MemoryConsumerStateStore()))
+
+
 async def test_a_third_party_store_gets_the_abcs_defaults() -> None:
     store = VendorStore()
-    assert (store.dialect, store.supports_transactions) == ("custom", False)
+    assert (store.dialect, store.supports_transactions, store.durable) == ("custom", False, True)
     with pytest.raises(NotImplementedError, match="the custom consumer state store has no transactions"):
         await store.commit_with("projector", 1, 0, lambda conn: None)
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.databases import postgres_database
+from evento.testing.databases import postgres_database
 from tests.helpers import free_port, scan_lists
 
 pytestmark = pytest.mark.slow

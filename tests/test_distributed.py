@@ -37,8 +37,8 @@ from evento.event_stores import SQLiteEventStore
 from evento.messages import CommandMessage, CommandResult
 from evento.server import EventoServer
 from evento.server.bus import BusServer
+from evento.testing.databases import mysql_database, postgres_database
 from evento.transport.connector import TcpConnector
-from tests.databases import mysql_database, postgres_database
 from tests.helpers import free_port, scan_lists, wait_until
 
 pytestmark = pytest.mark.slow

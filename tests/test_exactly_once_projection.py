@@ -35,8 +35,8 @@ from evento import (
 )
 from evento.consumer_stores import ConsumerStateStore, MemoryConsumerStateStore, open_consumer_store
 from evento.demo.todolist.read_model import Session, TodoListReadModel
+from evento.testing.databases import mysql_database, postgres_database
 from tests.bank import Account, AccountOpened, Deposit, Deposited, OpenAccount
-from tests.databases import mysql_database, postgres_database
 from tests.helpers import start_server, wait_until
 
 FAST = ConsumerSettings(error_delay=0.02, max_backoff=0.1, idle_poll=0.5, lease_seconds=2.0)

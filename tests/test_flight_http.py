@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from evento.demo.flight import system as flight_system
 from evento.demo.flight.system import FlightSystem
 from evento.demo.shared.system import ExampleConfig
-from tests.databases import postgres_database
+from evento.testing.databases import postgres_database
 from tests.example_systems import (
     BURST,
     SINGLE,

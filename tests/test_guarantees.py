@@ -28,6 +28,7 @@ from evento import (
 )
 from evento.consumer_stores import ConsumerStateStore
 from evento.payloads import decode_payload
+from evento.testing.databases import mysql_database, postgres_database
 from tests.bank import (
     Account,
     AccountOpened,
@@ -49,7 +50,6 @@ from tests.bank import (
     SnapshottingAccount,
     Withdraw,
 )
-from tests.databases import mysql_database, postgres_database
 from tests.helpers import CONSUMER_STORE_KINDS, make_consumer_store, start_server, wait_until
 
 FAST = ConsumerSettings(error_delay=0.02, max_backoff=0.1, idle_poll=0.5, lease_seconds=2.0)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evento.demo.order_inventory.system import OrderInventorySystem
-from tests.databases import mysql_database, postgres_database
+from evento.testing.databases import mysql_database, postgres_database
 from tests.example_systems import (
     BURST,
     SINGLE,

@@ -1,6 +1,6 @@
 """What only the PostgreSQL event store promises: its two sequence modes and several servers on one database.
 
-The shared contract is in ``tests/event_store_cases.py``; here two :class:`PostgresEventStore` objects on one
+The shared contract is in ``evento.testing.event_store_cases``; here two :class:`PostgresEventStore` objects on one
 database stand for two servers of a cluster (each has its own pool and notification connection, exactly as two
 server processes would).
 """
@@ -19,8 +19,8 @@ from evento.event_stores.base import AppendRequest, VersionConflictError
 from evento.event_stores.postgres import PostgresEventStore
 from evento.event_stores.snowflake import timestamp_ms
 from evento.messages import StoredEvent
-from tests.databases import postgres_url  # noqa: F401  (fixture)
-from tests.event_store_cases import aggregate_event, all_events, event, fetch_until
+from evento.testing.databases import postgres_url  # noqa: F401  (fixture)
+from evento.testing.event_store_cases import aggregate_event, all_events, event, fetch_until
 from tests.helpers import wait_until
 
 OpenPostgres = Callable[..., Awaitable[PostgresEventStore]]

@@ -19,7 +19,7 @@ from evento.consumer_stores.mysql import parse_mysql_url
 from evento.demo.todolist.payloads import TodoListListItemViewSearchQuery, TodoListViewFindByIdentifierQuery
 from evento.demo.todolist.projection import TodoListProjection
 from evento.demo.todolist.read_model import Session, TodoListReadModel
-from tests.databases import mysql_database, postgres_database
+from evento.testing.databases import mysql_database, postgres_database
 
 Fresh = Callable[[], AbstractContextManager[str]]
 

@@ -1,7 +1,7 @@
 """What only the SQL consumer state stores promise: migrations, driver errors, dropped connections, several
 stores sharing one database.
 
-The shared contract cases (tests/consumer_store_cases.py) run on these backends too; these cases reach into the
+The shared contract (evento.testing.consumer_store_cases) runs on these backends too; these cases reach into the
 database the way an operator or a second process would.
 """
 
@@ -29,7 +29,7 @@ from evento.consumer_stores.postgres import PostgresConsumerStateStore
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
 from evento.errors import ConsumerStoreError, ConsumerStoreUnavailableError
-from tests.databases import mysql_database, postgres_database
+from evento.testing.databases import mysql_database, postgres_database
 from tests.helpers import free_port
 
 Opener = Callable[..., SQLConsumerStateStore]

@@ -41,7 +41,7 @@ from evento.event_stores import SQLiteEventStore
 from evento.event_stores.base import VersionConflictError
 from evento.server import EventoServer
 from evento.server.http import MAX_REQUEST_HEAD_BYTES, EmbeddedUvicorn
-from tests.databases import mysql_database, postgres_database
+from evento.testing.databases import mysql_database, postgres_database
 
 T = TypeVar("T")
 

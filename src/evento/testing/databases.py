@@ -1,8 +1,13 @@
-"""Throwaway PostgreSQL and MariaDB databases for tests, one per test.
+"""The backends Evento's contract suites run on, and throwaway PostgreSQL and MariaDB databases for tests.
 
-The servers are the machine's own (127.0.0.1, trust auth for PostgreSQL, root without password for MariaDB);
-``EVENTO_TEST_POSTGRES`` / ``EVENTO_TEST_MYSQL`` point elsewhere. Under ``CI=true`` an unreachable server fails the
-test: CI must exercise every backend. Elsewhere the test is skipped with the reason.
+:data:`BACKENDS` is the one registry of backend names; :func:`store_url` gives a test a store URL of any of them
+(a fresh database each), which :func:`~evento.consumer_stores.open_consumer_store` and
+:func:`~evento.event_stores.open_event_store` open. The database servers are the machine's own (127.0.0.1, trust
+auth for PostgreSQL, root without password for MariaDB); ``EVENTO_TEST_POSTGRES`` / ``EVENTO_TEST_MYSQL`` point
+elsewhere. Under ``CI=true`` an unreachable server fails the test: CI must exercise every backend. Elsewhere the
+test is skipped with the reason.
+
+Needs pytest (and the drivers of the databases used), which are not dependencies of Evento itself.
 """
 
 from __future__ import annotations
@@ -11,9 +16,27 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from evento.storage.urls import Backend
+
+__all__ = [
+    "BACKENDS",
+    "EVENT_STORE_BACKENDS",
+    "mysql_database",
+    "mysql_url",
+    "postgres_database",
+    "postgres_url",
+    "store_url",
+]
+
+#: Every backend Evento ships, by the one spelling of backend names (that of :mod:`evento.storage.urls`).
+BACKENDS: tuple[Backend, ...] = ("memory", "sqlite", "postgres", "mysql")
+#: The backends an event store can use.
+EVENT_STORE_BACKENDS: tuple[Backend, ...] = ("sqlite", "postgres")
 
 POSTGRES_ADMIN_URL = os.environ.get("EVENTO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get("EVENTO_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
@@ -53,7 +76,7 @@ def postgres_database() -> Iterator[str]:
 @contextmanager
 def mysql_database() -> Iterator[str]:
     """Create an empty MariaDB/MySQL database; yield its URL; drop it."""
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     parts = urlsplit(MYSQL_ADMIN_URL)
     name = f"evento_test_{uuid.uuid4().hex[:12]}"
@@ -91,3 +114,19 @@ def postgres_url() -> Iterator[str]:
 def mysql_url() -> Iterator[str]:
     with mysql_database() as url:
         yield url
+
+
+@contextmanager
+def store_url(backend: Backend, storage: Path, file: str = "store.db") -> Iterator[str]:
+    """A store URL of ``backend`` for one test: ``memory``, a SQLite ``file`` under ``storage``, or a throwaway
+    PostgreSQL or MariaDB database (dropped on exit). Opening it twice reaches the same data (but for memory)."""
+    if backend == "memory":
+        yield "memory"
+    elif backend == "sqlite":
+        yield str(storage / file)
+    elif backend == "postgres":
+        with postgres_database() as url:
+            yield url
+    else:
+        with mysql_database() as url:
+            yield url
