@@ -2,8 +2,9 @@
 
 The command path, from the wire to the reply (an aggregate command; a service command differs at step 5):
 
-1. The transport reads the request: ``transport/tcp.py`` ``BusServer._on_request`` (a TCP frame) or
-   ``transport/inprocess.py`` ``_InProcessLink.request`` (a bundle in the same process).
+1. The transport hands the request over: over TCP, ``transport/connection.py`` ``Connection.run`` reads the frame
+   and ``server/bus.py`` ``BusServer._on_request`` (which answers a resent command from its reply cache) calls the
+   server; in process, ``transport/inprocess.py`` ``_InProcessLink.request`` calls it directly.
 2. ``server/server.py`` :meth:`EventoServer.handle <evento.server.server.EventoServer.handle>` dispatches the
    :class:`~evento.messages.SendCommand` by type to :meth:`CommandBroker.command`, naming the node that sent it.
 3. :meth:`CommandBroker.command` fails fast when no instance handles the type, then :meth:`CommandBroker._take_turn`
@@ -30,12 +31,14 @@ The command path, from the wire to the reply (an aggregate command; a service co
 
    A service command instead goes to its handler with its caller named (:meth:`CommandBroker._service_command`),
    and the event it returns, if any, is checked and appended.
-6. The stored event travels back as a :class:`~evento.messages.CommandResult`: the transport writes it as the
-   reply (TCP ``_respond``, or the in-process return value). Any error goes back unchanged and nothing is stored.
+6. The stored event travels back as a :class:`~evento.messages.CommandResult`: over TCP ``transport/connection.py``
+   ``respond`` wraps it (or the error) in the reply frame; in process it is the return value. An error goes back
+   unchanged, and a command that failed stored nothing.
 
-The broker never decodes a payload; the event check (:mod:`evento.server.event_check`) only checks that an event
-is of a type the bundle declared and decodes, and fails the command with :class:`~evento.errors.InvalidEventError`
-otherwise. Queries are routed by :class:`~evento.server.queries.QueryRouter`, not here.
+The broker routes by type name and carries payloads as opaque bytes. Only the event check
+(:mod:`evento.server.event_check`) looks into an event, to refuse one that is not of a type the bundle declared or
+does not decode: the command then fails with :class:`~evento.errors.InvalidEventError` and nothing is stored.
+Queries are routed by :class:`~evento.server.queries.QueryRouter`, not here.
 """
 
 from __future__ import annotations
