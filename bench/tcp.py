@@ -69,9 +69,9 @@ from evento.demo.todolist.invoker import TodoListInvoker
 from evento.demo.todolist.system import TodoListSystem
 from evento.event_stores import SQLiteEventStore
 from evento.event_stores.base import AppendRequest
-from evento.event_stores.sqlite import connect as sqlite_connect
 from evento.messages import EventMessage, new_message_id, now_ms
 from evento.server import EventoServer
+from evento.storage.sqlite import connect as sqlite_connect
 from evento.transport.connector import TcpConnector
 from evento.transport.wire import Message, Request
 

@@ -92,3 +92,33 @@ async def test_opened_stores_work(postgres_url: str, mysql_url: str, tmp_path: P
         finally:
             await store.stop()
     assert (tmp_path / "state.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("sqlite:///srv/evento/x.db", Path("/srv/evento/x.db")),
+        ("SQLite:x.db", Path("/data/x.db")),
+        ("nested/x.db", Path("/data/nested/x.db")),
+        ("~/x.db", Path.home() / "x.db"),
+    ],
+)
+def test_event_store_and_consumer_store_read_a_sqlite_url_the_same_way(spec: str, expected: Path) -> None:
+    """One set of rules: a ``--store`` value names the same file for the event store, a consumer store and a
+    read model (before, the event store read scheme case, ``~`` and relative bare paths differently)."""
+    from evento.demo.todolist.read_model import TodoListReadModel
+    from evento.event_stores import SQLiteEventStore, open_event_store
+
+    event_store = open_event_store(spec, data_dir=Path("/data"))
+    consumer_store = open_consumer_store(spec, data_dir=Path("/data"))
+    assert isinstance(event_store, SQLiteEventStore) and isinstance(consumer_store, SQLiteConsumerStateStore)
+    assert event_store.path == consumer_store.path == expected
+    assert TodoListReadModel(spec, data_dir=Path("/data")).database == str(expected)
+
+
+@pytest.mark.parametrize("spec", ["memory", "mysql://root@127.0.0.1/db", "redis://x", "events.txt"])
+def test_the_event_store_refuses_what_it_cannot_be_in_one_line(spec: str) -> None:
+    from evento.event_stores import open_event_store
+
+    with pytest.raises(ValueError, match=repr(spec).replace("(", r"\(")):
+        open_event_store(spec, data_dir=Path("/data"))

@@ -351,3 +351,27 @@ async def test_mysql_deadlock_swallowed_by_work_is_not_reported_as_committed() -
         finally:
             other.close()
             await store.stop()
+
+
+def test_transient_is_decided_by_the_error_type_never_by_its_message() -> None:
+    """A driver's text is no contract: an error merely saying "database is locked" or "connection refused" is not
+    transient (before, the consumer engine matched such texts); the stores' Unavailable errors, ConnectionError and
+    TimeoutError are, anywhere in the cause chain; ConsumerSettings.transient_errors replaces the set."""
+    from evento.bundle.consumers import ConsumerSettings
+    from evento.errors import EventStoreUnavailableError
+
+    assert not is_transient(RuntimeError("database is locked"))
+    assert not is_transient(OSError("connection refused"))
+    unavailable = [ConsumerStoreUnavailableError("x"), EventStoreUnavailableError("x"), TimeoutError()]
+    unavailable.append(ConnectionError())
+    assert all(is_transient(error) for error in unavailable)
+    wrapped = ConsumerStoreError("outer")
+    wrapped.__cause__ = EventStoreUnavailableError("inner")
+    assert is_transient(wrapped)
+
+    class VendorDriverBusy(Exception):
+        pass
+
+    custom = ConsumerSettings(transient_errors=(VendorDriverBusy,))
+    assert is_transient(VendorDriverBusy(), custom.transient_errors)
+    assert not is_transient(TimeoutError(), custom.transient_errors)

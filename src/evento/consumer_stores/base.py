@@ -1,6 +1,7 @@
 """The consumer state store contract: checkpoints, consumer locks, saga state, dead event queues, dedupe.
 
-Every backend implements :class:`ConsumerStateStore` and passes the same contract suite (:mod:`evento.testing.consumer_store_cases`).
+Every backend implements :class:`ConsumerStateStore` and passes the same contract suite
+(:mod:`evento.testing.consumer_store_cases`).
 Methods are coroutines; SQL backends run their blocking drivers off the event loop.
 """
 
