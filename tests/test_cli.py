@@ -156,6 +156,24 @@ def test_an_unreachable_consumer_store_of_the_demo_is_named_without_its_password
     assert "s3cret" not in finished.stderr, finished.describe()
 
 
+def test_a_port_out_of_range_is_a_usage_error_not_another_port(tmp_path: Path) -> None:
+    """A port number above 65535 used to be bound modulo 65536: the server listened where nobody asked."""
+    finished = evento_cli(*_server(tmp_path / "data", "--port", "70000"), cwd=tmp_path)
+    assert finished.code == 2, finished.describe()
+    assert finished.last_line.endswith("argument --port: 70000 is not a TCP port (0 to 65535; 0: any free port)")
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [("server", "--store", "mongodb://db/events"), ("demo", "--consumer-store", "bogus"), ("demo", "--store", "x://")],
+)
+def test_a_store_url_of_no_known_form_names_its_flag(tmp_path: Path, command: str, flag: str, value: str) -> None:
+    make = _server if command == "server" else _demo
+    ports = _ports(SERVER_PORTS if command == "server" else DEMO_PORTS)
+    finished = evento_cli(*make(tmp_path / "data", *ports, flag, value), cwd=tmp_path)
+    assert_refused_in_one_line(finished, f"{flag}: ", repr(value))
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "flag"),
     [

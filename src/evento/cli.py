@@ -32,6 +32,13 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _port(value: str) -> int:
+    port = int(value)  # argparse turns its ValueError into "invalid _port value"
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0 to 65535; 0: any free port)")
+    return port
+
+
 def _es_mode(value: str) -> str:
     if value not in ("cpes", "apes"):
         raise argparse.ArgumentTypeError(f"{value!r} is not cpes or apes")
@@ -59,11 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-demo")))
     demo.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    demo.add_argument("--port", type=int, default=_env("PORT", "3000"), help="server HTTP port")
-    demo.add_argument("--bus-port", type=int, default=_env("BUS_PORT", "3030"), help="server bus port")
-    demo.add_argument("--todo-port", type=int, default=_env("TODO_PORT", "8080"), help="TodoList HTTP port")
+    demo.add_argument("--port", type=_port, default=_env("PORT", "3000"), help="server HTTP port")
+    demo.add_argument("--bus-port", type=_port, default=_env("BUS_PORT", "3030"), help="server bus port")
+    demo.add_argument("--todo-port", type=_port, default=_env("TODO_PORT", "8080"), help="TodoList HTTP port")
     demo.add_argument(
-        "--app-port", type=int, default=_env("APP_PORT", "8080"), help="HTTP port of order-inventory and flight"
+        "--app-port", type=_port, default=_env("APP_PORT", "8080"), help="HTTP port of order-inventory and flight"
     )
     demo.add_argument(
         "--service-delay",
@@ -100,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     _store_options(server)
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
     server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    server.add_argument("--port", type=int, default=_env("PORT", "3000"), help="HTTP port")
-    server.add_argument("--bus-port", type=int, default=_env("BUS_PORT", "3030"), help="bus (TCP) port")
+    server.add_argument("--port", type=_port, default=_env("PORT", "3000"), help="HTTP port")
+    server.add_argument("--bus-port", type=_port, default=_env("BUS_PORT", "3030"), help="bus (TCP) port")
     server.add_argument(
         "--bus-host", default=_env("BUS_HOST", "") or None, help="where the bus listens (default --host)"
     )

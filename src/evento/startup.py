@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from evento.errors import EventoError
 
-__all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_port", "without_passwords"]
+__all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_option", "naming_the_port", "without_passwords"]
 
 #: The driver modules of the optional extras: module -> (extra, what it connects to).
 _DRIVER_EXTRAS = {
@@ -49,6 +49,19 @@ def naming_the_port(flag: str, host: str, port: int) -> Iterator[None]:
         if reason is None:
             raise
         raise StartupError(f"{flag} {port}: cannot listen on {host or '*'}:{port}: {reason}") from exc
+
+
+@contextlib.contextmanager
+def naming_the_option(flag: str) -> Iterator[None]:
+    """Around the use of an option's value (a store URL): the :class:`ValueError` it raises becomes a
+    :class:`StartupError` naming ``flag``. A driver extra that is not installed keeps its error, for its own
+    line (:func:`missing_extra`)."""
+    try:
+        yield
+    except ValueError as exc:
+        if missing_extra(exc) is not None:
+            raise
+        raise StartupError(f"{flag}: {exc}") from exc
 
 
 def missing_extra(error: BaseException) -> tuple[str, str] | None:

@@ -20,7 +20,7 @@ from evento.server import EventoServer
 from evento.server.bus import BusServer
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
-from evento.startup import naming_the_port
+from evento.startup import naming_the_option, naming_the_port
 
 log = logging.getLogger("evento.demo")
 
@@ -68,13 +68,15 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    store = open_event_store(
-        options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
-    )
+    with naming_the_option("--store"):
+        store = open_event_store(
+            options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
+        )
+    demo = demo_system(options.system)
+    with naming_the_option("--consumer-store"):  # the systems open their consumer stores as they are built
+        system = demo.embed(options.data_dir, options.service_delay, options.bundle_consumer_store)
     server = EventoServer(store, server_id="evento-demo")
     await server.start()
-    demo = demo_system(options.system)
-    system = demo.embed(options.data_dir, options.service_delay, options.bundle_consumer_store)
     await system.start(server)
     # Lets bundle processes join the embedded system.
     bus = BusServer(server, options.bus_host, options.bus_port, auth_token=options.auth_token)

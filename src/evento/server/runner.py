@@ -15,7 +15,7 @@ from evento.server.bus import BusServer, BusSettings
 from evento.server.data_dir import hold_data_dir
 from evento.server.http import EmbeddedUvicorn, create_server_app
 from evento.server.server import EventoServer
-from evento.startup import naming_the_port
+from evento.startup import naming_the_option, naming_the_port
 
 __all__ = ["ServerOptions", "run_server"]
 
@@ -59,9 +59,10 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
         loop.add_signal_handler(sig, stop.set)
     if not options.auth_token and not options.bus_tokens:
         log.warning("the bus accepts any bundle: neither --auth-token nor --bus-tokens is set")
-    store = open_event_store(
-        options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
-    )
+    with naming_the_option("--store"):
+        store = open_event_store(
+            options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
+        )
     server = EventoServer(store, server_id=options.server_id)
     await server.start()
     bus_host = options.host if options.bus_host is None else options.bus_host
