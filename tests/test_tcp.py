@@ -41,7 +41,18 @@ from evento.messages import (
 from evento.payloads import Query, encode_payload
 from evento.transport.connection import Connection
 from evento.transport.connector import ConnectorSettings, HandshakeRejectedError, TcpConnector, parse_address
-from evento.transport.wire import PROTOCOL_VERSION, Hello, Register, Registered, Request, Response, Welcome
+from evento.transport.wire import (
+    DEFAULT_MAX_FRAME,
+    PROTOCOL_VERSION,
+    Hello,
+    Message,
+    Register,
+    Registered,
+    Request,
+    Response,
+    Welcome,
+    encode_frames,
+)
 from tests.bank import Account, Deposit, OpenAccount
 from tests.helpers import ServerProcess, free_port, start_server_process, stop_server_process, wait_until
 
@@ -124,6 +135,28 @@ async def test_an_unknown_payload_type_fails_at_the_caller(server_process: Serve
             await commands.send(OpenAccount(account="A"))
     finally:
         await bundle.stop()
+
+
+async def test_a_connectors_on_send_sees_every_message_with_the_bytes_of_its_frames(
+    server_process: ServerProcess,
+) -> None:
+    """``TcpConnector(on_send=...)``, what the TCP bench measures request sizes with: every message the bundle sends,
+    the Hello first, each with the bytes its frames take on the socket (headers included)."""
+    seen: list[tuple[Message, int]] = []
+    accounts = Bundle("accounts", components=[Account])
+    await accounts.start(
+        TcpConnector(server_process.bus, auth_token=TOKEN, on_send=lambda message, size: seen.append((message, size)))
+    )
+    try:
+        commands, _ = accounts.gateways(None)
+        await commands.send(OpenAccount(account="S"))
+    finally:
+        await accounts.stop()
+    assert isinstance(seen[0][0], Hello)
+    sends = [(m, size) for m, size in seen if isinstance(m, Request) and isinstance(m.body, SendCommand)]
+    assert len(sends) == 1
+    message, size = sends[0]
+    assert size == sum(len(frame) for frame in encode_frames(message, DEFAULT_MAX_FRAME)) > 0
 
 
 async def test_a_resent_request_with_the_same_correlation_id_runs_once(server_process: ServerProcess) -> None:
