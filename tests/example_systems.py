@@ -258,7 +258,8 @@ async def replay_saga(system: ExampleSystem, server: EventoServer, service: str,
     try:
         saga_id = consumer_id(service, saga, 1, "*")
         checkpoint = await store.read_checkpoint(saga_id)
-        assert checkpoint is not None and checkpoint.sequence_number > 0
+        assert checkpoint is not None
+        assert checkpoint.sequence_number > 0
         await store.commit_checkpoint(saga_id, 0, checkpoint.version)
     finally:
         await store.stop()

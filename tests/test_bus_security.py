@@ -95,7 +95,8 @@ async def test_a_peer_cannot_pre_fill_another_callers_command_reply(server: Even
             await intruder.request(deposit("V", 1000), 10, correlation_id="the-tellers-next-id")
             mine = deposit("V", 5)
             reply = await teller.request(mine, 10, correlation_id="the-tellers-next-id")
-            assert isinstance(reply, CommandResult) and reply.event is not None
+            assert isinstance(reply, CommandResult)
+            assert reply.event is not None
             assert reply.event.metadata.get("causation_id") == mine.command.message_id
             assert decode_payload(reply.event.payload, Deposited).amount == 5
             story = await server.store.load_story("V")
@@ -218,7 +219,8 @@ async def test_evento_bundle_run_ends_with_one_line_when_its_instance_is_taken(s
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
         lines = stderr.decode().strip().splitlines()
         assert process.returncode == 1, stderr.decode()
-        assert len(lines) == 1 and "DUPLICATE_INSTANCE" in lines[0], lines
+        assert len(lines) == 1, lines
+        assert "DUPLICATE_INSTANCE" in lines[0], lines
         assert b"Ready." not in stdout
         commands, _ = original.gateways(None)
         assert (await commands.send(OpenAccount(account="C"))).account == "C"
@@ -394,7 +396,8 @@ async def test_a_chunked_message_above_the_reassembly_limit_closes_only_its_conn
             big, payload=encode_payload(OpenAccount(account="B")), message_id=new_message_id()
         )
         result = await other.request(SendCommand(opening), 10)
-        assert isinstance(result, CommandResult) and result.event is not None
+        assert isinstance(result, CommandResult)
+        assert result.event is not None
         other_reads.cancel()
         await other.close()
     await accounts.stop()
@@ -451,7 +454,9 @@ def test_an_unusable_token_file_stops_the_server_with_one_line(tmp_path: Path, h
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--bus-tokens" in lines[0] and "expected a JSON object" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "--bus-tokens" in lines[0], lines
+    assert "expected a JSON object" in lines[0], lines
 
 
 async def test_a_registration_that_changes_a_payloads_handler_kind_is_refused(server: EventoServer) -> None:
@@ -500,7 +505,7 @@ async def test_the_embedded_demo_binds_its_bus_to_loopback_and_asks_for_its_toke
 
         await wait_until(ready, 60, what="demo Ready.")
         assert f"Bus             127.0.0.1:{bus_port} (bundles presenting --auth-token)" in log.read_text()
-        with pytest.raises(OSError):
+        with pytest.raises(OSError):  # noqa: PT011 - refused or unreachable, as the system's network says
             await asyncio.open_connection("127.0.0.2", bus_port)
         with pytest.raises(HandshakeRejectedError, match="AUTH_FAILED"):
             await Bundle("visitor", components=[Quiet]).start(TcpConnector(f"127.0.0.1:{bus_port}"))
@@ -523,5 +528,6 @@ def test_the_distributed_demo_gives_every_process_one_bus_token_and_a_loopback_b
     assert all(bundle.command[bundle.command.index("--server") + 1].startswith("127.0.0.1:") for bundle in bundles)
     made = _children(DemoOptions(), 1)
     tokens = {child.env["EVENTO_AUTH_TOKEN"] for child in made}
-    assert len(tokens) == 1 and len(tokens.pop()) >= 32
+    assert len(tokens) == 1
+    assert len(tokens.pop()) >= 32
     assert all("given" not in " ".join(child.command) for child in given)  # not on a command line others can read

@@ -188,7 +188,8 @@ def test_a_bad_value_from_the_environment_ends_in_the_usage_line(
     finished = evento_cli(*_server(tmp_path / "data"), cwd=tmp_path, env={variable: value})
     assert finished.code == 2, finished.describe()
     assert "Traceback" not in finished.stderr, finished.describe()
-    assert f"error: argument {flag}: " in finished.last_line and repr(value) in finished.last_line, finished.describe()
+    assert f"error: argument {flag}: " in finished.last_line, finished.describe()
+    assert repr(value) in finished.last_line, finished.describe()
 
 
 def test_debug_logging_shows_the_traceback_before_the_line(tmp_path: Path, occupied_port: int) -> None:

@@ -81,7 +81,7 @@ def test_events_carry_a_context_defaulting_to_default() -> None:
     event = AccountOpened(account="A")
     assert event.context == "default"
     assert event.with_context("UK").context == "UK"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="context cannot be empty"):
         event.with_context("")
 
 
@@ -439,9 +439,12 @@ async def test_a_gateway_sends_through_any_outbox_a_user_writes() -> None:
     commands = CommandGateway(outbox, _Handled())
     assert await commands.send(Deposit(account="a1", amount=5), {"channel": "test"}) is None
     (sent,) = recorder.sent
-    assert isinstance(sent, SendCommand) and sent.command.payload_name == "Deposit"
-    assert sent.command.metadata[CORRELATION_ID] == "flow-1" and sent.command.metadata[CAUSATION_ID] == "handled-1"
-    assert sent.command.metadata["tenant"] == "t1" and sent.command.metadata["channel"] == "test"
+    assert isinstance(sent, SendCommand)
+    assert sent.command.payload_name == "Deposit"
+    assert sent.command.metadata[CORRELATION_ID] == "flow-1"
+    assert sent.command.metadata[CAUSATION_ID] == "handled-1"
+    assert sent.command.metadata["tenant"] == "t1"
+    assert sent.command.metadata["channel"] == "test"
 
 
 async def test_invoker_gateways_exist_only_inside_invocation_handlers(server: EventoServer) -> None:
@@ -480,10 +483,12 @@ async def test_a_bundle_is_routable_only_after_its_waiting_projectors_reached_th
     start = asyncio.create_task(gated.start(server))
     await wait_until(lambda: any(n.info.bundle_id == "gated" for n in server.registry.nodes))
     node = next(n for n in server.registry.nodes if n.info.bundle_id == "gated")
-    assert not node.enabled and len(ledger.seen) < 20
+    assert not node.enabled
+    assert len(ledger.seen) < 20
     await start
     try:
-        assert node.enabled and len(ledger.seen) == 20
+        assert node.enabled
+        assert len(ledger.seen) == 20
     finally:
         await gated.stop()
         await writer.stop()

@@ -111,7 +111,8 @@ def test_event_store_and_consumer_store_read_a_sqlite_url_the_same_way(spec: str
 
     event_store = open_event_store(spec, data_dir=Path("/data"))
     consumer_store = open_consumer_store(spec, data_dir=Path("/data"))
-    assert isinstance(event_store, SQLiteEventStore) and isinstance(consumer_store, SQLiteConsumerStateStore)
+    assert isinstance(event_store, SQLiteEventStore)
+    assert isinstance(consumer_store, SQLiteConsumerStateStore)
     assert event_store.path == consumer_store.path == expected
     assert TodoListReadModel(spec, data_dir=Path("/data")).database == str(expected)
 

@@ -233,7 +233,7 @@ def _created_events(demo: Demo) -> dict[str, int]:
         events_db = demo.data_dir / "events.db"
         with contextlib.closing(sqlite3.connect(f"file:{events_db}?mode=ro", uri=True)) as conn:
             rows = conn.execute(sql).fetchall()
-    return {aggregate_id: count for aggregate_id, count in rows}
+    return dict(rows)
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgres"])

@@ -435,7 +435,8 @@ async def _http_contract(launcher: Launcher) -> None:
         assert response.status_code == 201, response.text
         assert set(response.json()) == {"identifier"}
         list_id = response.json()["identifier"]
-        assert list_id.startswith("TDLS_") and len(list_id) > len("TDLS_")
+        assert list_id.startswith("TDLS_")
+        assert len(list_id) > len("TDLS_")
 
         todos = []
         for n in range(5):
@@ -487,7 +488,8 @@ async def _http_contract(launcher: Launcher) -> None:
         assert [len(page) for page in pages] == [15, 2, 0]
         assert all(set(item) == {"identifier", "name"} for item in pages[0] + pages[1])
         seen = [item["identifier"] for item in pages[0] + pages[1]]
-        assert len(seen) == len(set(seen)) and set(seen) == others | {list_id}
+        assert len(seen) == len(set(seen))
+        assert set(seen) == others | {list_id}
 
     pids = launcher.pids()
     assert set(pids) == expected_names(1, launcher.servers)
@@ -623,7 +625,8 @@ async def test_a_resent_command_already_stored_is_answered_while_no_handler_is_a
         (create,) = sent
         await system.command.stop()  # no todolist-command attached, as right after a server restart
         result = await command(create, 5.0, resent=True)
-        assert result.event is not None and result.event.aggregate_id == list_id
+        assert result.event is not None
+        assert result.event.aggregate_id == list_id
     finally:
         await system.web.stop()
         await server.stop()

@@ -69,10 +69,15 @@ async def test_a_dropped_postgres_connection_is_unavailable_and_a_connection_err
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-        with pytest.raises(errors.EventStoreUnavailableError) as info:
+
+        async def fetch_through_every_connection() -> None:
             for _ in range(4):  # every pooled connection was ended; the listener's reconnects on its own
                 await store.fetch("*", 0, 10)
-        assert isinstance(info.value, errors.EventStoreError) and isinstance(info.value, ConnectionError)
+
+        with pytest.raises(errors.EventStoreUnavailableError) as info:
+            await fetch_through_every_connection()
+        assert isinstance(info.value, errors.EventStoreError)
+        assert isinstance(info.value, ConnectionError)
         assert isinstance(info.value.__cause__, psycopg.OperationalError)
     finally:
         await store.stop()

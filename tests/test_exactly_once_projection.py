@@ -276,7 +276,8 @@ async def test_a_stale_checkpoint_commits_none_of_the_handlers_writes(
     async def after_another_instance(consumer_id: str, sequence_number: int, expected_version: int, work: Any) -> Any:
         if not interfered:
             current = await other.read_checkpoint(consumer_id)
-            assert current is not None and current.version == expected_version
+            assert current is not None
+            assert current.version == expected_version
             moved = await other.commit_checkpoint(consumer_id, current.sequence_number, current.version)
             interfered.append(moved.version)
         return await commit_with(consumer_id, sequence_number, expected_version, work)
@@ -351,7 +352,8 @@ async def test_a_crash_after_the_write_and_before_the_checkpoint_projects_the_ev
     try:
         await restarted.wait_for_head(10.0)
         checkpoint = await store.read_checkpoint(CONSUMER)
-        assert checkpoint is not None and checkpoint.sequence_number == crash_on
+        assert checkpoint is not None
+        assert checkpoint.sequence_number == crash_on
     finally:
         await restarted.stop()
         await server.stop()

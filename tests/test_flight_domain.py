@@ -96,4 +96,5 @@ def test_only_a_confirmed_booking_moves_and_only_into_a_free_seat() -> None:
     moved = (
         flight().given(CREATED, HELD, CONFIRMED).when(ChangeSeatCommand(flight_id="F", booking_id="b1", new_seat="1C"))
     )
-    assert set(moved.state.seats) == {"1C"} and moved.state.bookings == {"b1": "1C"}
+    assert set(moved.state.seats) == {"1C"}
+    assert moved.state.bookings == {"b1": "1C"}

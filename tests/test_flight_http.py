@@ -45,7 +45,9 @@ async def flight(client: httpx.AsyncClient, seats: int, price: int = 100) -> dic
     response = await client.post("/flights", json={"seatCount": seats, "seatPrice": price})
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
-    assert isinstance(body["id"], str) and body["seatCount"] == seats and body["seatPrice"] == price
+    assert isinstance(body["id"], str)
+    assert body["seatCount"] == seats
+    assert body["seatPrice"] == price
     return body
 
 
@@ -197,7 +199,8 @@ async def test_replays_of_one_booking_id_never_compete_with_their_own_hold(clien
     (view,) = await decided(client, [booking_id], SINGLE)
     assert view["status"] == "CONFIRMED"
     replay = await client.post("/bookings", json={**body, "seat": "1E"})
-    assert replay.status_code in (200, 202) and replay.json()["seat"] == "1D"
+    assert replay.status_code in (200, 202)
+    assert replay.json()["seat"] == "1D"
     await converge(lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 600, SINGLE, "$")
     notes = await converge(
         lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) >= 1, SINGLE, "notes"

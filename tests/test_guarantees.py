@@ -233,7 +233,8 @@ async def test_snapshots_give_the_same_state_as_a_full_replay(system: System, tm
     # A cold story (no cache) starts from the snapshot and still yields the same next balance.
     system.server.broker.cache.evict("G")
     story = await system.server.store.load_story("G")
-    assert story.snapshot is not None and len(story.events) < 3
+    assert story.snapshot is not None
+    assert len(story.events) < 3
     assert (await commands.send(Deposit(account="G", amount=100))).balance == 155
 
 
@@ -264,7 +265,8 @@ async def test_a_projector_handles_events_in_order_once_and_resumes_at_its_check
     try:
         await wait_until(lambda: len(ledger.seen) == 9, what="projector resumed")
         sequences = [seq for seq, _, _ in ledger.seen]
-        assert sequences == sorted(sequences) and len(set(sequences)) == 9
+        assert sequences == sorted(sequences)
+        assert len(set(sequences)) == 9
     finally:
         await again.stop()
 
@@ -376,7 +378,8 @@ async def test_a_permanent_failure_is_retried_then_dead_lettered_and_the_checkpo
         assert ledger.attempts[seq] == 3  # retry=2: three attempts
         assert [name for _, name, _ in ledger.seen] == ["AccountOpened", "Deposited"]  # the later event went on
         status = await engine.describe()
-        assert status.checkpoint == await server.store.head() and status.dead_events == 1
+        assert status.checkpoint == await server.store.head()
+        assert status.dead_events == 1
         assert status.error.error_count == 0  # a successful commit after the failure cleared the error state
 
         # Flag it for retry, fix the cause, replay the dead queue: handled and removed.
@@ -422,7 +425,8 @@ async def test_a_transient_failure_does_not_advance_the_checkpoint_and_the_event
         await wait_until(lambda: len(ledger.seen) == 2, what="event redelivered after transient failures")
         engine = reader.consumers["ledger_LedgerProjector_1_*"]
         assert await engine.dead_events() == []
-        assert ledger.seen[-1][1] == "Deposited" and deposit.amount == 7
+        assert ledger.seen[-1][1] == "Deposited"
+        assert deposit.amount == 7
         assert max(ledger.attempts.values()) == 5
     finally:
         await reader.stop()
@@ -498,7 +502,8 @@ async def test_an_observer_handles_events_concurrently_each_once(
         assert alarm.release is not None
         alarm.release.set()
         await wait_until(lambda: len(alarm.rung) == 5, what="all withdrawals observed")
-        assert len(set(alarm.rung)) == 5 and alarm.peak == 5
+        assert len(set(alarm.rung)) == 5
+        assert alarm.peak == 5
     finally:
         await watcher.stop()
 
@@ -535,7 +540,8 @@ async def test_service_commands_sharing_a_lock_id_run_one_at_a_time(system: Syst
     await system.start(Bundle("bonus", components=[SlowBonusService], injector=provide(desk)))
     commands, _ = system.client()
     await asyncio.gather(*(commands.send(PayBonus(account="same", deposits=n)) for n in range(10)))
-    assert peak == 1 and len(desk.paid) == 10
+    assert peak == 1
+    assert len(desk.paid) == 10
     peak = 0
     await asyncio.gather(*(commands.send(PayBonus(account=f"acct{n}", deposits=n)) for n in range(10)))
     assert peak > 1  # different lock ids do run concurrently
@@ -593,11 +599,13 @@ async def test_a_command_resent_after_a_lost_connection_is_not_applied_twice(
         first = await client.outbox.request(SendCommand(message), 5)
         head = await server.store.head()
         again = await client.outbox.request(SendCommand(message, resent=True), 5)
-        assert again == first and await server.store.head() == head
+        assert again == first
+        assert await server.store.head() == head
         other = await client.outbox.request(
             SendCommand(msgspec.structs.replace(message, message_id=new_message_id()), True), 5
         )
-        assert other != first and await server.store.head() == head + 1  # a new command id is a new command
+        assert other != first
+        assert await server.store.head() == head + 1
     finally:
         await client.stop()
 
@@ -633,7 +641,8 @@ async def test_the_server_names_a_service_commands_caller_so_callers_sharing_a_c
         first = [await caller.outbox.request(SendCommand(message), 5) for caller in callers]
         assert desk.paid == ["A"] * 4  # one run per caller
         again = [await caller.outbox.request(SendCommand(message), 5) for caller in callers]
-        assert desk.paid == ["A"] * 4 and again == first  # the same caller's command again: its first run's answer
+        assert desk.paid == ["A"] * 4
+        assert again == first
     finally:
         for bundle in reversed(started):
             await bundle.stop()

@@ -55,7 +55,8 @@ async def order(client: httpx.AsyncClient, customer_id: str, product_id: str, qu
     order_id = new_uuid()
     body = {"orderId": order_id, "customerId": customer_id, "productId": product_id, "quantity": quantity}
     placed = await accepted(client, "/orders", body)
-    assert placed["orderId"] == order_id and placed["status"] in {"PENDING", *DECIDED}
+    assert placed["orderId"] == order_id
+    assert placed["status"] in {"PENDING", *DECIDED}
     return order_id
 
 
@@ -179,9 +180,12 @@ async def test_each_decision_of_the_saga(client: httpx.AsyncClient) -> None:
     too_many = await order(client, rich, product_id, 2)  # all or nothing: 2 > the 1 unit left
     fails_both = await order(client, poor, product_id, 2)  # no stock and no funds: stock is checked first
     for view in await decided(client, [too_many, fails_both], SINGLE):
-        assert view["status"] == "REJECTED" and view["reason"] == "OUT_OF_STOCK" and "total" not in view
+        assert view["status"] == "REJECTED"
+        assert view["reason"] == "OUT_OF_STOCK"
+        assert "total" not in view
     after = await converge(lambda: stats(client), lambda s: s["rejected"] == before["rejected"] + 2, SINGLE, "stats")
-    assert after["confirmed"] - before["confirmed"] == 1 and after["revenue"] - before["revenue"] == 300
+    assert after["confirmed"] - before["confirmed"] == 1
+    assert after["revenue"] - before["revenue"] == 300
     await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 1, SINGLE, "stock")
     assert (await get_json(client, f"/customers/{poor}"))["balance"] == 100
     notes = await converge(
@@ -197,7 +201,8 @@ async def test_insufficient_funds_releases_the_reservation(client: httpx.AsyncCl
     product_id, poor = await product(client, 5, 300), await customer(client, 500)
     order_id = await order(client, poor, product_id, 2)  # 600 > 500
     (view,) = await decided(client, [order_id], SINGLE)
-    assert view["status"] == "REJECTED" and view["reason"] == "INSUFFICIENT_FUNDS"
+    assert view["status"] == "REJECTED"
+    assert view["reason"] == "INSUFFICIENT_FUNDS"
     await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 5, SINGLE, "released")
     assert (await get_json(client, f"/customers/{poor}"))["balance"] == 500
     notes = await converge(
@@ -245,11 +250,13 @@ async def test_replays_of_one_order_id_make_one_order(client: httpx.AsyncClient)
     responses = await asyncio.gather(*(client.post("/orders", json=body) for _ in range(12)))
     assert all(r.status_code in (200, 202) and r.json()["orderId"] == order_id for r in responses)
     (view,) = await decided(client, [order_id], SINGLE)
-    assert view["status"] == "CONFIRMED" and view["total"] == 200
+    assert view["status"] == "CONFIRMED"
+    assert view["total"] == 200
     # Replays after the decision, one with another payload: the first order stands.
     for replay in (body, {**body, "quantity": 5}):
         response = await client.post("/orders", json=replay)
-        assert response.status_code in (200, 202) and response.json()["status"] == "CONFIRMED"
+        assert response.status_code in (200, 202)
+        assert response.json()["status"] == "CONFIRMED"
         assert response.json()["quantity"] == 2
     await converge(lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 800, SINGLE, "one")
     await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 8, SINGLE, "stock")
@@ -287,7 +294,8 @@ async def test_cancelling_a_confirmed_order_refunds_and_restocks_once(client: ht
     await converge(lambda: get_json(client, f"/customers/{customer_id}"), lambda c: c["balance"] == 1000, SINGLE, "$")
     await converge(lambda: get_json(client, f"/products/{product_id}"), lambda p: p["stock"] == 4, SINGLE, "restock")
     after = await converge(lambda: stats(client), lambda s: s["cancelled"] == before["cancelled"] + 1, SINGLE, "stat")
-    assert after["revenue"] == before["revenue"] - 500 and after["confirmed"] == before["confirmed"]
+    assert after["revenue"] == before["revenue"] - 500
+    assert after["confirmed"] == before["confirmed"]
     notes = await converge(
         lambda: get_json(client, f"/customers/{customer_id}/notifications"), lambda n: len(n) >= 2, SINGLE, "notes"
     )

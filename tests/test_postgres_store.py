@@ -55,7 +55,8 @@ async def test_apes_hides_events_younger_than_the_fetch_delay(open_postgres: Ope
     stored = await store.append(AppendRequest(event(), None))
     assert before - 5 <= timestamp_ms(stored.sequence_number) <= time.time_ns() // 1_000_000  # a snowflake id
     # Younger than the delay: unreadable, and nobody is woken for it yet (both checked while it is surely young).
-    assert await store.fetch("*", 0, 10) == [] and woken == []
+    assert await store.fetch("*", 0, 10) == []
+    assert woken == []
     assert time.time_ns() // 1_000_000 - timestamp_ms(stored.sequence_number) < 500
     await wait_until(lambda: woken == [stored.sequence_number], timeout=5, what="consumers woken after the delay")
     assert await store.fetch("*", 0, 10) == [stored]
@@ -85,9 +86,7 @@ async def test_one_aggregate_version_wins_across_servers(open_postgres: OpenPost
 
 
 @pytest.mark.parametrize("mode", ["cpes", "apes"])
-async def test_live_reader_never_skips_an_event_committed_by_any_server(
-    open_postgres: OpenPostgres, mode: str
-) -> None:
+async def test_live_reader_never_skips_an_event_committed_by_any_server(open_postgres: OpenPostgres, mode: str) -> None:
     """8 writers over 2 servers append for 3 s while a reader follows with a checkpoint, as a consumer does.
 
     A store that hands out numbers before commit (a plain sequence) lets a reader pass a number whose transaction

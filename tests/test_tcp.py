@@ -294,7 +294,8 @@ async def test_a_bundle_given_several_servers_joins_all_and_fails_over(tmp_path:
     await accounts.start(both)
     await client.start(TcpConnector(second.bus))
     try:
-        assert (await health(first))["nodes"] == 1 and (await health(second))["nodes"] == 2
+        assert (await health(first))["nodes"] == 1
+        assert (await health(second))["nodes"] == 2
         # A caller on the second server reaches the aggregate through it.
         commands, _ = client.gateways(None)
         assert (await commands.send(OpenAccount(account="M"))).account == "M"
@@ -353,8 +354,8 @@ async def test_tls_between_bundle_and_server(tmp_path: Path) -> None:
     try:
         commands, _ = accounts.gateways(None)
         assert (await commands.send(OpenAccount(account="T"))).account == "T"
+        plain = TcpConnector(running.bus, settings=ConnectorSettings(connect_timeout=2))
         with pytest.raises((OSError, ConnectionError, TimeoutError)):
-            plain = TcpConnector(running.bus, settings=ConnectorSettings(connect_timeout=2))
             await Bundle("plain", components=[_Echo]).start(plain)
     finally:
         await accounts.stop()
@@ -448,7 +449,8 @@ async def _bare_server(bundle: Bundle) -> AsyncIterator[Connection]:
         assert isinstance(await connection.receive(), Hello)
         await connection.send(Welcome(PROTOCOL_VERSION, "bare"))
         register = await connection.receive()
-        assert isinstance(register, Request) and isinstance(register.body, Register)
+        assert isinstance(register, Request)
+        assert isinstance(register.body, Register)
         await connection.send(Response(register.correlation_id, Registered()))
         await accepted.put(connection)
 
@@ -478,10 +480,13 @@ async def test_a_bundle_runs_a_service_command_sent_again_once() -> None:
         replies = {(r := await _next_response(server)).correlation_id: r for _ in range(2)}
         await server.send(_job_request("forward-3", command))  # and one after it ended
         third = await _next_response(server)
-        assert set(replies) == {"forward-1", "forward-2"} and third.correlation_id == "forward-3"
+        assert set(replies) == {"forward-1", "forward-2"}
+        assert third.correlation_id == "forward-3"
         first = replies["forward-1"]
-        assert first.body == replies["forward-2"].body == third.body and first.failure is None
-        assert isinstance(first.body, ServiceCommandResponse) and first.body.event is not None
+        assert first.body == replies["forward-2"].body == third.body
+        assert first.failure is None
+        assert isinstance(first.body, ServiceCommandResponse)
+        assert first.body.event is not None
         assert desk.started == desk.finished == ["j1"]
         # Another command is another request, even with the same content: it runs.
         await server.send(_job_request("forward-4", _job_command("j1")))
@@ -505,7 +510,8 @@ async def test_a_service_command_id_is_deduplicated_per_caller() -> None:
         await server.send(_job_request("from-alice-again", command, alice))
         again = await _next_response(server)
         assert desk.started == ["j1", "j1"]  # one run per caller
-        assert from_alice.body != from_mallory.body and again.body == from_alice.body
+        assert from_alice.body != from_mallory.body
+        assert again.body == from_alice.body
 
 
 class _Relay:
@@ -588,7 +594,8 @@ async def test_a_caller_that_loses_its_connection_mid_request_gets_the_first_rep
             desk.release.set()
         answer = await asyncio.wait_for(asked, 30)
         run = answer.data.run if kind == "query" else answer.run
-        assert run == 1 and desk.started == desk.finished == ["q1"]
+        assert run == 1
+        assert desk.started == desk.finished == ["q1"]
         assert relay.connections == 2
     finally:
         await caller.stop()

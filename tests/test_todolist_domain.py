@@ -170,7 +170,8 @@ def test_the_saga_registers_the_list_with_the_erp_once_all_is_checked_then_ends(
             resource_type="TodoList", resource_identifier="L", contributions={"ann": 1, "bob": 1}
         )
     )
-    assert result.state is not None and result.state.associations["resource_identifier"] == "L"
+    assert result.state is not None
+    assert result.state.associations["resource_identifier"] == "L"
 
     saga.given(
         CREATED,

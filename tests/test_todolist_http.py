@@ -77,7 +77,8 @@ def assert_error(response: httpx.Response, status: int, kind: str) -> None:
     body = response.json()
     assert set(body) == {"error", "type"}, body
     assert body["type"] == kind, body
-    assert isinstance(body["error"], str) and body["error"], body
+    assert isinstance(body["error"], str), body
+    assert body["error"], body
 
 
 def assert_utc_iso(value: Any) -> datetime:
@@ -244,7 +245,8 @@ async def test_create_returns_201_and_the_list_becomes_readable(client: httpx.As
     assert response.status_code == 201
     assert set(response.json()) == {"identifier"}
     list_id = response.json()["identifier"]
-    assert list_id.startswith("TDLS_") and len(list_id) > len("TDLS_")
+    assert list_id.startswith("TDLS_")
+    assert len(list_id) > len("TDLS_")
 
     body = await read_list_when(client, list_id, lambda _: True)
     assert set(body) == LIST_KEYS
@@ -279,7 +281,8 @@ async def test_search_returns_pages_of_15(client: httpx.AsyncClient) -> None:
         assert set(item) == {"identifier", "name"}
         assert item["name"].startswith("list ")
     seen = [item["identifier"] for item in page0 + page1]
-    assert len(seen) == len(set(seen)) and set(seen) == created
+    assert len(seen) == len(set(seen))
+    assert set(seen) == created
     # The defaults are nameLike="" and page=0; a negative page reads as the first page.
     default = await client.get("/todo-list/", headers=auth())
     negative = await client.get("/todo-list/", params={"page": -1}, headers=auth())
@@ -393,7 +396,8 @@ async def test_add_todo_returns_201_and_the_todo_becomes_readable(client: httpx.
     assert response.status_code == 201
     assert set(response.json()) == {"identifier"}
     milk = response.json()["identifier"]
-    assert milk.startswith("TODO_") and len(milk) > len("TODO_")
+    assert milk.startswith("TODO_")
+    assert len(milk) > len("TODO_")
     bread = await add_todo(client, list_id, "bread", "bob")
 
     body = await read_list_when(client, list_id, lambda b: len(b["todos"]) == 2)
@@ -403,7 +407,8 @@ async def test_add_todo_returns_201_and_the_todo_becomes_readable(client: httpx.
         assert todo["completed"] is False
         assert todo["createdBy"] == "bob"
         assert_utc_iso(todo["createdAt"])
-        assert todo["completedBy"] is None and todo["completedAt"] is None
+        assert todo["completedBy"] is None
+        assert todo["completedAt"] is None
     assert body["status"] == "WIP"
 
 
@@ -956,7 +961,9 @@ class Answer:
         assert self.status == status, (self.status, self.body)
         assert self.headers["content-type"] == "application/json", self.headers
         body = json.loads(self.body)
-        assert set(body) == {"error", "type"} and body["type"] == kind and body["error"], body
+        assert set(body) == {"error", "type"}, body
+        assert body["type"] == kind, body
+        assert body["error"], body
 
 
 async def exchange(port: int, *parts: bytes) -> Answer:

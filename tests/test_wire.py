@@ -407,10 +407,12 @@ def test_frame_limit_boundary() -> None:
     message = big_response(1000)
     exact = len(msgspec.msgpack.encode(message)) + 1
     [whole] = encode_frames(message, exact)
-    assert declared_length(whole) == exact and whole[4] == 0
+    assert declared_length(whole) == exact
+    assert whole[4] == 0
     assert FrameDecoder(max_frame=exact).feed(whole) == [message]
     chunked = list(encode_frames(message, exact - 1))
-    assert len(chunked) == 2 and all(f[4] == 1 and declared_length(f) <= exact - 1 for f in chunked)
+    assert len(chunked) == 2
+    assert all(f[4] == 1 and declared_length(f) <= exact - 1 for f in chunked)
     assert FrameDecoder(max_frame=exact - 1).feed(b"".join(chunked)) == [message]
 
 
@@ -637,9 +639,9 @@ def test_garbage_then_valid_frames(garbage: bytes, split: bool) -> None:
     closed; no resynchronisation is attempted)."""
     valid = b"".join(frames_of([Ping(1), big_response(500)], 128))
     decoder = FrameDecoder(max_frame=128)
+    pieces = [garbage, valid] if split else [garbage + valid]
     with pytest.raises(ProtocolError):
-        for piece in [garbage, valid] if split else [garbage + valid]:
-            decoder.feed(piece)
+        [decoder.feed(piece) for piece in pieces]
 
 
 # --- regressions: inputs that escaped as exceptions other than ProtocolError --------------------------------------
@@ -686,7 +688,7 @@ def test_invalid_utf8_is_a_protocol_error(body: bytes) -> None:
 def test_frame_limit_without_room_for_data_is_refused(max_frame: int) -> None:
     """A limit that cannot hold a chunk header plus data is refused with ValueError, instead of silently yielding
     no frames at all (below 18) or failing inside ``range`` (at 18)."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_frame must be above"):
         list(encode_frames(big_response(100), max_frame))
 
 
@@ -700,7 +702,8 @@ def test_a_decoder_limited_for_the_handshake_refuses_chunks_and_large_frames_bef
     hello = next(encode_frames(MESSAGES[1]))
     decoder = FrameDecoder(64 * 1024, 0, chunks=False)
     partial = full_frame(b"\x00" * (64 * 1024 - 1))
-    assert decoder.feed(partial[:-10]) == [] and 0 < decoder.buffered <= 64 * 1024 + 4
+    assert decoder.feed(partial[:-10]) == []
+    assert 0 < decoder.buffered <= 64 * 1024 + 4
     with pytest.raises(ProtocolError, match="before the handshake"):
         FrameDecoder(64 * 1024, 0, chunks=False).feed(chunk_frame(b"s" * 16, 0, b"x" * 100))
     with pytest.raises(ProtocolError, match="limit 65536"):

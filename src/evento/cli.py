@@ -7,12 +7,15 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evento._version import __version__
 from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
 from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra, without_passwords
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = logging.getLogger("evento.cli")
 

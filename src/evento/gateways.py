@@ -11,8 +11,7 @@ through an :class:`~evento.outbox.Outbox`, the bundle's way out to the server (o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evento.messages import (
     CommandMessage,
@@ -26,7 +25,6 @@ from evento.messages import (
     new_message_id,
     now_ms,
 )
-from evento.outbox import Outbox
 from evento.payloads import (
     Command,
     DomainCommand,
@@ -39,6 +37,11 @@ from evento.payloads import (
     payload_name,
     query_response_type,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from evento.outbox import Outbox
 
 __all__ = ["CommandGateway", "QueryGateway", "gateways_for"]
 

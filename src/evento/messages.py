@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from evento.discovery import NodeInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "CAUSATION_ID",

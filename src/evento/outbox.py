@@ -9,10 +9,12 @@ class with a stand-in server, so handlers run on the real code paths.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from evento.messages import HandledMessage, Metadata, ServerRequest, ServerResponse
+if TYPE_CHECKING:
+    import asyncio
+
+    from evento.messages import HandledMessage, Metadata, ServerRequest, ServerResponse
 
 __all__ = ["Outbox"]
 

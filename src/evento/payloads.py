@@ -257,7 +257,7 @@ def decode_payload(data: bytes, cls: Any) -> Any:
 
 def validate_payload(payload: Payload) -> Payload:
     """Check a payload built in code against its declared field types (msgspec checks only on decode)."""
-    return typing.cast(Payload, decode_payload(encode_payload(payload), type(payload)))
+    return typing.cast("Payload", decode_payload(encode_payload(payload), type(payload)))
 
 
 def payload_schema(cls: type[Any]) -> dict[str, Any]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import re
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from evento.errors import EventoError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_option", "naming_the_port", "without_passwords"]
 

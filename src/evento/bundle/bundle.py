@@ -17,8 +17,6 @@ import inspect
 import logging
 import pkgutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from evento.bundle.calls import HandlerRunner
@@ -28,7 +26,6 @@ from evento.bundle.request_handlers import RequestHandlers
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
 from evento.components.model import ComponentSpec, instantiate, is_component, read_component
-from evento.consumer_stores.base import ConsumerStateStore
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.discovery import BundleRegistration, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
 from evento.errors import RegistrationError
@@ -44,10 +41,14 @@ from evento.messages import (
     new_message_id,
 )
 from evento.payloads import Payload, payload_class, payload_description, payload_kind, payload_schema
-from evento.transport.base import Connector, ServerLink
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from types import ModuleType
+
+    from evento.consumer_stores.base import ConsumerStateStore
     from evento.server.server import EventoServer
+    from evento.transport.base import Connector, ServerLink
 
 __all__ = ["Bundle"]
 
@@ -322,11 +323,11 @@ def _scan(package: ModuleType | str) -> list[type[Any]]:
     module = importlib.import_module(package) if isinstance(package, str) else package
     modules = [module]
     if hasattr(module, "__path__"):
-        for found in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
-            modules.append(importlib.import_module(found.name))
-    classes: list[type[Any]] = []
-    for mod in modules:
-        for value in vars(mod).values():
-            if is_component(value) and value.__module__ == mod.__name__:
-                classes.append(value)
-    return classes
+        found = pkgutil.walk_packages(module.__path__, module.__name__ + ".")
+        modules += [importlib.import_module(info.name) for info in found]
+    return [
+        value
+        for mod in modules
+        for value in vars(mod).values()
+        if is_component(value) and value.__module__ == mod.__name__
+    ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -20,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.model import HandlerSpec, Inject, ProjectorStatus, SequenceNumber
+from evento.consumer_stores.base import ConsumerStateStore
 from evento.discovery import HandlerKind
 from evento.gateways import CommandGateway, QueryGateway, gateways_for
 from evento.messages import HandledMessage, Metadata
+from evento.outbox import Outbox
 
 if TYPE_CHECKING:
-    from evento.consumer_stores.base import ConsumerStateStore
-    from evento.outbox import Outbox
+    from collections.abc import Callable, Sequence
 
 __all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_transaction", "to_datetime"]
 

@@ -27,9 +27,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evento.bundle.calls import CallContext, HandlerRunner, ProjectionTransaction
 from evento.components.model import ComponentSpec, HandlerSpec, ProjectorStatus
@@ -46,8 +45,12 @@ from evento.errors import (
     UndecodableEventError,
 )
 from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
-from evento.outbox import Outbox
 from evento.payloads import decode_payload, encode_payload
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from evento.outbox import Outbox
 
 __all__ = ["TRANSIENT_ERRORS", "ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
 

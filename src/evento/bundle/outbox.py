@@ -6,12 +6,16 @@ server instead of a link.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from evento.bundle.tracing import TracingAgent
-from evento.discovery import NodeInfo
 from evento.messages import HandledMessage, Metadata, ServerRequest, ServerResponse
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from evento.bundle.tracing import TracingAgent
+    from evento.discovery import NodeInfo
 
 __all__ = ["BundleOutbox", "Send"]
 

@@ -36,7 +36,6 @@ from evento.messages import (
     new_message_id,
     now_ms,
 )
-from evento.outbox import Outbox
 from evento.payloads import (
     DomainEvent,
     Event,
@@ -46,6 +45,9 @@ from evento.payloads import (
     encode_payload,
     payload_name,
 )
+
+if typing.TYPE_CHECKING:
+    from evento.outbox import Outbox
 
 __all__ = ["RequestHandlers"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import signal
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evento.bundle.bundle import Bundle
 from evento.transport.connector import TcpConnector
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["load_bundle", "run_bundle"]
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evento.payloads import Command, Payload, Query
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Sends", "analyse_sends"]
 

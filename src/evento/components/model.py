@@ -367,7 +367,7 @@ def _check_component(spec: ComponentSpec) -> None:
     if kind is ComponentKind.PROJECTION:
         for handler in spec.handlers.values():
             assert handler.payload_type is not None
-            query_response_type(typing.cast(type[Query[Any]], handler.payload_type))
+            query_response_type(typing.cast("type[Query[Any]]", handler.payload_type))
 
 
 def _describe_return(handler: HandlerSpec) -> tuple[str | None, bool]:

@@ -8,14 +8,16 @@ Methods are coroutines; SQL backends run their blocking drivers off the event lo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import msgspec
 
 from evento.errors import ConsumerStoreError
 from evento.messages import StoredEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "Checkpoint",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evento.consumer_stores.base import ConsumerStateStore
 from evento.consumer_stores.memory import MemoryConsumerStateStore
 from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
 from evento.storage.urls import parse_store_url
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from evento.consumer_stores.base import ConsumerStateStore
 
 __all__ = ["open_consumer_store"]
 
@@ -15,6 +19,7 @@ __all__ = ["open_consumer_store"]
 def open_consumer_store(spec: str, *, data_dir: Path | None = None) -> ConsumerStateStore:
     """The consumer state store ``spec`` names, not started yet (constructors do no I/O).
 
+    >>> from pathlib import Path
     >>> open_consumer_store("memory").dialect
     'memory'
     >>> open_consumer_store("sqlite:state.db", data_dir=Path("/var/evento")).path.as_posix()

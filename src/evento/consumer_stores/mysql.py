@@ -6,8 +6,7 @@ Needs the ``mysql`` extra (``pip install evento-framework[mysql]``). Upserts use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 # PyMySQL ships no type information and pyproject.toml carries no stub package for it.
@@ -16,6 +15,9 @@ from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.errors import ConsumerStoreUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["MySQLConsumerStateStore", "parse_mysql_url"]
 

@@ -5,14 +5,16 @@ Needs the ``postgres`` extra (``pip install evento-framework[postgres]``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from evento.consumer_stores.base import Checkpoint
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.storage.postgres import is_unavailable
+
+if TYPE_CHECKING:
+    from evento.consumer_stores.base import Checkpoint
 
 __all__ = ["PostgresConsumerStateStore"]
 

@@ -15,8 +15,7 @@ import contextlib
 import queue
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from evento.consumer_stores.base import (
     Checkpoint,
@@ -31,6 +30,9 @@ from evento.consumer_stores.base import (
 from evento.errors import ConcurrentCheckpointError, ConsumerStoreError, ConsumerStoreUnavailableError
 from evento.messages import StoredEvent, now_ms
 from evento.storage.urls import format_placeholders
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["SQLConsumerStateStore"]
 

@@ -80,7 +80,7 @@ class _Child:
             return
         process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
+        while process.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a child's exit sets no Event
             await asyncio.sleep(0.05)
         if process.poll() is None:
             log.warning("%s did not stop within %gs; killing it", self.name, STOP_TIMEOUT)

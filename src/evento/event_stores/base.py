@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from evento.errors import EventStoreError
 from evento.messages import EventMessage, StoredEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
 
@@ -56,6 +58,7 @@ def stored_events(requests: Sequence[AppendRequest], sequence_numbers: Sequence[
         )
         for request, sequence_number in zip(requests, sequence_numbers, strict=True)
     ]
+
 
 log = logging.getLogger(__name__)
 
@@ -241,4 +244,3 @@ class EventStore(ABC):
     @abstractmethod
     async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         """Write all requests in one transaction (all or nothing), in order, and return them as stored."""
-

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evento.event_stores.base import EventStore
 from evento.storage.urls import parse_store_url
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from evento.event_stores.base import EventStore
 
 __all__ = ["open_event_store"]
 
@@ -19,6 +23,7 @@ def open_event_store(
     * ``sqlite:///abs/path.db``, ``sqlite:rel/path.db`` or a file path (relative ones under ``data_dir``): SQLite;
     * ``postgresql://…`` / ``postgres://…``: PostgreSQL, in ``mode`` ``cpes`` or ``apes`` (``fetch_delay`` seconds).
 
+    >>> from pathlib import Path
     >>> open_event_store("", data_dir=Path("/data")).path
     PosixPath('/data/events.db')
     >>> open_event_store("sqlite:es.db", data_dir=Path("/data")).path

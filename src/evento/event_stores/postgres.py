@@ -19,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 import psycopg.errors
@@ -41,6 +40,9 @@ from evento.event_stores.base import (
 from evento.event_stores.snowflake import MAX_NODE_ID, Snowflake, lower_bound_at, timestamp_ms
 from evento.messages import StoredEvent, now_ms
 from evento.storage.postgres import is_unavailable
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
 
 __all__ = ["EventStoreMode", "PostgresEventStore"]
 
@@ -505,4 +507,3 @@ async def _claim_node_id(conn: psycopg.AsyncConnection[Any], *, prefer: int | No
         if row and row[0]:
             return node_id
     raise EventStoreError(f"all {MAX_NODE_ID + 1} snowflake node ids are taken by live servers")
-

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evento.errors import EventStoreError, EventStoreUnavailableError
 from evento.event_stores.base import (
@@ -31,6 +30,9 @@ from evento.event_stores.base import (
 from evento.messages import StoredEvent, now_ms
 from evento.storage.file_lock import FileLock
 from evento.storage.sqlite import connect, is_busy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["SQLiteEventStore"]
 

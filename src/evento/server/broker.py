@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import time
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 from evento.discovery import HandlerKind, NodeInfo
 from evento.errors import (
@@ -69,8 +70,10 @@ from evento.messages import (
 )
 from evento.server.event_check import EventCheck
 from evento.server.locks import LockManager
-from evento.server.registry import Registry
 from evento.server.story_cache import StoryCache
+
+if TYPE_CHECKING:
+    from evento.server.registry import Registry
 
 __all__ = ["CommandBroker"]
 

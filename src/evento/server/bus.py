@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
-from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import ConnectionLostError, Failure, RegistrationError
@@ -36,7 +35,6 @@ from evento.messages import (
 )
 from evento.server.bus_credentials import BusCredentials
 from evento.server.registry import DuplicateInstanceError, Node
-from evento.server.server import EventoServer
 from evento.transport.connection import IDLE_TIMEOUT, PING_INTERVAL, Connection, respond
 from evento.transport.replies import ReplyCache
 from evento.transport.wire import (
@@ -55,6 +53,12 @@ from evento.transport.wire import (
     Welcome,
 )
 
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Awaitable, Mapping, Sequence
+
+    from evento.server.server import EventoServer
+
 __all__ = ["BusServer", "BusSettings"]
 
 log = logging.getLogger(__name__)
@@ -72,8 +76,7 @@ class _TcpPeer:
     async def request(self, message: BundleRequest, timeout: float) -> BundleResponse:
         if self.connection.closed.is_set():
             raise ConnectionLostError(f"instance {self.info} has left")
-        body = await self.connection.request(message, timeout)
-        return body  # type: ignore[return-value]
+        return await self.connection.request(message, timeout)  # type: ignore[return-value]
 
     def notify(self, message: EventsAppended) -> None:
         self.connection.post(Notification(message))

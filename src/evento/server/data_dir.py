@@ -14,10 +14,13 @@ share them across processes (the distributed demo does), and SQLite serialises t
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evento.errors import DataInUseError
 from evento.storage.file_lock import FileLock
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["hold_data_dir"]
 

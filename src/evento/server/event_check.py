@@ -20,16 +20,18 @@ import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 import msgspec
 
 from evento.discovery import BundleRegistration, HandlerKind
 from evento.errors import InvalidEventError
-from evento.messages import EventMessage
 from evento.payloads import PayloadKind
-from evento.server.registry import Node
+
+if TYPE_CHECKING:
+    from evento.messages import EventMessage
+    from evento.server.registry import Node
 
 __all__ = ["EventCheck"]
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from evento._version import __version__
-from evento.server.server import EventoServer
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from evento.server.server import EventoServer
 
 __all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "create_server_app"]
 

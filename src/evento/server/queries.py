@@ -6,8 +6,12 @@ store nothing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from evento.messages import QueryMessage, QueryRequest, QueryResult
-from evento.server.registry import Registry
+
+if TYPE_CHECKING:
+    from evento.server.registry import Registry
 
 __all__ = ["QueryRouter"]
 

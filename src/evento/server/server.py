@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evento.discovery import BundleRegistration
 from evento.errors import RegistrationError
-from evento.event_stores.base import EventStore
 from evento.messages import (
     CommandResult,
     EventBatch,
@@ -33,8 +30,14 @@ from evento.messages import (
 from evento.server.broker import CommandBroker
 from evento.server.queries import QueryRouter
 from evento.server.registry import Node, Registry
-from evento.server.story_cache import StoryCache
-from evento.transport.base import BundlePeer
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from evento.discovery import BundleRegistration
+    from evento.event_stores.base import EventStore
+    from evento.server.story_cache import StoryCache
+    from evento.transport.base import BundlePeer
 
 __all__ = ["EventoServer"]
 

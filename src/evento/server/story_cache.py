@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from evento.event_stores.base import Story
+if TYPE_CHECKING:
+    from evento.event_stores.base import Story
 
 __all__ = ["StoryCache"]
 

@@ -14,10 +14,13 @@ import os
 import re
 import shlex
 import sys
-from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from evento.errors import DataInUseError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = ["FileLock"]
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +24,10 @@ from evento.consumer_stores.base import (
 )
 from evento.errors import ConcurrentCheckpointError
 from evento.messages import StoredEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
 
 __all__ = ["ConsumerStoreCases", "make_event"]
 

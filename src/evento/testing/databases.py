@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from evento.storage.urls import Backend
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from evento.storage.urls import Backend
 
 __all__ = [
     "BACKENDS",

@@ -13,12 +13,15 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from evento.event_stores.base import AppendRequest, EventStore, VersionConflictError
 from evento.messages import EventMessage, StoredEvent
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["EventStoreCases", "StoreOpener", "aggregate_event", "all_events", "event", "fetch_until"]
 
@@ -121,7 +124,8 @@ class EventStoreCases:
         assert await store.count_events() == 0
         assert await store.fetch("*", 0, 10) == []
         story = await store.load_story("nobody")
-        assert not story.exists and story.version == 0
+        assert not story.exists
+        assert story.version == 0
 
     async def test_append_returns_the_stored_event(self, open_store: StoreOpener) -> None:
         store = await open_store()
@@ -129,7 +133,8 @@ class EventStoreCases:
         stored = await store.append(request)
         assert stored.sequence_number > 0
         assert (stored.aggregate_id, stored.aggregate_version) == ("order-1", 1)
-        assert stored.payload == b'{"n": 1}' and stored.metadata == request.event.metadata
+        assert stored.payload == b'{"n": 1}'
+        assert stored.metadata == request.event.metadata
         assert (stored.event_name, stored.context) == ("OrderPlaced", "default")
         assert stored.message_id == request.event.message_id
         assert await fetch_until(store, 1) == [stored]
@@ -146,7 +151,8 @@ class EventStoreCases:
         store = await open_store()
         stored = [await store.append(aggregate_event(f"order-{n}", 1)) for n in range(5)]
         numbers = [event.sequence_number for event in stored]
-        assert numbers == sorted(numbers) and len(set(numbers)) == 5
+        assert numbers == sorted(numbers)
+        assert len(set(numbers)) == 5
         assert await fetch_until(store, 5) == stored
 
     async def test_concurrent_appends_are_all_stored_once(self, open_store: StoreOpener) -> None:
@@ -170,7 +176,8 @@ class EventStoreCases:
         first = await store.append(AppendRequest(event("MailSent"), "mailer"))
         second = await store.append(AppendRequest(event("MailSent"), "mailer"))
         third = await store.append(AppendRequest(event("Tick"), None))
-        assert first.aggregate_version is None and third.aggregate_id is None
+        assert first.aggregate_version is None
+        assert third.aggregate_id is None
         assert len({first.sequence_number, second.sequence_number, third.sequence_number}) == 3
 
     # --- per-aggregate order and exactly-once -------------------------------------------------------------------------
@@ -194,7 +201,8 @@ class EventStoreCases:
             return_exceptions=True,
         )
         failures = [result for result in results if isinstance(result, BaseException)]
-        assert len(failures) == 1 and isinstance(failures[0], VersionConflictError)
+        assert len(failures) == 1
+        assert isinstance(failures[0], VersionConflictError)
         assert await store.count_events() == 21
 
     async def test_command_produces_one_event(self, open_store: StoreOpener) -> None:
@@ -216,7 +224,9 @@ class EventStoreCases:
             mine.append(await store.append(aggregate_event("order-1", version)))
             await store.append(aggregate_event(f"noise-{version}", 1))
         story = await store.load_story("order-1")
-        assert story.events == mine and story.version == 3 and story.snapshot is None
+        assert story.events == mine
+        assert story.version == 3
+        assert story.snapshot is None
 
     async def test_story_starts_at_the_latest_snapshot(self, open_store: StoreOpener) -> None:
         store = await open_store()
@@ -229,14 +239,17 @@ class EventStoreCases:
         story = await store.load_story("order-1")
         assert (story.snapshot, story.snapshot_version, story.events) == (b"state@4", 4, [])
         full = await store.load_story("order-1", use_snapshot=False)
-        assert full.snapshot is None and [e.aggregate_version for e in full.events] == [1, 2, 3, 4]
+        assert full.snapshot is None
+        assert [e.aggregate_version for e in full.events] == [1, 2, 3, 4]
 
     async def test_deleted_aggregate_keeps_its_events_for_consumers(self, open_store: StoreOpener) -> None:
         store = await open_store()
         await store.append(aggregate_event("order-1", 1, snapshot=b"s1"))
         await store.append(AppendRequest(event("OrderDeleted"), "order-1", 2, delete_aggregate=True))
         story = await store.load_story("order-1")
-        assert story.deleted and story.exists and story.events == []
+        assert story.deleted
+        assert story.exists
+        assert story.events == []
         assert [e.event_name for e in await fetch_until(store, 2)] == ["OrderPlaced", "OrderDeleted"]
 
     # --- fetch --------------------------------------------------------------------------------------------------------

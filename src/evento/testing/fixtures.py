@@ -22,9 +22,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import re
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from evento.bundle.calls import HandlerRunner
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
@@ -61,6 +60,9 @@ from evento.payloads import (
     payload_class,
     payload_name,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
 
 __all__ = ["AggregateFixture", "AggregateResult", "SagaFixture", "SagaResult"]
 

@@ -8,10 +8,11 @@ transport package depends on neither the bundle nor the server: they depend on i
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from evento.discovery import BundleRegistration, NodeInfo
-from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
+if TYPE_CHECKING:
+    from evento.discovery import BundleRegistration, NodeInfo
+    from evento.messages import BundleRequest, BundleResponse, EventsAppended, ServerRequest, ServerResponse
 
 __all__ = ["BundleEndpoint", "BundlePeer", "Connector", "ServerEndpoint", "ServerLink"]
 

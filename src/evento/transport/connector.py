@@ -15,10 +15,9 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 import time
-from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -32,7 +31,6 @@ from evento.messages import (
     ServiceCommandRequest,
     new_message_id,
 )
-from evento.transport.base import BundleEndpoint
 from evento.transport.connection import IDLE_TIMEOUT, PING_INTERVAL, Connection, FrameObserver, respond
 from evento.transport.replies import ReplyCache
 from evento.transport.wire import (
@@ -47,6 +45,12 @@ from evento.transport.wire import (
     SetEnabled,
     Welcome,
 )
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Awaitable, Sequence
+
+    from evento.transport.base import BundleEndpoint
 
 __all__ = ["ConnectorSettings", "HandshakeRejectedError", "TcpConnector", "parse_address"]
 
@@ -241,8 +245,7 @@ class _TcpLink:
         connection = self._connection
         if connection is None:
             raise ConnectionLostError(f"not connected to {self.address}")
-        body = await connection.request(message, timeout, correlation_id)
-        return body  # type: ignore[return-value]
+        return await connection.request(message, timeout, correlation_id)  # type: ignore[return-value]
 
     async def register(self, registration: BundleRegistration) -> None:
         """Register on the current connection (raising the server's refusal), and on every later one."""

@@ -7,19 +7,22 @@ they would over TCP, so a system behaves the same embedded or distributed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import Failure, RequestTimeoutError
-from evento.messages import (
-    BundleRequest,
-    BundleResponse,
-    EventsAppended,
-    ServerRequest,
-    ServerResponse,
-)
-from evento.transport.base import BundleEndpoint, ServerEndpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from evento.discovery import BundleRegistration, NodeInfo
+    from evento.messages import (
+        BundleRequest,
+        BundleResponse,
+        EventsAppended,
+        ServerRequest,
+        ServerResponse,
+    )
+    from evento.transport.base import BundleEndpoint, ServerEndpoint
 
 __all__ = ["InProcessConnector"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -37,6 +37,9 @@ from evento.messages import (
     ServiceCommandRequest,
     ServiceCommandResponse,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
