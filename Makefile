@@ -25,7 +25,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests bench
 
 clean:
 	rm -rf $(VENV) .bench .evento-demo

@@ -139,7 +139,8 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
         "order_inventory_orders_per_s": ("order-inventory", _orders, "/stats/orders"),
         "flight_bookings_per_s": ("flight", _bookings, "/stats/bookings"),
     }
-    results, details = [], {"clients": CLIENTS, "requests": count}
+    results: list[Figure] = []
+    details: dict[str, object] = {"clients": CLIENTS, "requests": count}
     for name, (system, setup, stats_path) in cases.items():
         if name not in figures:
             continue

@@ -132,7 +132,7 @@ def test_a_server_port_in_use_names_its_flag(tmp_path: Path, occupied_port: int,
 
 @pytest.mark.parametrize(("system", "port"), [("todolist", "todo_port"), ("todolist", "port"), ("flight", "app_port")])
 def test_a_demo_port_in_use_names_its_flag(tmp_path: Path, occupied_port: int, system: str, port: str) -> None:
-    finished = evento_cli(*_demo(tmp_path / "data", system, *_ports(**{port: occupied_port})), cwd=tmp_path)
+    finished = evento_cli(*_demo(tmp_path / "data", system, *_ports(DEMO_PORTS, **{port: occupied_port})), cwd=tmp_path)
     assert_refused_in_one_line(finished, f"--{port.replace('_', '-')} {occupied_port}: ", "already in use")
 
 

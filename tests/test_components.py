@@ -234,7 +234,7 @@ def test_handlers_without_a_payload_or_with_two_for_one_payload_are_refused() ->
     @projector()
     class Unannotated:
         @event_handler
-        def a(self, event) -> None: ...  # type: ignore[no-untyped-def]
+        def a(self, event) -> None: ...
 
     with pytest.raises(RegistrationError, match=r"NoPayload.on_something: no parameter annotated with a Event"):
         Bundle("b", components=[NoPayload])

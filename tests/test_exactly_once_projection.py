@@ -387,6 +387,7 @@ async def test_without_a_transactional_store_handlers_run_as_before(
         await wait_until(projected, what="deposit projected")
     finally:
         await bundle.stop()
+        assert plan.own is not None
         plan.own.close()
     assert plan.dialects == {None}
     assert journal(spec) == [OPENED, (deposited, "deposited", 5)]

@@ -4,6 +4,8 @@ a confirmed booking into a free seat."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from evento.demo.flight.flights import BookingNotConfirmedError, FlightAggregate, HoldNotExpiredError, SeatTakenError
 from evento.demo.flight.payloads import (
     ChangeSeatCommand,
@@ -29,7 +31,7 @@ CONFIRMED = SeatConfirmedEvent(flight_id="F", seat="1A", booking_id="b1", seat_p
 
 
 def flight(hold_timeout: float = 3600.0) -> AggregateFixture:
-    config = ExampleConfig(".", hold_timeout=hold_timeout)
+    config = ExampleConfig(Path("."), hold_timeout=hold_timeout)
     return AggregateFixture(
         FlightAggregate, injector=lambda annotation: config if annotation is ExampleConfig else None
     )

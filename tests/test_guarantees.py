@@ -535,7 +535,7 @@ async def test_service_commands_sharing_a_lock_id_run_one_at_a_time(system: Syst
 
     @service()
     class SlowBonusService(BonusService):
-        pay = slow_pay  # type: ignore[assignment]
+        pay = slow_pay
 
     await system.start(Bundle("bonus", components=[SlowBonusService], injector=provide(desk)))
     commands, _ = system.client()

@@ -113,7 +113,7 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any]]] = [
 ]
 
 
-async def post_raw(client: httpx.AsyncClient, path: str, body: bytes | dict[str, Any] | list[Any]) -> httpx.Response:
+async def post_raw(client: httpx.AsyncClient, path: str, body: object) -> httpx.Response:
     if isinstance(body, bytes):
         return await client.post(path, content=body, headers={"Content-Type": "application/json"})
     return await client.post(path, json=body)

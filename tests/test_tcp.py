@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,6 +47,7 @@ from evento.transport.wire import (
     PROTOCOL_VERSION,
     Hello,
     Message,
+    Notification,
     Register,
     Registered,
     Request,
@@ -277,11 +279,11 @@ async def _raw_client(server: ServerProcess, instance: str) -> tuple[Connection,
     return client, asyncio.create_task(client.run(_no_requests, _no_notifications))
 
 
-async def _no_requests(request: object) -> object:
+async def _no_requests(request: Request) -> Response:
     raise AssertionError("the raw client expects no requests")
 
 
-async def _no_notifications(notification: object) -> None:
+async def _no_notifications(notification: Notification) -> None:
     return None
 
 
@@ -592,7 +594,7 @@ async def test_a_caller_that_loses_its_connection_mid_request_gets_the_first_rep
         else:
             await wait_until(lambda: _nodes(server_process, 2), 10, what="the caller reconnected")
             desk.release.set()
-        answer = await asyncio.wait_for(asked, 30)
+        answer: Any = await asyncio.wait_for(asked, 30)  # a Single[JobView] or a JobDone
         run = answer.data.run if kind == "query" else answer.run
         assert run == 1
         assert desk.started == desk.finished == ["q1"]
