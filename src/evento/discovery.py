@@ -14,6 +14,8 @@ __all__ = ["BundleRegistration", "ComponentKind", "HandlerInfo", "HandlerKind", 
 
 
 class ComponentKind(enum.StrEnum):
+    """The kinds of component, as the decorators mark them and the catalogs name them."""
+
     AGGREGATE = "Aggregate"
     SERVICE = "Service"
     PROJECTOR = "Projector"
@@ -24,6 +26,8 @@ class ComponentKind(enum.StrEnum):
 
 
 class HandlerKind(enum.StrEnum):
+    """The kinds of handler, as the decorators mark them; the server routes requests by them."""
+
     AGGREGATE_COMMAND = "AggregateCommandHandler"
     COMMAND = "CommandHandler"
     QUERY = "QueryHandler"
@@ -70,6 +74,9 @@ class HandlerInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PayloadInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One payload type a bundle declares: its kind, JSON Schema, domain and docstring (``description`` its first
+    line, ``detail`` the rest), for the catalogs."""
+
     name: str
     kind: str
     json_schema: dict[str, object]

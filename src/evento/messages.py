@@ -97,6 +97,7 @@ def new_message_id() -> str:
 
 
 def now_ms() -> int:
+    """The wall clock in milliseconds since the epoch, the unit of every message timestamp."""
     return time.time_ns() // 1_000_000
 
 
@@ -156,17 +157,22 @@ class SendCommand(msgspec.Struct, frozen=True, tag=True):
 
 
 class SendQuery(msgspec.Struct, frozen=True, tag=True):
+    """A query to route to a projection that handles it."""
+
     query: QueryMessage
 
 
 class FetchEvents(msgspec.Struct, frozen=True, tag=True):
+    """Events of ``context`` (``"*"``: every context) after sequence number ``after``, at most ``limit`` (the server
+    caps it)."""
+
     context: str
     after: int
     limit: int
 
 
 class GetHead(msgspec.Struct, frozen=True, tag=True):
-    pass
+    """Ask for the highest committed sequence number."""
 
 
 class CommandResult(msgspec.Struct, frozen=True, tag=True):
@@ -176,14 +182,20 @@ class CommandResult(msgspec.Struct, frozen=True, tag=True):
 
 
 class QueryResult(msgspec.Struct, frozen=True, tag=True):
+    """A query's response, as JSON bytes."""
+
     payload: bytes
 
 
 class EventBatch(msgspec.Struct, frozen=True, tag=True):
+    """The events a :class:`FetchEvents` asked for, in sequence order."""
+
     events: list[StoredEvent]
 
 
 class Head(msgspec.Struct, frozen=True, tag=True):
+    """The highest committed sequence number (0 when the store is empty)."""
+
     sequence_number: int
 
 
@@ -200,6 +212,9 @@ class AggregateCommandRequest(msgspec.Struct, frozen=True, tag=True):
 
 
 class AggregateCommandResponse(msgspec.Struct, frozen=True, tag=True):
+    """The event the aggregate's handler produced, with a new snapshot when one was due, and whether the aggregate
+    is deleted now."""
+
     event: EventMessage
     snapshot: bytes | None
     deleted: bool
@@ -215,10 +230,14 @@ class ServiceCommandRequest(msgspec.Struct, frozen=True, tag=True):
 
 
 class ServiceCommandResponse(msgspec.Struct, frozen=True, tag=True):
+    """The event a service's handler produced, or ``None`` when it returned nothing."""
+
     event: EventMessage | None
 
 
 class QueryRequest(msgspec.Struct, frozen=True, tag=True):
+    """A query for a projection of this bundle."""
+
     query: QueryMessage
 
 

@@ -32,6 +32,7 @@ __all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_
 
 
 def to_datetime(timestamp_ms: int) -> datetime:
+    """A timestamp in milliseconds since the epoch as an aware UTC :class:`~datetime.datetime`."""
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 

@@ -89,6 +89,13 @@ def consumer_id(bundle_id: str, component: str, version: int, context: str) -> s
 
 @dataclass(frozen=True)
 class ConsumerSettings:
+    """How a bundle's consumers fetch, back off, lease and stop.
+
+    A consumer fetches ``fetch_size`` events at a time; after a failed cycle it waits ``error_delay`` seconds,
+    doubling up to ``max_backoff``; at the head, disabled or locked out, it polls every ``idle_poll`` seconds (new
+    events wake it sooner). Its lock is leased for ``lease_seconds``; at most ``observer_concurrency`` observer
+    handlers run at once; a stop waits ``stop_grace`` seconds for the event in hand before cancelling it."""
+
     fetch_size: int = 1000
     error_delay: float = 1.0
     max_backoff: float = 30.0
@@ -112,6 +119,9 @@ class ConsumerSettings:
 
 @dataclass(frozen=True)
 class ConsumerStatus:
+    """One consumer as its engine reports it: checkpoint (``None`` before the first commit), head reached,
+    enabled, error state and the number of dead events."""
+
     consumer_id: str
     component: str
     kind: ComponentKind

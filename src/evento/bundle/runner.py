@@ -33,6 +33,9 @@ def load_bundle(target: str) -> Bundle:
 async def run_bundle(
     bundle: Bundle, servers: Sequence[str], auth_token: str = "", stop: asyncio.Event | None = None
 ) -> None:
+    """Connect ``bundle`` to ``servers`` over TCP and run it until SIGINT, SIGTERM or ``stop``, then stop it.
+
+    Prints ``Ready.`` once connected and ``Stopped.`` at the end, for whoever supervises the process."""
     if not servers:
         raise ValueError("a bundle needs at least one server address")
     stop = stop or asyncio.Event()

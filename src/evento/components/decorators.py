@@ -44,6 +44,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class ComponentOptions:
+    """What a component decorator attaches to its class: the kind and the options the bundle reads."""
+
     kind: ComponentKind
     version: int = 1
     snapshot_frequency: int = -1
@@ -53,6 +55,9 @@ class ComponentOptions:
 
 @dataclass(frozen=True)
 class HandlerOptions:
+    """What a handler decorator attaches to its function: the handler kind, ``init``, the saga association
+    and the retry policy (``retry`` -1 = retry forever)."""
+
     kind: HandlerKind
     init: bool = False
     association_property: str | None = None

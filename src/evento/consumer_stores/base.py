@@ -39,6 +39,9 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class ErrorState:
+    """The errors a consumer's handlers recorded: how many, the last message, and when the first and the last
+    were recorded (milliseconds since the epoch)."""
+
     in_error: bool
     error_count: int
     message: str | None
@@ -59,6 +62,8 @@ class DeadEvent:
 
 @dataclass(frozen=True, slots=True)
 class SagaInstance:
+    """One stored saga instance: ``state`` is its encoded saga state, found again by its associations."""
+
     id: str
     saga_name: str
     state: bytes

@@ -27,6 +27,8 @@ log = logging.getLogger("evento.demo")
 
 @dataclass(frozen=True)
 class DemoOptions:
+    """The settings of ``evento demo``, as its command line gives them."""
+
     data_dir: Path = Path(".evento-demo")
     host: str = "127.0.0.1"
     port: int = 3000

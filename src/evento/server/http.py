@@ -26,6 +26,8 @@ MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
 def create_server_app(server: EventoServer) -> FastAPI:
+    """The server's HTTP app: ``GET /api/health`` answers the server id, the event store's head and how many bundle
+    instances are connected."""
     app = FastAPI(title="Evento Server", version=__version__)
 
     @app.get("/api/health")

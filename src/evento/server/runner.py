@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerOptions:
+    """The settings of ``evento server``, as its command line gives them."""
+
     store: str = ""
     es_mode: str = "cpes"
     fetch_delay: float = 0.069
@@ -52,6 +54,10 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 
 async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) -> None:
+    """Run the server (event store, bus, HTTP health check) until SIGINT, SIGTERM or ``stop``, then stop it.
+
+    The data directory is held first, so a second server on it stops at once; a store URL or a port that fails names
+    its option. Prints ``Ready.`` once both ports listen and ``Stopped.`` at the end."""
     hold_data_dir(options.data_dir)  # a second process on this directory stops here, naming the holder
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

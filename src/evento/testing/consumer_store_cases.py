@@ -35,6 +35,7 @@ NO_ERROR = ErrorState(False, 0, None, None, None)
 
 
 def make_event(sequence_number: int, name: str = "OrderPlaced") -> StoredEvent:
+    """A stored event numbered ``sequence_number``, as a consumer receives it."""
     return StoredEvent(
         sequence_number=sequence_number,
         aggregate_id=f"order-{sequence_number}",

@@ -109,12 +109,14 @@ def mysql_database() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
+    """Fixture: the URL of a throwaway PostgreSQL database, dropped after the test."""
     with postgres_database() as url:
         yield url
 
 
 @pytest.fixture
 def mysql_url() -> Iterator[str]:
+    """Fixture: the URL of a throwaway MariaDB/MySQL database, dropped after the test."""
     with mysql_database() as url:
         yield url
 

@@ -32,6 +32,7 @@ _ids = itertools.count(1)
 
 
 def event(name: str = "OrderPlaced", *, context: str = "default", body: bytes = b"{}") -> EventMessage:
+    """A new event of ``name`` in ``context``, with a unique message id, correlation id and timestamp."""
     n = next(_ids)
     return EventMessage(
         payload_name=name,
@@ -44,6 +45,7 @@ def event(name: str = "OrderPlaced", *, context: str = "default", body: bytes = 
 
 
 def aggregate_event(aggregate_id: str, version: int, *, snapshot: bytes | None = None, **kw: object) -> AppendRequest:
+    """An append of a new :func:`event` as version ``version`` of ``aggregate_id`` (with ``snapshot`` if given)."""
     return AppendRequest(event(**kw), aggregate_id, version, snapshot)  # type: ignore[arg-type]
 
 
@@ -72,6 +74,7 @@ async def _wait_until(condition: Callable[[], bool | Awaitable[bool]], what: str
 
 
 async def all_events(store: EventStore, context: str = "*") -> list[StoredEvent]:
+    """Every event of ``context`` (``"*"``: all) readable now, fetched 100 at a time."""
     events: list[StoredEvent] = []
     after = 0
     while True:

@@ -80,6 +80,8 @@ class ProtocolError(EventoError):
 
 
 class Hello(msgspec.Struct, frozen=True, tag="hello"):
+    """A bundle instance's first message on a connection: who it is, its protocol version and its token."""
+
     protocol_version: int
     bundle_id: str
     bundle_version: int
@@ -88,6 +90,8 @@ class Hello(msgspec.Struct, frozen=True, tag="hello"):
 
 
 class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
+    """The server's acceptance of a :class:`Hello`."""
+
     protocol_version: int
     server_id: str
 
@@ -100,10 +104,14 @@ class Reject(msgspec.Struct, frozen=True, tag="reject"):
 
 
 class Ping(msgspec.Struct, frozen=True, tag="ping"):
+    """A liveness probe; the peer answers :class:`Pong` with the same ``sequence``."""
+
     sequence: int
 
 
 class Pong(msgspec.Struct, frozen=True, tag="pong"):
+    """The answer to the :class:`Ping` of ``sequence``."""
+
     sequence: int
 
 
@@ -141,16 +149,22 @@ class Request(msgspec.Struct, frozen=True, tag="request"):
 
 
 class Response(msgspec.Struct, frozen=True, tag="response"):
+    """The answer to the :class:`Request` of ``correlation_id``: its ``body``, or the ``failure`` to raise."""
+
     correlation_id: str
     body: ResponseBody | None = None
     failure: Failure | None = None
 
 
 class SetEnabled(msgspec.Struct, frozen=True, tag="enabled"):
+    """A bundle instance telling the server whether to route requests to it (enabled once started, disabled on stop)."""
+
     enabled: bool
 
 
 class Notification(msgspec.Struct, frozen=True, tag="notification"):
+    """A one-way message, not answered: :class:`SetEnabled` to the server, :class:`EventsAppended` to bundles."""
+
     body: SetEnabled | EventsAppended
 
 

@@ -317,6 +317,8 @@ class BookingProjector:
 
 @projection()
 class BookingProjection:
+    """Bookings and the booking statistics."""
+
     def __init__(self, read_model: BookingsReadModel) -> None:
         self.read_model = read_model
 

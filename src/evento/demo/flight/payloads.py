@@ -46,6 +46,8 @@ class BookingsEvent(DomainEvent, kw_only=True):
 
 
 class FlightCommand(DomainCommand):
+    """Base of the commands to one flight: ``flight_id`` names the flight aggregate."""
+
     flight_id: str
 
     @property
@@ -55,6 +57,8 @@ class FlightCommand(DomainCommand):
 
 @domain("Flight")
 class CreateFlightCommand(FlightCommand):
+    """Open a flight of ``seat_count`` seats, each sold at ``seat_price``."""
+
     seat_count: int
     seat_price: int
 
@@ -98,6 +102,8 @@ class ChangeSeatCommand(FlightCommand):
 
 @domain("Flight")
 class FlightCreatedEvent(FlightsEvent):
+    """A flight was opened, every seat free."""
+
     flight_id: str
     seat_count: int
     seat_price: int
@@ -105,6 +111,8 @@ class FlightCreatedEvent(FlightsEvent):
 
 @domain("Flight")
 class SeatHeldEvent(FlightsEvent):
+    """The seat is held for the booking, at ``seat_price`` (the price the saga charges)."""
+
     flight_id: str
     seat: str
     booking_id: str
@@ -122,6 +130,8 @@ class SeatHoldRefusedEvent(FlightsEvent):
 
 @domain("Flight")
 class SeatConfirmedEvent(FlightsEvent):
+    """The booking's hold became ownership: the seat is sold."""
+
     flight_id: str
     seat: str
     booking_id: str
@@ -139,6 +149,8 @@ class SeatConfirmRefusedEvent(FlightsEvent):
 
 @domain("Flight")
 class SeatReleasedEvent(FlightsEvent):
+    """The booking's hold was freed (its charge was refused)."""
+
     flight_id: str
     seat: str
     booking_id: str
@@ -146,6 +158,8 @@ class SeatReleasedEvent(FlightsEvent):
 
 @domain("Flight")
 class HoldExpiredEvent(FlightsEvent):
+    """The booking's hold outlived the hold timeout and was freed by the expiry clock."""
+
     flight_id: str
     seat: str
     booking_id: str
@@ -153,6 +167,8 @@ class HoldExpiredEvent(FlightsEvent):
 
 @domain("Flight")
 class SeatChangedEvent(FlightsEvent):
+    """A confirmed booking moved from ``old_seat`` to ``new_seat``."""
+
     flight_id: str
     booking_id: str
     old_seat: str
@@ -163,6 +179,8 @@ class SeatChangedEvent(FlightsEvent):
 
 
 class BookingCommand(DomainCommand):
+    """Base of the commands to one booking: ``booking_id`` names the booking aggregate."""
+
     booking_id: str
 
     @property
@@ -172,6 +190,8 @@ class BookingCommand(DomainCommand):
 
 @domain("Flight")
 class PlaceBookingCommand(BookingCommand):
+    """A customer asks for ``seat`` on a flight; the booking starts PENDING and the saga decides it."""
+
     customer_id: str
     flight_id: str
     seat: str
@@ -179,16 +199,22 @@ class PlaceBookingCommand(BookingCommand):
 
 @domain("Flight")
 class ConfirmBookingCommand(BookingCommand):
+    """Confirm the pending booking, its seat sold for ``total``."""
+
     total: int
 
 
 @domain("Flight")
 class RejectBookingCommand(BookingCommand):
+    """Reject the pending booking for ``reason`` (``SEAT_TAKEN`` or ``INSUFFICIENT_FUNDS``)."""
+
     reason: str
 
 
 @domain("Flight")
 class BookingPlacedEvent(BookingsEvent):
+    """A booking was placed (PENDING)."""
+
     booking_id: str
     customer_id: str
     flight_id: str
@@ -197,6 +223,8 @@ class BookingPlacedEvent(BookingsEvent):
 
 @domain("Flight")
 class BookingConfirmedEvent(BookingsEvent):
+    """The booking was confirmed: the customer owns the seat and paid ``total``."""
+
     booking_id: str
     customer_id: str
     total: int
@@ -204,6 +232,8 @@ class BookingConfirmedEvent(BookingsEvent):
 
 @domain("Flight")
 class BookingRejectedEvent(BookingsEvent):
+    """The booking was rejected for ``reason``."""
+
     booking_id: str
     customer_id: str
     reason: str
@@ -214,6 +244,8 @@ class BookingRejectedEvent(BookingsEvent):
 
 @domain("Flight")
 class SeatView(View, rename="camel", omit_defaults=True):
+    """One seat of the seat map: free or taken; ``booking_id`` names its owner (never a booking that only holds it)."""
+
     seat: str
     available: bool
     booking_id: str | None = None
@@ -221,6 +253,8 @@ class SeatView(View, rename="camel", omit_defaults=True):
 
 @domain("Flight")
 class FlightView(View, rename="camel"):
+    """A flight with every seat, in label order."""
+
     id: str
     seat_count: int
     seat_price: int
@@ -229,12 +263,16 @@ class FlightView(View, rename="camel"):
 
 @domain("Flight")
 class HeldSeatView(View):
+    """A hold not yet confirmed: the flight and the booking holding the seat."""
+
     flight_id: str
     booking_id: str
 
 
 @domain("Flight")
 class BookingView(View, rename="camel", omit_defaults=True):
+    """A booking's status, and its rejection reason or paid total once decided."""
+
     booking_id: str
     customer_id: str
     flight_id: str
@@ -246,6 +284,8 @@ class BookingView(View, rename="camel", omit_defaults=True):
 
 @domain("Flight")
 class BookingStatsView(View):
+    """Bookings confirmed and rejected so far, and the revenue of the confirmed ones."""
+
     confirmed: int = 0
     rejected: int = 0
     revenue: int = 0
@@ -253,6 +293,8 @@ class BookingStatsView(View):
 
 @domain("Flight")
 class FlightViewQuery(Query[Single[FlightView]]):
+    """The seat map of flight ``flight_id``."""
+
     flight_id: str
 
 
@@ -266,9 +308,11 @@ class HeldSeatsQuery(Query[Multiple[HeldSeatView]]):
 
 @domain("Flight")
 class BookingViewQuery(Query[Single[BookingView]]):
+    """The booking ``booking_id``."""
+
     booking_id: str
 
 
 @domain("Flight")
 class BookingStatsQuery(Query[Single[BookingStatsView]]):
-    pass
+    """The booking statistics."""

@@ -20,17 +20,21 @@ __all__ = ["customers", "edge", "inventory", "orders"]
 
 
 def edge() -> Bundle:
+    """The ``edge`` bundle with its HTTP API, listening on ``EVENTO_HOST``:``EVENTO_APP_PORT`` (127.0.0.1:8080)."""
     host, port = os.environ.get("EVENTO_HOST", "127.0.0.1"), int(os.environ.get("EVENTO_APP_PORT", "8080"))
     return system.edge(ExampleConfig.from_env(), HttpBundle, app=create_app, host=host, port=port)
 
 
 def orders() -> Bundle:
+    """The ``orders`` bundle: orders, their saga, views and statistics."""
     return system.orders(ExampleConfig.from_env())
 
 
 def inventory() -> Bundle:
+    """The ``inventory`` bundle: products, stock and reservations."""
     return system.inventory(ExampleConfig.from_env())
 
 
 def customers() -> Bundle:
+    """The ``customers`` bundle: balances and notifications."""
     return system.customers(ExampleConfig.from_env())

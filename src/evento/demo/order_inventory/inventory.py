@@ -158,6 +158,8 @@ class ProductProjector:
 
 @projection()
 class ProductProjection:
+    """Products with their available stock."""
+
     def __init__(self, read_model: InventoryReadModel) -> None:
         self.read_model = read_model
 

@@ -329,6 +329,8 @@ class OrderProjector:
 
 @projection()
 class OrderProjection:
+    """Orders and the order statistics."""
+
     def __init__(self, read_model: OrdersReadModel) -> None:
         self.read_model = read_model
 

@@ -32,6 +32,8 @@ class OrdersEvent(DomainEvent, kw_only=True):
 
 
 class ProductCommand(DomainCommand):
+    """Base of the commands to one product: ``product_id`` names the product aggregate."""
+
     product_id: str
 
     @property
@@ -41,6 +43,8 @@ class ProductCommand(DomainCommand):
 
 @domain("OrderInventory")
 class CreateProductCommand(ProductCommand):
+    """Add a product to the catalogue, at ``unit_price`` cents with ``stock`` units available."""
+
     name: str
     unit_price: int
     stock: int
@@ -48,6 +52,8 @@ class CreateProductCommand(ProductCommand):
 
 @domain("OrderInventory")
 class RestockProductCommand(ProductCommand):
+    """Add ``units`` to the product's available stock."""
+
     units: int
 
 
@@ -68,6 +74,8 @@ class ReleaseStockCommand(ProductCommand):
 
 @domain("OrderInventory")
 class ProductCreatedEvent(InventoryEvent):
+    """A product was added, with its price and initial stock."""
+
     product_id: str
     name: str
     unit_price: int
@@ -76,6 +84,8 @@ class ProductCreatedEvent(InventoryEvent):
 
 @domain("OrderInventory")
 class ProductRestockedEvent(InventoryEvent):
+    """``units`` were added to the stock; ``stock`` is the available stock after."""
+
     product_id: str
     units: int
     stock: int
@@ -94,6 +104,8 @@ class StockReservedEvent(InventoryEvent):
 
 @domain("OrderInventory")
 class StockReservationRejectedEvent(InventoryEvent):
+    """The stock could not cover ``quantity`` units for the order: nothing was reserved."""
+
     product_id: str
     order_id: str
     quantity: int
@@ -101,6 +113,8 @@ class StockReservationRejectedEvent(InventoryEvent):
 
 @domain("OrderInventory")
 class StockReleasedEvent(InventoryEvent):
+    """The units reserved for the order went back into the stock (``stock`` is the stock after)."""
+
     product_id: str
     order_id: str
     quantity: int
@@ -111,6 +125,8 @@ class StockReleasedEvent(InventoryEvent):
 
 
 class OrderCommand(DomainCommand):
+    """Base of the commands to one order: ``order_id`` names the order aggregate."""
+
     order_id: str
 
     @property
@@ -129,11 +145,15 @@ class PlaceOrderCommand(OrderCommand):
 
 @domain("OrderInventory")
 class ConfirmOrderCommand(OrderCommand):
+    """Confirm the pending order, the customer charged ``total``."""
+
     total: int
 
 
 @domain("OrderInventory")
 class RejectOrderCommand(OrderCommand):
+    """Reject the pending order for ``reason`` (``OUT_OF_STOCK`` or ``INSUFFICIENT_FUNDS``)."""
+
     reason: str
 
 
@@ -144,6 +164,8 @@ class CancelOrderCommand(OrderCommand):
 
 @domain("OrderInventory")
 class OrderPlacedEvent(OrdersEvent):
+    """An order was placed (PENDING)."""
+
     order_id: str
     customer_id: str
     product_id: str
@@ -152,6 +174,8 @@ class OrderPlacedEvent(OrdersEvent):
 
 @domain("OrderInventory")
 class OrderConfirmedEvent(OrdersEvent):
+    """The order was confirmed: stock reserved and ``total`` charged."""
+
     order_id: str
     customer_id: str
     total: int
@@ -159,6 +183,8 @@ class OrderConfirmedEvent(OrdersEvent):
 
 @domain("OrderInventory")
 class OrderRejectedEvent(OrdersEvent):
+    """The order was rejected for ``reason``."""
+
     order_id: str
     customer_id: str
     product_id: str
@@ -167,6 +193,8 @@ class OrderRejectedEvent(OrdersEvent):
 
 @domain("OrderInventory")
 class OrderCancelledEvent(OrdersEvent):
+    """A confirmed order was cancelled: the saga refunds ``total`` and puts ``quantity`` back in stock."""
+
     order_id: str
     customer_id: str
     product_id: str
@@ -179,6 +207,8 @@ class OrderCancelledEvent(OrdersEvent):
 
 @domain("OrderInventory")
 class ProductView(View, rename="camel"):
+    """A product with its price and available stock."""
+
     id: str
     name: str
     unit_price: int
@@ -187,6 +217,8 @@ class ProductView(View, rename="camel"):
 
 @domain("OrderInventory")
 class OrderView(View, rename="camel", omit_defaults=True):
+    """An order's status, and its rejection reason or charged total once decided."""
+
     order_id: str
     customer_id: str
     product_id: str
@@ -198,6 +230,8 @@ class OrderView(View, rename="camel", omit_defaults=True):
 
 @domain("OrderInventory")
 class OrderStatsView(View):
+    """Orders confirmed, rejected and cancelled so far, and the revenue of the confirmed ones net of cancellations."""
+
     confirmed: int = 0
     rejected: int = 0
     revenue: int = 0
@@ -206,14 +240,18 @@ class OrderStatsView(View):
 
 @domain("OrderInventory")
 class ProductViewQuery(Query[Single[ProductView]]):
+    """The product ``product_id``."""
+
     product_id: str
 
 
 @domain("OrderInventory")
 class OrderViewQuery(Query[Single[OrderView]]):
+    """The order ``order_id``."""
+
     order_id: str
 
 
 @domain("OrderInventory")
 class OrderStatsQuery(Query[Single[OrderStatsView]]):
-    pass
+    """The order statistics."""

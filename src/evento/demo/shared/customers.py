@@ -106,6 +106,8 @@ class RefundCustomerCommand(CustomerCommand):
 
 @domain("Customers")
 class CustomerCreatedEvent(CustomerEvent):
+    """A customer account was opened with ``balance``."""
+
     customer_id: str
     name: str
     balance: int
@@ -122,6 +124,8 @@ class MoneyDepositedEvent(CustomerEvent):
 
 @domain("Customers")
 class CustomerChargedEvent(CustomerEvent):
+    """``amount`` was taken for ``reference``; ``balance`` is the balance after the charge."""
+
     customer_id: str
     reference: str
     amount: int
@@ -139,6 +143,8 @@ class CustomerChargeRefusedEvent(CustomerEvent):
 
 @domain("Customers")
 class CustomerRefundedEvent(CustomerEvent):
+    """The charge for ``reference`` was given back; ``balance`` is the balance after the refund."""
+
     customer_id: str
     reference: str
     amount: int
@@ -146,6 +152,8 @@ class CustomerRefundedEvent(CustomerEvent):
 
 
 class CustomerState(AggregateState):
+    """A customer's balance and the references it was charged for, refused or refunded."""
+
     balance: int = 0
     #: What each reference was charged and not refunded.
     charges: dict[str, int] = {}
@@ -240,6 +248,8 @@ class CustomerReadModel(ExampleReadModel):
 
 @domain("Customers")
 class CustomerView(View):
+    """A customer with the current balance."""
+
     id: str
     name: str
     balance: int
@@ -256,6 +266,8 @@ class NotificationView(View):
 
 @domain("Customers")
 class CustomerViewQuery(Query[Single[CustomerView]]):
+    """The customer ``customer_id`` (:class:`NotFoundError` for an unknown customer)."""
+
     customer_id: str
 
 

@@ -38,14 +38,17 @@ def _config() -> system.TodoListConfig:
 
 
 def command() -> Bundle:
+    """The ``todolist-command`` bundle: the aggregate."""
     return system.command_bundle(_config())
 
 
 def query() -> Bundle:
+    """The ``todolist-query`` bundle: projector and projection over the read model."""
     return system.query_bundle(_config())
 
 
 def saga() -> Bundle:
+    """The ``todolist-saga`` bundle: the ERP saga, the notification observer and the two services."""
     return system.saga_bundle(_config())
 
 
@@ -66,6 +69,7 @@ class _WebBundle(Bundle):
 
 
 def web() -> Bundle:
+    """The ``todolist-web`` bundle with its HTTP API, on ``EVENTO_HOST``:``EVENTO_TODO_PORT`` (127.0.0.1:8080)."""
     bundle = system.web_bundle(_config(), _WebBundle)
     assert isinstance(bundle, _WebBundle)
     bundle.host = os.environ.get("EVENTO_HOST", "127.0.0.1")
