@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-# PyMySQL ships no type information and pyproject.toml carries no stub package for it.
-import pymysql  # type: ignore[import-untyped]
-from pymysql.constants import CLIENT  # type: ignore[import-untyped]
+# PyMySQL ships no type information: pyproject.toml's mypy overrides ignore its missing imports.
+import pymysql
+from pymysql.constants import CLIENT
 
 from evento.consumer_stores.sql import SQLConsumerStateStore
 from evento.errors import ConsumerStoreUnavailableError

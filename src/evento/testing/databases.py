@@ -79,7 +79,7 @@ def postgres_database() -> Iterator[str]:
 @contextmanager
 def mysql_database() -> Iterator[str]:
     """Create an empty MariaDB/MySQL database; yield its URL; drop it."""
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     parts = urlsplit(MYSQL_ADMIN_URL)
     name = f"evento_test_{uuid.uuid4().hex[:12]}"

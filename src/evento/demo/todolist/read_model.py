@@ -173,7 +173,7 @@ def _connect(database: str, dialect: str) -> Any:
         import psycopg
 
         return psycopg.connect(database, autocommit=True)
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     from evento.consumer_stores.mysql import parse_mysql_url
 
