@@ -90,7 +90,7 @@ def parse_store_url(spec: str, *, data_dir: Path | None = None, what: str = "a s
         return StoreLocation(backend, url=f"{scheme.lower()}:{rest}")  # libpq reads the scheme case-sensitively
     if text and "://" not in text and (text.endswith(".db") or "/" in text):
         return _sqlite(text, data_dir)
-    raise _refused(spec, f"unknown {what.removeprefix('a ').removeprefix('the ')}", what)
+    raise _refused(spec, "not a store URL", what)
 
 
 def format_placeholders(statement: str) -> str:
