@@ -267,3 +267,20 @@ async def replay_saga(system: ExampleSystem, server: EventoServer, service: str,
     system.bundles[index] = factory(config)
     await system.bundles[index].start(server)
     await system.bundles[index].wait_for_head(BURST)
+
+
+async def decided_views(
+    client: httpx.AsyncClient, resource: str, ids: list[str], timeout: float = BURST
+) -> list[dict[str, Any]]:
+    """The views ``GET /{resource}/{id}`` of ``ids`` once every one of them shows a decision (not PENDING)."""
+
+    async def read() -> list[dict[str, Any] | None]:
+        views = []
+        for identifier in ids:
+            response = await client.get(f"/{resource}/{identifier}")
+            assert response.status_code in (200, 404), response.text
+            views.append(response.json() if response.status_code == 200 else None)
+        return views
+
+    views = await converge(read, lambda vs: all(v and v["status"] != "PENDING" for v in vs), timeout, "decisions")
+    return [v for v in views if v is not None]

@@ -423,7 +423,9 @@ def test_a_read_model_joins_only_transactions_of_its_own_database(tmp_path: Path
 
 def test_a_read_model_refuses_what_is_not_a_database() -> None:
     """Bad configuration is refused when the read model is built, naming what is accepted."""
-    with pytest.raises(ValueError, match=r"not a store URL: 'mongodb://nowhere/db'; a read model database is one of: memory"):
+    with pytest.raises(
+        ValueError, match=r"not a store URL: 'mongodb://nowhere/db'; a read model database is one of: memory"
+    ):
         TodoListReadModel("mongodb://nowhere/db")
     with pytest.raises(ValueError, match="a read model needs a database"):
         TodoListReadModel("memory")

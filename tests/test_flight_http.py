@@ -26,6 +26,7 @@ from tests.example_systems import (
     accepted,
     converge,
     created,
+    decided_views,
     get_json,
     new_uuid,
     replay_saga,
@@ -64,16 +65,8 @@ async def book(client: httpx.AsyncClient, customer_id: str, flight_id: str, seat
 
 
 async def decided(client: httpx.AsyncClient, ids: list[str], timeout: float = BURST) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any] | None]:
-        views = []
-        for booking_id in ids:
-            response = await client.get(f"/bookings/{booking_id}")
-            assert response.status_code in (200, 404), response.text
-            views.append(response.json() if response.status_code == 200 else None)
-        return views
-
-    views = await converge(read, lambda vs: all(v and v["status"] != "PENDING" for v in vs), timeout, "decisions")
-    return [v for v in views if v is not None]
+    """The views of the bookings ``ids`` once every one of them shows a decision."""
+    return await decided_views(client, "bookings", ids, timeout)
 
 
 async def stats(client: httpx.AsyncClient) -> dict[str, int]:

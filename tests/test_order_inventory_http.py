@@ -24,6 +24,7 @@ from tests.example_systems import (
     accepted,
     converge,
     created,
+    decided_views,
     get_json,
     new_uuid,
     replay_saga,
@@ -62,17 +63,7 @@ async def order(client: httpx.AsyncClient, customer_id: str, product_id: str, qu
 
 async def decided(client: httpx.AsyncClient, order_ids: list[str], timeout: float = BURST) -> list[dict[str, Any]]:
     """The views of ``order_ids`` once every one of them shows a decision."""
-
-    async def read() -> list[dict[str, Any] | None]:
-        views = []
-        for order_id in order_ids:
-            response = await client.get(f"/orders/{order_id}")
-            assert response.status_code in (200, 404), response.text
-            views.append(response.json() if response.status_code == 200 else None)
-        return views
-
-    views = await converge(read, lambda vs: all(v and v["status"] != "PENDING" for v in vs), timeout, "decisions")
-    return [v for v in views if v is not None]
+    return await decided_views(client, "orders", order_ids, timeout)
 
 
 async def stats(client: httpx.AsyncClient) -> dict[str, int]:
