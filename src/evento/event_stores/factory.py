@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evento.storage.urls import parse_store_url
+from evento.storage.urls import EVENT_STORE_FORMS, parse_store_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,7 +35,11 @@ def open_event_store(
     """
     if mode not in ("cpes", "apes"):
         raise ValueError(f"event store mode must be cpes or apes, got {mode!r}")
-    location = parse_store_url(spec, data_dir=data_dir, what="an event store") if spec.strip() else None
+    location = (
+        parse_store_url(spec, data_dir=data_dir, what="an event store", accepted=EVENT_STORE_FORMS)
+        if spec.strip()
+        else None
+    )
     if location is not None and location.backend == "postgres":
         try:
             from evento.event_stores.postgres import PostgresEventStore

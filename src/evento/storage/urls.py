@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ACCEPTED_FORMS", "Backend", "StoreLocation", "format_placeholders", "parse_store_url"]
+__all__ = ["ACCEPTED_FORMS", "EVENT_STORE_FORMS", "Backend", "StoreLocation", "format_placeholders", "parse_store_url"]
 
 #: The backends a store URL can name, in the one spelling used everywhere (contract suites included).
 Backend = Literal["memory", "sqlite", "postgres", "mysql"]
@@ -51,8 +51,12 @@ class StoreLocation:
     url: str = ""
 
 
-def _refused(spec: str, why: str, what: str) -> ValueError:
-    return ValueError(f"{why}: {spec!r}; {what} is one of: {', '.join(ACCEPTED_FORMS)}")
+#: The forms an event store takes (no memory store, no MySQL).
+EVENT_STORE_FORMS = tuple(form for form in ACCEPTED_FORMS if not form.startswith(("memory", "mysql")))
+
+
+def _refused(spec: str, why: str, what: str, accepted: tuple[str, ...]) -> ValueError:
+    return ValueError(f"{why}: {spec!r}; {what} is one of: {', '.join(accepted)}")
 
 
 def _sqlite(raw: str, data_dir: Path | None) -> StoreLocation:
@@ -61,10 +65,13 @@ def _sqlite(raw: str, data_dir: Path | None) -> StoreLocation:
     return StoreLocation("sqlite", path if path.is_absolute() or data_dir is None else data_dir / path)
 
 
-def parse_store_url(spec: str, *, data_dir: Path | None = None, what: str = "a store") -> StoreLocation:
+def parse_store_url(
+    spec: str, *, data_dir: Path | None = None, what: str = "a store", accepted: tuple[str, ...] = ACCEPTED_FORMS
+) -> StoreLocation:
     """Where ``spec`` points, by the rules of this module; :class:`ValueError` naming the accepted forms otherwise.
 
-    ``what`` names the store in that message. Nothing is opened or checked on disk.
+    ``what`` names the store and ``accepted`` the forms it takes in that message. Nothing is opened or checked on
+    disk.
 
     >>> parse_store_url("SQLite:state.db", data_dir=Path("/data"))
     StoreLocation(backend='sqlite', path=PosixPath('/data/state.db'), url='')
@@ -81,16 +88,16 @@ def parse_store_url(spec: str, *, data_dir: Path | None = None, what: str = "a s
     if backend == "sqlite":
         if rest.startswith("//") and not rest.startswith("///"):
             why = "a sqlite URL has three slashes before an absolute path or none before a relative one"
-            raise _refused(spec, why, what)
+            raise _refused(spec, why, what, accepted)
         raw = rest[2:] if rest.startswith("///") else rest
         if not raw:
-            raise _refused(spec, "the sqlite store needs a file", what)
+            raise _refused(spec, "the sqlite store needs a file", what, accepted)
         return _sqlite(raw, data_dir)
     if backend is not None:
         return StoreLocation(backend, url=f"{scheme.lower()}:{rest}")  # libpq reads the scheme case-sensitively
     if text and "://" not in text and (text.endswith(".db") or "/" in text):
         return _sqlite(text, data_dir)
-    raise _refused(spec, "not a store URL", what)
+    raise _refused(spec, "not a store URL", what, accepted)
 
 
 def format_placeholders(statement: str) -> str:
