@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from evento._version import __version__
 from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
-from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra, without_passwords
+from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra
+from evento.storage.urls import without_passwords
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

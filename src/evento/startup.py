@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
 from typing import TYPE_CHECKING
 
 from evento.errors import EventoError
@@ -18,7 +17,7 @@ from evento.errors import EventoError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_option", "naming_the_port", "without_passwords"]
+__all__ = ["StartupError", "driver_error", "missing_extra", "naming_the_option", "naming_the_port"]
 
 #: The driver modules of the optional extras: module -> (extra, what it connects to).
 _DRIVER_EXTRAS = {
@@ -29,7 +28,6 @@ _DRIVER_EXTRAS = {
 #: The URL schemes each extra serves, to name the flag whose store needs it.
 EXTRA_SCHEMES = {"postgres": ("postgresql:", "postgres:"), "mysql": ("mysql:", "mariadb:")}
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
 _LISTEN_ERRORS = {
     errno.EADDRINUSE: "already in use",
     errno.EACCES: "not allowed for this user",
@@ -96,12 +94,3 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-def without_passwords(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``.
-
-    >>> without_passwords("cannot reach postgresql://app:s3cret@db:5432/evento")
-    'cannot reach postgresql://app:***@db:5432/evento'
-    """
-    return _URL_PASSWORD.sub(r"\1:***@", text)

@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from evento.errors import DataInUseError
+from evento.storage.urls import without_passwords
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["FileLock"]
 
 _SECRET_OPTION = re.compile(r"token|password|secret|key", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
 _MAX_COMMAND = 300
 
 
@@ -125,5 +125,5 @@ def _command_line() -> str:
             words.append(f"{option}=***" if equals else word)
             hide_next = not equals
             continue
-        words.append(_URL_PASSWORD.sub(r"\1:***@", word))
+        words.append(without_passwords(word))
     return shlex.join(words)[:_MAX_COMMAND].replace("\n", " ")

@@ -15,11 +15,20 @@ placeholders; :func:`format_placeholders` gives the ``%s`` spelling psycopg and 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ACCEPTED_FORMS", "EVENT_STORE_FORMS", "Backend", "StoreLocation", "format_placeholders", "parse_store_url"]
+__all__ = [
+    "ACCEPTED_FORMS",
+    "EVENT_STORE_FORMS",
+    "Backend",
+    "StoreLocation",
+    "format_placeholders",
+    "parse_store_url",
+    "without_passwords",
+]
 
 #: The backends a store URL can name, in the one spelling used everywhere (contract suites included).
 Backend = Literal["memory", "sqlite", "postgres", "mysql"]
@@ -110,3 +119,15 @@ def format_placeholders(statement: str) -> str:
     "SELECT name FROM t WHERE id = %s AND name LIKE '%%x'"
     """
     return statement.replace("%", "%%").replace("?", "%s")
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (for logs, errors and lock files).
+
+    >>> without_passwords("cannot reach postgresql://app:s3cret@db:5432/evento")
+    'cannot reach postgresql://app:***@db:5432/evento'
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
