@@ -24,6 +24,8 @@ SOURCE = Path(evento.__file__).parent
 LAYERS: list[set[str]] = [
     # The vocabulary everything shares, and neutral helpers that know nothing of Evento's runtime.
     {"_version", "errors", "discovery", "payloads", "messages", "storage", "startup"},
+    # The performance model: queueing-network analysis of flows, pure computation on discovery data.
+    {"performance"},
     # Backends and the interfaces between bundle and server (what each side offers its transport).
     {"event_stores", "consumer_stores", "transport", "outbox"},
     # The server: registry, routing, the bus listener, its HTTP surface.

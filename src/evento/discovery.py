@@ -10,7 +10,16 @@ import enum
 
 import msgspec
 
-__all__ = ["BundleRegistration", "ComponentKind", "HandlerInfo", "HandlerKind", "NodeInfo", "PayloadInfo"]
+__all__ = [
+    "BundleRegistration",
+    "ComponentInfo",
+    "ComponentKind",
+    "ConsumerInfo",
+    "HandlerInfo",
+    "HandlerKind",
+    "NodeInfo",
+    "PayloadInfo",
+]
 
 
 class ComponentKind(enum.StrEnum):
@@ -87,7 +96,23 @@ class PayloadInfo(msgspec.Struct, frozen=True, kw_only=True):
     line: int | None = None
 
 
+class ComponentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One component of a bundle, for the component catalog: its docstring's first line (``description``) and the
+    rest (``detail``), its domain (the module's last package, unless the component names one) and where its source
+    is."""
+
+    name: str
+    kind: ComponentKind
+    description: str | None = None
+    detail: str | None = None
+    domain: str | None = None
+    source_file: str | None = None
+    line: int | None = None
+
+
 class ConsumerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One consumer (component × context) a bundle instance runs."""
+
     consumer_id: str
     component: str
     component_kind: ComponentKind
@@ -100,6 +125,12 @@ class BundleRegistration(msgspec.Struct, frozen=True, kw_only=True):
     bundle_id: str
     bundle_version: int
     description: str | None = None
+    detail: str | None = None
+    #: Where the source is browsable: ``repository_url`` + ``line_prefix`` + a line number links a handler
+    #: (``https://github.com/o/r/blob/main/`` and ``#L``).
+    repository_url: str | None = None
+    line_prefix: str | None = None
+    components: list[ComponentInfo] = []
     handlers: list[HandlerInfo] = []
     payloads: list[PayloadInfo] = []
     consumers: list[ConsumerInfo] = []

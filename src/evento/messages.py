@@ -22,25 +22,43 @@ if TYPE_CHECKING:
 __all__ = [
     "CAUSATION_ID",
     "CORRELATION_ID",
+    "Accepted",
+    "AdminDone",
+    "AdminRequest",
+    "AdminResponse",
     "AggregateCommandRequest",
     "AggregateCommandResponse",
     "CommandMessage",
     "CommandResult",
+    "ConsumeDeadQueue",
+    "ConsumerStatusResult",
+    "ConsumerStatusView",
+    "ConsumerTelemetry",
+    "DeadEventView",
+    "DeadEventsResult",
+    "DeleteDeadEvent",
     "EventBatch",
     "EventMessage",
     "EventsAppended",
     "FetchEvents",
+    "GetConsumerStatus",
     "GetHead",
     "HandledMessage",
+    "HandlerTelemetry",
     "Head",
+    "ListDeadEvents",
     "Metadata",
     "QueryMessage",
     "QueryRequest",
     "QueryResult",
+    "ReportTelemetry",
+    "ResetConsumer",
     "SendCommand",
     "SendQuery",
     "ServiceCommandRequest",
     "ServiceCommandResponse",
+    "SetConsumerEnabled",
+    "SetDeadEventRetry",
     "StoredEvent",
     "new_message_id",
     "now_ms",
@@ -247,10 +265,169 @@ class EventsAppended(msgspec.Struct, frozen=True, tag=True):
     head: int
 
 
-ServerRequest = SendCommand | SendQuery | FetchEvents | GetHead
-ServerResponse = CommandResult | QueryResult | EventBatch | Head
-BundleRequest = AggregateCommandRequest | ServiceCommandRequest | QueryRequest
-BundleResponse = AggregateCommandResponse | ServiceCommandResponse | QueryResult
+# --- telemetry: bundle -> server, one report per interval ---------------------------------------------------
+
+
+class HandlerTelemetry(msgspec.Struct, frozen=True, kw_only=True):
+    """What one handler did during one reporting interval, over the invocations the capture rate sampled.
+
+    Times are in milliseconds. ``sends`` counts, by payload type, the commands and queries the sampled invocations
+    sent (what AST analysis may have missed shows up here). ``arrivals`` counts every invocation, sampled or not, so
+    the server can tell the arrival rate."""
+
+    component: str
+    component_kind: str
+    handler_kind: str
+    payload: str
+    count: int
+    total_ms: float
+    min_ms: float
+    max_ms: float
+    last_ms: float
+    arrivals: int
+    sends: dict[str, int] = {}
+
+
+class ConsumerTelemetry(msgspec.Struct, frozen=True, kw_only=True):
+    """A consumer's position as its engine saw it at the end of the interval (for lag and dead-event gauges)."""
+
+    consumer_id: str
+    checkpoint: int | None
+    dead_events: int
+    enabled: bool
+    holds_lock: bool
+    error_count: int = 0
+
+
+class ReportTelemetry(msgspec.Struct, frozen=True, tag=True):
+    """A bundle instance's telemetry for the interval ``[started, ended)`` (epoch milliseconds)."""
+
+    started: int
+    ended: int
+    handlers: list[HandlerTelemetry]
+    consumers: list[ConsumerTelemetry] = []
+
+
+class Accepted(msgspec.Struct, frozen=True, tag=True):
+    """The server took a request that has nothing to answer (a telemetry report)."""
+
+
+# --- consumer administration: server -> bundle (the admin channel) ---------------------------------------------
+
+
+class DeadEventView(msgspec.Struct, frozen=True, kw_only=True):
+    """One event parked in a consumer's dead event queue."""
+
+    event: StoredEvent
+    error: str
+    retry: bool
+    dead_at: int
+
+
+class ConsumerStatusView(msgspec.Struct, frozen=True, kw_only=True):
+    """A consumer as the bundle instance that runs it sees it. ``holds_lock``: this instance is the one consuming
+    (the others wait for the consumer's lock)."""
+
+    consumer_id: str
+    component: str
+    component_kind: str
+    context: str
+    checkpoint: int | None
+    head: int
+    head_reached: bool
+    enabled: bool
+    holds_lock: bool
+    error_count: int
+    error_message: str | None
+    error_since: int | None
+    last_error_at: int | None
+    dead_events: int
+    in_flight: int
+
+
+class GetConsumerStatus(msgspec.Struct, frozen=True, tag=True):
+    """Ask for a consumer's status as this instance sees it."""
+
+    consumer_id: str
+
+
+class ListDeadEvents(msgspec.Struct, frozen=True, tag=True):
+    """Ask for the events in a consumer's dead event queue."""
+
+    consumer_id: str
+
+
+class SetDeadEventRetry(msgspec.Struct, frozen=True, tag=True):
+    """Flag (or unflag) a dead event for the next consumption of the dead queue."""
+
+    consumer_id: str
+    sequence_number: int
+    retry: bool
+
+
+class DeleteDeadEvent(msgspec.Struct, frozen=True, tag=True):
+    """Drop a dead event for good."""
+
+    consumer_id: str
+    sequence_number: int
+
+
+class ConsumeDeadQueue(msgspec.Struct, frozen=True, tag=True):
+    """Reprocess the dead events flagged for retry."""
+
+    consumer_id: str
+
+
+class ResetConsumer(msgspec.Struct, frozen=True, tag=True):
+    """Replay from ``from_sequence_number``: the consumer's next event is the first one after it (0: from the
+    start)."""
+
+    consumer_id: str
+    from_sequence_number: int
+
+
+class SetConsumerEnabled(msgspec.Struct, frozen=True, tag=True):
+    """Start (enabled) or pause (disabled) a consumer."""
+
+    consumer_id: str
+    enabled: bool
+
+
+class ConsumerStatusResult(msgspec.Struct, frozen=True, tag=True):
+    """The answer to :class:`GetConsumerStatus`."""
+
+    status: ConsumerStatusView
+
+
+class DeadEventsResult(msgspec.Struct, frozen=True, tag=True):
+    """The answer to :class:`ListDeadEvents`."""
+
+    events: list[DeadEventView]
+
+
+class AdminDone(msgspec.Struct, frozen=True, tag=True):
+    """An admin action's outcome: ``changed`` whether it found what it acted on, ``count`` how many events it
+    handled (consume dead queue)."""
+
+    changed: bool
+    count: int = 0
+
+
+AdminRequest = (
+    GetConsumerStatus
+    | ListDeadEvents
+    | SetDeadEventRetry
+    | DeleteDeadEvent
+    | ConsumeDeadQueue
+    | ResetConsumer
+    | SetConsumerEnabled
+)
+AdminResponse = ConsumerStatusResult | DeadEventsResult | AdminDone
+
+ServerRequest = SendCommand | SendQuery | FetchEvents | GetHead | ReportTelemetry
+ServerResponse = CommandResult | QueryResult | EventBatch | Head | Accepted
+BundleRequest = AggregateCommandRequest | ServiceCommandRequest | QueryRequest | AdminRequest
+BundleResponse = AggregateCommandResponse | ServiceCommandResponse | QueryResult | AdminResponse
 
 
 def metadata_of(message: Any) -> Metadata:

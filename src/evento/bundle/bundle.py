@@ -19,10 +19,12 @@ import pkgutil
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from evento.bundle.admin import BundleAdmin
 from evento.bundle.calls import HandlerRunner
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
 from evento.bundle.outbox import BundleOutbox
 from evento.bundle.request_handlers import RequestHandlers
+from evento.bundle.telemetry import TelemetryCollector, TelemetryOptions
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
 from evento.components.model import ComponentSpec, instantiate, is_component, read_component
@@ -84,6 +86,9 @@ class Bundle:
         package: ModuleType | str | None = None,
         version: int = 1,
         description: str | None = None,
+        detail: str | None = None,
+        repository_url: str | None = None,
+        line_prefix: str | None = None,
         consumer_store: ConsumerStateStore | None = None,
         contexts: Mapping[type[Any], Sequence[str]] | None = None,
         injector: Callable[[Any], Any] | None = None,
@@ -92,12 +97,16 @@ class Bundle:
         consumer_settings: ConsumerSettings | None = None,
         request_timeout: float = 30.0,
         instance_id: str | None = None,
+        telemetry: TelemetryOptions | None = None,
     ) -> None:
         if not bundle_id or not bundle_id.strip():
             raise RegistrationError("a bundle needs a non-blank id")
         self.bundle_id = bundle_id
         self.version = version
         self.description = description or bundle_id
+        self.detail = detail
+        self.repository_url = repository_url
+        self.line_prefix = line_prefix
         self.info = NodeInfo(bundle_id, version, instance_id or uuid.uuid4().hex)
         self.consumer_store = consumer_store or MemoryConsumerStateStore()
         self.tracing_agent = tracing_agent or TracingAgent()
@@ -129,6 +138,9 @@ class Bundle:
             QueryRequest: self._requests.query,
         }
         self.consumers: dict[str, ConsumerEngine] = {}
+        self.admin = BundleAdmin(self.consumers)
+        self._dispatch.update(self.admin.handlers())
+        self.telemetry = TelemetryCollector(telemetry)
         self._link: ServerLink | None = None
 
     # --- building ----------------------------------------------------------------------------------------------
@@ -163,6 +175,9 @@ class Bundle:
             bundle_id=self.bundle_id,
             bundle_version=self.version,
             description=self.description,
+            detail=self.detail,
+            repository_url=self.repository_url,
+            line_prefix=self.line_prefix,
             handlers=handlers,
             payloads=payloads,
             consumers=[engine.info for engine in self.consumers.values()],

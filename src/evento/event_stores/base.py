@@ -22,6 +22,8 @@ from evento.messages import EventMessage, StoredEvent
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from evento.storage.database import Database
+
 __all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
 
 #: The columns every SQL backend selects to rebuild a :class:`StoredEvent` (see :func:`row_to_event`).
@@ -119,6 +121,11 @@ class EventStore(ABC):
         self._head = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def database(self) -> Database:
+        """A handle on this store's database for the server's own tables (catalog, telemetry, users), so they live
+        where the events do: shared by a cluster, kept across restarts. Not started; the caller owns it."""
 
     async def start(self) -> None:
         """Open connections, apply migrations, read the head."""

@@ -44,6 +44,8 @@ from evento.storage.postgres import is_unavailable
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from evento.storage.database import Database
+
 __all__ = ["EventStoreMode", "PostgresEventStore"]
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,11 @@ class PostgresEventStore(EventStore):
 
     ``url`` is a libpq connection string or ``postgresql://`` URL. The schema is created on start.
     """
+
+    def database(self) -> Database:
+        from evento.storage.database import PostgresDatabase
+
+        return PostgresDatabase(self.url)
 
     def __init__(
         self,

@@ -34,6 +34,8 @@ from evento.storage.sqlite import connect, is_busy
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from evento.storage.database import Database
+
 __all__ = ["SQLiteEventStore"]
 
 T = TypeVar("T")
@@ -79,6 +81,11 @@ class SQLiteEventStore(EventStore):
     """Event store in one SQLite file. One store owns the file at a time (an exclusive lock, across processes)."""
 
     exclusive = True
+
+    def database(self) -> Database:
+        from evento.storage.database import SQLiteDatabase
+
+        return SQLiteDatabase(self.path)
 
     def __init__(self, path: str | Path, *, readers: int = 2, synchronous: str = "FULL") -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The server's HTTP surface. For now: the public health check; the REST API and GUI mount here."""
+"""The server's HTTP surface: the REST API (and the GUI) served by an embedded uvicorn."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import FastAPI
 
-from evento._version import __version__
+from evento.server.api import ApiSettings, create_api
 
 if TYPE_CHECKING:
     from collections.abc import Generator
+
+    from fastapi import FastAPI
 
     from evento.server.server import EventoServer
 
@@ -25,21 +26,9 @@ __all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "create_server_app"]
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
-def create_server_app(server: EventoServer) -> FastAPI:
-    """The server's HTTP app: ``GET /api/health`` answers the server id, the event store's head and how many bundle
-    instances are connected."""
-    app = FastAPI(title="Evento Server", version=__version__)
-
-    @app.get("/api/health")
-    async def health() -> dict[str, object]:
-        return {
-            "status": "UP",
-            "server_id": server.server_id,
-            "head": await server.store.head(),
-            "nodes": len(server.registry.nodes),
-        }
-
-    return app
+def create_server_app(server: EventoServer, settings: ApiSettings | None = None) -> FastAPI:
+    """The server's HTTP app: the REST API (:mod:`evento.server.api`) and ``/metrics``."""
+    return create_api(server, settings)
 
 
 class EmbeddedUvicorn(uvicorn.Server):

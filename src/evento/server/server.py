@@ -9,12 +9,14 @@ command path is walked step by step in :mod:`evento.server.broker`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from evento.errors import RegistrationError
 from evento.messages import (
+    Accepted,
     CommandResult,
     EventBatch,
     EventsAppended,
@@ -22,17 +24,21 @@ from evento.messages import (
     GetHead,
     Head,
     QueryResult,
+    ReportTelemetry,
     SendCommand,
     SendQuery,
     ServerRequest,
     ServerResponse,
 )
+from evento.server.admin import ConsumerAdmin
 from evento.server.broker import CommandBroker
+from evento.server.catalog import Catalog
 from evento.server.queries import QueryRouter
 from evento.server.registry import Node, Registry
+from evento.server.telemetry import TelemetrySettings, TelemetryStore
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from evento.discovery import BundleRegistration
     from evento.event_stores.base import EventStore
@@ -69,22 +75,37 @@ class EventoServer:
         *,
         server_id: str | None = None,
         story_cache: StoryCache | None = None,
+        telemetry: TelemetrySettings | None = None,
     ) -> None:
         self.server_id = server_id or f"server-{uuid.uuid4().hex[:8]}"
         self.store = store
         self.registry = Registry()
         self.broker = CommandBroker(self.registry, store, cache=story_cache)
         self.queries = QueryRouter(self.registry)
+        # The control plane keeps its tables in the event store's database: shared by a cluster, kept on restart.
+        self.database = store.database()
+        self.catalog = Catalog(self.database, self.server_id)
+        self.telemetry = TelemetryStore(self.database, telemetry)
+        self.admin = ConsumerAdmin(self)
         self._dispatch: dict[type[Any], Callable[[Node, Any, float], Awaitable[ServerResponse]]] = {
             SendCommand: self._send_command,
             SendQuery: self._send_query,
             FetchEvents: self._fetch,
             GetHead: self._head,
+            ReportTelemetry: self._report_telemetry,
         }
+        # Catalog writes that membership changes (sync calls from the transports) ask for, applied in order by one
+        # task: a leave never overtakes the join it undoes.
+        self._catalog_updates: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
+        self._catalog_writer: asyncio.Task[None] | None = None
         self._started = False
 
     async def start(self) -> None:
         await self.store.start()
+        await self.database.start()
+        await self.catalog.start()
+        await self.telemetry.start()
+        self._catalog_writer = asyncio.create_task(self._write_catalog(), name=f"evento-catalog-{self.server_id}")
         self.store.add_listener(self._on_append)
         self._started = True
         log.info("evento server %s started", self.server_id)
@@ -94,8 +115,35 @@ class EventoServer:
             return
         self._started = False
         self.store.remove_listener(self._on_append)
+        await self.catalog_settled()
+        if self._catalog_writer is not None:
+            self._catalog_writer.cancel()
+            await asyncio.gather(self._catalog_writer, return_exceptions=True)
+        await self.telemetry.stop()
+        await self.catalog.stop()
+        await self.database.stop()
         await self.store.stop()
         log.info("evento server %s stopped", self.server_id)
+
+    async def catalog_settled(self) -> None:
+        """Wait until the catalog holds every membership change reported so far (joins, registrations, leaves)."""
+        await self._catalog_updates.join()
+
+    def _update_catalog(self, update: Coroutine[Any, Any, None]) -> None:
+        if self._started:
+            self._catalog_updates.put_nowait(update)
+        else:
+            update.close()
+
+    async def _write_catalog(self) -> None:
+        while True:
+            update = await self._catalog_updates.get()
+            try:
+                await update
+            except Exception:
+                log.exception("could not update the catalog")
+            finally:
+                self._catalog_updates.task_done()
 
     # --- transport-facing API ----------------------------------------------------------------------------------
 
@@ -104,11 +152,13 @@ class EventoServer:
         :class:`~evento.server.registry.DuplicateInstanceError` while the same instance is attached."""
         node = self.registry.join(peer)
         log.info("node joined: %s", peer.info)
+        self._update_catalog(self.catalog.instance_joined(peer.info))
         return node
 
     def detach(self, node: Node) -> None:
         if self.registry.leave(node):
             log.info("node left: %s", node.info)
+            self._update_catalog(self.catalog.instance_left(node.info))
 
     def register(self, node: Node, registration: BundleRegistration) -> None:
         try:
@@ -116,9 +166,11 @@ class EventoServer:
         except RegistrationError as exc:
             log.error("refused the registration of %s: %s", node.info, exc)
             raise
+        self._update_catalog(self.catalog.record_registration(node.info, registration))
 
     def set_enabled(self, node: Node, enabled: bool) -> None:
         self.registry.set_enabled(node, enabled)
+        self._update_catalog(self.catalog.instance_enabled(node.info, enabled))
 
     async def handle(self, node: Node, request: ServerRequest, timeout: float) -> ServerResponse:
         """Handle one request from ``node`` (the bundle instance that sent it); raises the error the caller should
@@ -142,6 +194,10 @@ class EventoServer:
 
     async def _head(self, node: Node, request: GetHead, timeout: float) -> Head:
         return Head(await self.store.head())
+
+    async def _report_telemetry(self, node: Node, request: ReportTelemetry, timeout: float) -> Accepted:
+        await self.telemetry.record(node.info, request)
+        return Accepted()
 
     def _on_append(self, head: int) -> None:
         notification = EventsAppended(head)

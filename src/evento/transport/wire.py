@@ -22,20 +22,32 @@ import msgspec
 from evento.discovery import BundleRegistration
 from evento.errors import EventoError, Failure
 from evento.messages import (
+    Accepted,
+    AdminDone,
     AggregateCommandRequest,
     AggregateCommandResponse,
     CommandResult,
+    ConsumeDeadQueue,
+    ConsumerStatusResult,
+    DeadEventsResult,
+    DeleteDeadEvent,
     EventBatch,
     EventsAppended,
     FetchEvents,
+    GetConsumerStatus,
     GetHead,
     Head,
+    ListDeadEvents,
     QueryRequest,
     QueryResult,
+    ReportTelemetry,
+    ResetConsumer,
     SendCommand,
     SendQuery,
     ServiceCommandRequest,
     ServiceCommandResponse,
+    SetConsumerEnabled,
+    SetDeadEventRetry,
 )
 
 if TYPE_CHECKING:
@@ -134,9 +146,27 @@ RequestBody = (
     | AggregateCommandRequest
     | ServiceCommandRequest
     | QueryRequest
+    | ReportTelemetry
+    | GetConsumerStatus
+    | ListDeadEvents
+    | SetDeadEventRetry
+    | DeleteDeadEvent
+    | ConsumeDeadQueue
+    | ResetConsumer
+    | SetConsumerEnabled
 )
 ResponseBody = (
-    CommandResult | QueryResult | EventBatch | Head | Registered | AggregateCommandResponse | ServiceCommandResponse
+    CommandResult
+    | QueryResult
+    | EventBatch
+    | Head
+    | Registered
+    | AggregateCommandResponse
+    | ServiceCommandResponse
+    | Accepted
+    | ConsumerStatusResult
+    | DeadEventsResult
+    | AdminDone
 )
 
 
