@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import msgspec
 
-from evento.errors import ConsumerStoreError
+from evento.errors import ConcurrentCheckpointError, ConsumerStoreError
 from evento.messages import StoredEvent
 
 if TYPE_CHECKING:
@@ -79,6 +79,9 @@ class ProjectionTransactionAbortedError(ConsumerStoreError):
 
 
 T = TypeVar("T")
+
+# How many compare-and-set rounds the default set_checkpoint makes before it gives up on a busy consumer.
+_SET_CHECKPOINT_ATTEMPTS = 20
 
 _event_encoder = msgspec.msgpack.Encoder()
 _event_decoder = msgspec.msgpack.Decoder(StoredEvent)
@@ -166,6 +169,25 @@ class ConsumerStateStore(ABC):
     @abstractmethod
     async def reset(self, consumer_id: str) -> None:
         """Forget the checkpoint (and errors), so the consumer starts again as if new (replay)."""
+
+    async def set_checkpoint(self, consumer_id: str, sequence_number: int) -> Checkpoint:
+        """Move the checkpoint to ``sequence_number`` whatever it is now, clearing the error state: the consumer's
+        next event is the first one after it (an operator's replay, or a skip forward). Returns the new checkpoint.
+
+        The version moves on, so an instance still holding the old checkpoint fails its next commit
+        (:class:`~evento.errors.ConcurrentCheckpointError`) and reads the new one instead of overwriting it. This
+        default is built on :meth:`read_checkpoint` and :meth:`commit_checkpoint` (a compare-and-set, tried again
+        while a consumer commits in between); the stores of this package do it in one statement.
+        """
+        for _ in range(_SET_CHECKPOINT_ATTEMPTS):
+            current = await self.read_checkpoint(consumer_id)
+            try:
+                return await self.commit_checkpoint(consumer_id, sequence_number, current.version if current else 0)
+            except ConcurrentCheckpointError:
+                continue
+        raise ConcurrentCheckpointError(
+            f"the checkpoint of {consumer_id} kept moving: {_SET_CHECKPOINT_ATTEMPTS} attempts to set it failed"
+        )
 
     # --- consumer lock -----------------------------------------------------------------------------------------
 

@@ -68,6 +68,13 @@ class MemoryConsumerStateStore(ConsumerStateStore):
         self._checkpoints.pop(consumer_id, None)
         self._errors.pop(consumer_id, None)
 
+    async def set_checkpoint(self, consumer_id: str, sequence_number: int) -> Checkpoint:
+        current = self._checkpoints.get(consumer_id)
+        checkpoint = Checkpoint(sequence_number, (current.version if current is not None else 0) + 1)
+        self._checkpoints[consumer_id] = checkpoint
+        self._errors.pop(consumer_id, None)
+        return checkpoint
+
     # --- consumer lock --------------------------------------------------------------------------------------
 
     async def try_lock(self, consumer_id: str, owner: str, lease_seconds: float) -> bool:

@@ -113,6 +113,11 @@ class MySQLConsumerStateStore(SQLConsumerStateStore):
         " ON DUPLICATE KEY UPDATE saga_name = VALUES(saga_name), state = VALUES(state),"
         " updated_at = VALUES(updated_at)"
     )
+    SET_CHECKPOINT_SQL = (
+        "INSERT INTO evento_consumer_state (consumer_id, last_sequence, version, updated_at) VALUES (?, ?, 1, ?)"
+        " ON DUPLICATE KEY UPDATE last_sequence = VALUES(last_sequence), version = version + 1, error_count = 0,"
+        " error_message = NULL, first_error_at = NULL, last_error_at = NULL, updated_at = VALUES(updated_at)"
+    )
 
     def __init__(self, url: str, *, connections: int = 4, connect_timeout: float = 10.0) -> None:
         super().__init__(connections=connections)

@@ -241,6 +241,13 @@ class SQLConsumerStateStore(ConsumerStateStore):
         " ON CONFLICT (saga_id) DO UPDATE SET saga_name = excluded.saga_name, state = excluded.state,"
         " updated_at = excluded.updated_at"
     )
+    SET_CHECKPOINT_SQL: ClassVar[str] = (
+        # Whatever the row holds (or none): the checkpoint moves, the version goes up, the error streak ends.
+        "INSERT INTO evento_consumer_state (consumer_id, last_sequence, version, updated_at) VALUES (?, ?, 1, ?)"
+        " ON CONFLICT (consumer_id) DO UPDATE SET last_sequence = excluded.last_sequence,"
+        " version = evento_consumer_state.version + 1, error_count = 0, error_message = NULL,"
+        " first_error_at = NULL, last_error_at = NULL, updated_at = excluded.updated_at"
+    )
 
     def __init__(self, *, connections: int) -> None:
         if connections < 1:
@@ -525,6 +532,15 @@ class SQLConsumerStateStore(ConsumerStateStore):
                 (now_ms(), consumer_id),
             )
         )
+
+    async def set_checkpoint(self, consumer_id: str, sequence_number: int) -> Checkpoint:
+        def move(conn: Any) -> Checkpoint:
+            self._execute(conn, self.SET_CHECKPOINT_SQL, (consumer_id, sequence_number, now_ms()))
+            checkpoint = self._checkpoint(conn, consumer_id)
+            assert checkpoint is not None
+            return checkpoint
+
+        return await self._run_in_transaction(move)
 
     # --- consumer lock --------------------------------------------------------------------------------------
 

@@ -213,6 +213,38 @@ class ConsumerStoreCases:
         await consumer_store.reset("nobody")
         assert await consumer_store.read_checkpoint("nobody") is None
 
+    async def test_set_checkpoint_moves_it_back_and_bumps_the_version(self, consumer_store: ConsumerStateStore) -> None:
+        seeded = await consumer_store.seed_checkpoint("projector", 0)
+        committed = await consumer_store.commit_checkpoint("projector", 10, seeded.version)
+        await consumer_store.record_error("projector", "boom")
+        await consumer_store.set_enabled("projector", False)
+
+        moved = await consumer_store.set_checkpoint("projector", 4)
+
+        assert moved.sequence_number == 4
+        assert moved.version > committed.version
+        assert await consumer_store.read_checkpoint("projector") == moved
+        assert await consumer_store.error_state("projector") == NO_ERROR
+        # The operator's enabled flag is kept, as by reset.
+        assert await consumer_store.is_enabled("projector") is False
+        # An instance still holding the old checkpoint cannot overwrite the new one: it must read it again.
+        with pytest.raises(ConcurrentCheckpointError):
+            await consumer_store.commit_checkpoint("projector", 11, committed.version)
+        assert await consumer_store.commit_checkpoint("projector", 5, moved.version) == Checkpoint(5, moved.version + 1)
+
+    async def test_set_checkpoint_of_a_new_or_reset_consumer(self, consumer_store: ConsumerStateStore) -> None:
+        fresh = await consumer_store.set_checkpoint("fresh", 7)
+        assert fresh.sequence_number == 7
+        assert await consumer_store.read_checkpoint("fresh") == fresh
+        seeded = await consumer_store.seed_checkpoint("replayed", 0)
+        await consumer_store.commit_checkpoint("replayed", 3, seeded.version)
+        await consumer_store.reset("replayed")
+        moved = await consumer_store.set_checkpoint("replayed", 2)
+        assert await consumer_store.read_checkpoint("replayed") == moved
+        assert moved.sequence_number == 2
+        # A seed after it keeps what was set, as for any checkpoint.
+        assert await consumer_store.seed_checkpoint("replayed", 9) == moved
+
     async def test_concurrent_commits_with_same_version_only_one_wins(self, consumer_store: ConsumerStateStore) -> None:
         seeded = await consumer_store.seed_checkpoint("projector", 0)
         results = await asyncio.gather(
