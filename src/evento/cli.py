@@ -18,6 +18,9 @@ from evento.storage.urls import without_passwords
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from evento.server.api import ApiSettings
+    from evento.server.telemetry import TelemetrySettings
+
 log = logging.getLogger("evento.cli")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -47,6 +50,69 @@ def _es_mode(value: str) -> str:
     if value not in ("cpes", "apes"):
         raise argparse.ArgumentTypeError(f"{value!r} is not cpes or apes")
     return value
+
+
+def _rate(value: str) -> float:
+    rate = float(value)  # argparse turns its ValueError into "invalid _rate value"
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share between 0 and 1")
+    return rate
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the server's REST API and telemetry, shared by ``evento server`` and ``evento demo``."""
+    parser.add_argument(
+        "--admin-password",
+        default=_env("ADMIN_PASSWORD", ""),
+        help="password of the API's admin user (default: EVENTO_ADMIN_PASSWORD; else one is generated at first"
+        " start and printed once)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        help="an origin (https://host:port) whose pages may call the API (repeatable; default EVENTO_CORS_ORIGINS,"
+        " comma-separated; none: CORS off)",
+    )
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        default=_env("METRICS_PUBLIC", "").lower() in ("1", "true", "yes"),
+        help="serve /metrics without credentials (for a Prometheus scraper)",
+    )
+    parser.add_argument(
+        "--telemetry-rate",
+        type=_rate,
+        default=_env("TELEMETRY_RATE", "1.0"),
+        help="share of handler invocations bundles time, 0 to 1 (default 1: every one)",
+    )
+    parser.add_argument(
+        "--telemetry-ttl-days",
+        type=_positive,
+        default=_env("TELEMETRY_TTL_DAYS", "365"),
+        help="days telemetry time buckets are kept",
+    )
+
+
+def _api_settings(args: argparse.Namespace) -> tuple[ApiSettings, TelemetrySettings]:
+    """The API and telemetry settings of ``evento server`` or ``evento demo`` from their options."""
+    from evento.server.api import ApiSettings
+    from evento.server.telemetry import TelemetrySettings
+
+    origins = args.cors_origin
+    if origins is None:
+        origins = [origin.strip() for origin in _env("CORS_ORIGINS", "").split(",") if origin.strip()]
+    api = ApiSettings(
+        admin_password=args.admin_password, cors_origins=tuple(origins), metrics_public=args.metrics_public
+    )
+    return api, TelemetrySettings(capture_rate=args.telemetry_rate, ttl_days=args.telemetry_ttl_days)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-token", default=_env("AUTH_TOKEN", ""), help="the token bundle processes joining the bus must present"
     )
     _store_options(demo)
+    _api_options(demo)
     demo.add_argument(
         "--consumer-store",
         default=_env("CONSUMER_STORE", "") or None,
@@ -109,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     server = commands.add_parser("server", help="run the Evento Server (bus over TCP, HTTP)")
     _store_options(server)
+    _api_options(server)
     server.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", ".evento-server")))
     server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     server.add_argument("--port", type=_port, default=_env("PORT", "3000"), help="HTTP port")
@@ -236,6 +304,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from evento.demo.runner import DemoOptions, run_demo
 
+        api, telemetry = _api_settings(args)
         options = DemoOptions(
             data_dir=args.data_dir,
             host=args.host,
@@ -252,6 +321,8 @@ def _run(args: argparse.Namespace) -> int:
             servers=args.servers,
             bus_host=args.bus_host,
             auth_token=args.auth_token,
+            api=api,
+            telemetry=telemetry,
         )
         if args.replicas != 1 and args.system != "todolist":
             _parser().error(f"{args.system} runs one process per service: --replicas is for the TodoList")
@@ -274,6 +345,7 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"evento server: --bus-tokens: {exc}", file=sys.stderr)
             return 2
+        api, telemetry = _api_settings(args)
         asyncio.run(
             run_server(
                 ServerOptions(
@@ -291,6 +363,8 @@ def _run(args: argparse.Namespace) -> int:
                     bus_host=args.bus_host,
                     bus_tokens=bus_tokens,
                     bus_settings=BusSettings(max_unauthenticated=args.bus_max_unauthenticated),
+                    api=api,
+                    telemetry=telemetry,
                 )
             )
         )

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evento.demo.systems import DemoSystem, demo_system
 from evento.event_stores import open_event_store
 from evento.server import EventoServer
+from evento.server.api import ApiSettings
 from evento.server.bus import BusServer
 from evento.server.data_dir import hold_data_dir
-from evento.server.http import EmbeddedUvicorn, create_server_app
+from evento.server.http import EmbeddedUvicorn, ServerHttp
+from evento.server.runner import print_login
+from evento.server.telemetry import TelemetrySettings
 from evento.startup import naming_the_option, naming_the_port
 
 log = logging.getLogger("evento.demo")
@@ -47,6 +50,9 @@ class DemoOptions:
     #: ``auth_token``, admits only bundles presenting it.
     bus_host: str = "127.0.0.1"
     auth_token: str = ""
+    #: The server's REST API (admin password, CORS, public ``/metrics``) and its telemetry settings.
+    api: ApiSettings = field(default_factory=ApiSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @property
     def api_port(self) -> int:
@@ -77,23 +83,26 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     demo = demo_system(options.system)
     with naming_the_option("--consumer-store"):  # the systems open their consumer stores as they are built
         system = demo.embed(options.data_dir, options.service_delay, options.bundle_consumer_store)
-    server = EventoServer(store, server_id="evento-demo")
+    server = EventoServer(store, server_id="evento-demo", telemetry=options.telemetry)
     await server.start()
     await system.start(server)
     # Lets bundle processes join the embedded system.
     bus = BusServer(server, options.bus_host, options.bus_port, auth_token=options.auth_token)
     api_flag = "--todo-port" if options.system == "todolist" else "--app-port"
-    https = [
-        ("--port", EmbeddedUvicorn(create_server_app(server), options.host, options.port)),
+    server_http = ServerHttp(server, options.api, options.host, options.port)
+    https: list[tuple[str, ServerHttp | EmbeddedUvicorn]] = [
+        ("--port", server_http),
         (api_flag, EmbeddedUvicorn(system.app(), options.host, options.api_port)),
     ]
     try:  # a listener that fails to start stops what did start, in order
         with naming_the_port("--bus-port", options.bus_host, options.bus_port):
             await bus.start()
         for flag, http in https:
-            with naming_the_port(flag, http.config.host, http.config.port):
+            port = http.uvicorn.config.port if isinstance(http, ServerHttp) else http.config.port
+            with naming_the_port(flag, options.host, port):
                 await http.start()
-        _print_banner(options, demo, bus.port)
+        await server.catalog.advertise(options.api.advertised_url or server_http.url())
+        _print_banner(options, demo, bus.port, server_http)
         await stop.wait()
     finally:
         print("Stopping...", flush=True)
@@ -105,8 +114,9 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
         print("Stopped.", flush=True)
 
 
-def _print_banner(options: DemoOptions, demo: DemoSystem, bus_port: int) -> None:
-    print(f"Evento server   http://{options.host}:{options.port}/api/health", flush=True)
+def _print_banner(options: DemoOptions, demo: DemoSystem, bus_port: int, server_http: ServerHttp) -> None:
+    print(f"Evento server   {server_http.url()}/api/health", flush=True)
+    print_login(server_http.url(), server_http.context.admin_login)
     print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
     admits = "bundles presenting --auth-token" if options.auth_token else "open to whoever reaches it: no --auth-token"
     print(f"Bus             {options.bus_host}:{bus_port} ({admits})", flush=True)

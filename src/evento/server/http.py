@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from evento.server.api import ApiSettings, create_api
+from evento.server.api import ApiContext, ApiSettings, create_api
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from evento.server.server import EventoServer
 
-__all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "create_server_app"]
+__all__ = ["MAX_REQUEST_HEAD_BYTES", "EmbeddedUvicorn", "ServerHttp", "create_server_app"]
 
 #: A request head (request line and headers) still incomplete past this many bytes is refused (400) and its
 #: connection closed: h11's bound, named so it holds even where httptools is installed (uvicorn would pick that
@@ -38,9 +38,15 @@ class EmbeddedUvicorn(uvicorn.Server):
     address cannot be bound, before uvicorn logs anything or exits); ``await http.stop()`` ends it.
     """
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, graceful_shutdown_seconds: int | None = None) -> None:
         config = uvicorn.Config(
-            app, host, port, log_level="warning", http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES
+            app,
+            host,
+            port,
+            log_level="warning",
+            http="h11",
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+            timeout_graceful_shutdown=graceful_shutdown_seconds,
         )
         super().__init__(config)
         self._serving: asyncio.Task[None] | None = None
@@ -61,6 +67,40 @@ class EmbeddedUvicorn(uvicorn.Server):
         self.should_exit = True
         if self._serving is not None:
             await asyncio.gather(self._serving, return_exceptions=True)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the OS chose when started on port 0)."""
+        port: int = self.servers[0].sockets[0].getsockname()[1]
+        return port
+
+
+class ServerHttp:
+    """The server's HTTP surface as a runner starts it: the API's state first (users, the admin login, the token
+    key: a database that fails says so here, not in uvicorn's log), then the listener; on stop, the API's
+    long-lived responses (server-sent events) end before uvicorn waits for its connections to finish."""
+
+    def __init__(self, server: EventoServer, settings: ApiSettings, host: str, port: int) -> None:
+        self.app = create_server_app(server, settings)
+        self.context: ApiContext = self.app.state.evento
+        # Past this, connections still open at stop are closed: a stop never hangs on a client.
+        self.uvicorn = EmbeddedUvicorn(self.app, host, port, graceful_shutdown_seconds=5)
+
+    @property
+    def port(self) -> int:
+        return self.uvicorn.port
+
+    def url(self, host: str | None = None) -> str:
+        """``http://host:port`` of the listener (``host`` as clients should name it; default the bound one)."""
+        return f"http://{host or self.uvicorn.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.context.start()
+        await self.uvicorn.start()
+
+    async def stop(self) -> None:
+        await self.context.stop()
+        await self.uvicorn.stop()
 
 
 def _bind(host: str, port: int) -> list[socket.socket]:

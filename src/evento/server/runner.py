@@ -1,4 +1,4 @@
-"""``evento server``: the server process (bus on TCP, HTTP with the health check) until SIGINT/SIGTERM."""
+"""``evento server``: the server process (bus on TCP, HTTP with the REST API) until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evento.event_stores import open_event_store
+from evento.server.api import ApiSettings
 from evento.server.bus import BusServer, BusSettings
 from evento.server.data_dir import hold_data_dir
-from evento.server.http import EmbeddedUvicorn, create_server_app
+from evento.server.http import ServerHttp
 from evento.server.server import EventoServer
+from evento.server.telemetry import TelemetrySettings
 from evento.startup import naming_the_option, naming_the_port
 
-__all__ = ["ServerOptions", "run_server"]
+if TYPE_CHECKING:
+    from evento.server.users import AdminLogin
+
+__all__ = ["ServerOptions", "print_login", "run_server"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,20 @@ class ServerOptions:
     bus_tokens: Mapping[str, Sequence[str]] = field(default_factory=dict)
     #: Limits and timeouts of the bus (``--bus-max-unauthenticated`` sets ``max_unauthenticated``).
     bus_settings: BusSettings = field(default_factory=BusSettings)
+    #: The REST API's options: admin password, CORS origins, public ``/metrics``.
+    api: ApiSettings = field(default_factory=ApiSettings)
+    #: ``--telemetry-rate`` and ``--telemetry-ttl-days``.
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+
+
+def print_login(url: str, login: AdminLogin) -> None:
+    """Print where the API is and how to log in: the admin's password only when it was generated just now (its
+    only showing: the server keeps its hash)."""
+    print(f"API             {url}/api/docs", flush=True)
+    if login.password is not None:
+        print(f"Login           {login.user} / {login.password}  (generated: shown once, keep it)", flush=True)
+    else:
+        print(f"Login           {login.user} (password from --admin-password or set earlier)", flush=True)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -69,7 +89,7 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
         store = open_event_store(
             options.store, data_dir=options.data_dir, mode=options.es_mode, fetch_delay=options.fetch_delay
         )
-    server = EventoServer(store, server_id=options.server_id)
+    server = EventoServer(store, server_id=options.server_id, telemetry=options.telemetry)
     await server.start()
     bus_host = options.host if options.bus_host is None else options.bus_host
     bus = BusServer(
@@ -83,11 +103,13 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
     )
     with naming_the_port("--bus-port", bus_host, options.bus_port):
         await bus.start()
-    http = EmbeddedUvicorn(create_server_app(server), options.host, options.port)
+    http = ServerHttp(server, options.api, options.host, options.port)
     try:
         with naming_the_port("--port", options.host, options.port):
             await http.start()
-        print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{options.port}")
+        await server.catalog.advertise(options.api.advertised_url or http.url())
+        print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{http.port}")
+        print_login(http.url(), http.context.admin_login)
         print("Ready.", flush=True)
         await stop.wait()
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from evento._version import __version__
 from evento.server.api import (
@@ -49,6 +50,13 @@ def create_api(server: EventoServer, settings: ApiSettings | None = None) -> Fas
     )
     app.state.evento = context
     install_problem_handlers(app)
+    if context.settings.cors_origins:  # off unless asked: a browser page elsewhere may not call the API
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(context.settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     for module in (
         health,
         auth,
