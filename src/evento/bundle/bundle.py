@@ -16,6 +16,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,7 +30,7 @@ from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
 from evento.components.model import ComponentSpec, instantiate, is_component, read_component
 from evento.consumer_stores.memory import MemoryConsumerStateStore
-from evento.discovery import BundleRegistration, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
+from evento.discovery import BundleRegistration, ComponentInfo, ComponentKind, HandlerKind, NodeInfo, PayloadInfo
 from evento.errors import RegistrationError
 from evento.gateways import CommandGateway, QueryGateway, gateways_for
 from evento.messages import (
@@ -166,6 +167,7 @@ class Bundle:
             names.update(h.invoked_commands)
             names.update(h.invoked_queries)
         names.update(self._requests.returned_event_names())  # the server stores only declared event types
+        names.update(h.return_type for h in handlers if h.return_type)  # views too, for the payload catalog
         payloads = []
         for name in sorted(names):
             cls = payload_class(name)
@@ -178,6 +180,7 @@ class Bundle:
             detail=self.detail,
             repository_url=self.repository_url,
             line_prefix=self.line_prefix,
+            components=[_component_info(spec) for spec, _ in self.components],
             handlers=handlers,
             payloads=payloads,
             consumers=[engine.info for engine in self.consumers.values()],
@@ -314,18 +317,46 @@ class Bundle:
         return call
 
 
+def _component_info(spec: ComponentSpec) -> ComponentInfo:
+    cls = spec.cls
+    description, detail = payload_description(cls)
+    source_file, line = _source_of(cls)
+    return ComponentInfo(
+        name=spec.name,
+        kind=spec.kind,
+        description=description,
+        detail=detail,
+        domain=_domain_of(cls),
+        source_file=source_file,
+        line=line,
+    )
+
+
+def _domain_of(cls: type[Any]) -> str | None:
+    """The domain a class names (``@domain``), else the last name of the package its module is in."""
+    named: str | None = getattr(cls, "__evento_domain__", None)
+    if named:
+        return named
+    module = sys.modules.get(cls.__module__)
+    package = cls.__module__ if hasattr(module, "__path__") else cls.__module__.rpartition(".")[0]
+    return package.rpartition(".")[2] or None
+
+
+def _source_of(obj: Any) -> tuple[str | None, int | None]:
+    try:
+        return inspect.getsourcefile(obj), inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return None, None
+
+
 def _payload_info(cls: type[Payload]) -> PayloadInfo:
     description, detail = payload_description(cls)
-    try:
-        source_file = inspect.getsourcefile(cls)
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        source_file, line = None, None
+    source_file, line = _source_of(cls)
     return PayloadInfo(
         name=cls.__name__,
         kind=payload_kind(cls),
         json_schema=payload_schema(cls),
-        domain=getattr(cls, "__evento_domain__", None),
+        domain=_domain_of(cls),
         description=description,
         detail=detail,
         source_file=source_file,

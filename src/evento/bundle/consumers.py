@@ -183,6 +183,8 @@ class ConsumerEngine:
         self._prefetch: tuple[int, asyncio.Task[EventBatch]] | None = None
         self._kind = spec.kind
         self._handler_kind = HandlerKind.SAGA_EVENT if self._kind is ComponentKind.SAGA else HandlerKind.EVENT
+        # Events handed to handlers and not finished yet by the fetch loop (observers' run in their own tasks).
+        self._in_hand = 0
 
     @property
     def info(self) -> ConsumerInfo:
@@ -285,11 +287,19 @@ class ConsumerEngine:
                 break
             group = self._group_at(events, position)
             if len(group) == 1:
-                checkpoint = await self._consume(events[position], checkpoint)
+                self._in_hand = 1
+                try:
+                    checkpoint = await self._consume(events[position], checkpoint)
+                finally:
+                    self._in_hand = 0
                 self._checkpoint = checkpoint
                 position += 1
                 continue
-            checkpoint, failure = await self._consume_group(group, checkpoint)
+            self._in_hand = len(group)
+            try:
+                checkpoint, failure = await self._consume_group(group, checkpoint)
+            finally:
+                self._in_hand = 0
             self._checkpoint = checkpoint
             if failure is None:
                 position += len(group)
@@ -408,9 +418,13 @@ class ConsumerEngine:
     async def _start_position(self) -> int:
         if self._kind is ComponentKind.PROJECTOR:
             return 0  # a new projector replays everything
+        return await self.head()  # sagas and observers start from now
+
+    async def head(self) -> int:
+        """The event store's head as the server says it now (the last sequence number stored)."""
         head = await self._outbox.request(GetHead(), self._request_timeout)
         assert isinstance(head, Head)
-        return head.sequence_number  # sagas and observers start from now
+        return head.sequence_number
 
     async def _consume(
         self, event: StoredEvent, checkpoint: Checkpoint, *, first_error: Exception | None = None
@@ -633,10 +647,46 @@ class ConsumerEngine:
         """Forget the checkpoint: a projector replays from the start, a saga or observer restarts at the head."""
         async with self._cycle_lock:
             await self.store.reset(self.consumer_id)
-            self._checkpoint = None
-            self.head_reached.clear()
-            self.status.head_reached = False
+            self._restart()
         self.wake()
+
+    async def reset_to(self, sequence_number: int) -> Checkpoint:
+        """Replay from ``sequence_number``: the next event handled is the first one after it (0: from the start).
+
+        Taken between two events (the cycle lock), so no event in hand commits over it; the version of the
+        checkpoint moves on, so another instance holding the old one re-reads it. Handlers see
+        ``ProjectorStatus.head_reached`` false again until the replay reaches the head."""
+        if sequence_number < 0:
+            raise ValueError(f"a sequence number is never negative, got {sequence_number}")
+        async with self._cycle_lock:
+            checkpoint = await self.store.set_checkpoint(self.consumer_id, sequence_number)
+            self._restart()
+        self.wake()
+        return checkpoint
+
+    def _restart(self) -> None:
+        self._checkpoint = None
+        self._drop_prefetch()
+        self.head_reached.clear()
+        self.status.head_reached = False
+
+    async def set_enabled(self, enabled: bool) -> None:
+        """Start or pause the consumer (a flag in its store, so every instance of it follows): a paused consumer
+        finishes the batch in hand and then fetches nothing until it is enabled again."""
+        await self.store.set_enabled(self.consumer_id, enabled)
+        self.wake()
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether this instance holds the consumer's lock (its lease has not run out): it is the one consuming,
+        the other instances of the bundle wait."""
+        return self._lease_until > time.monotonic()
+
+    @property
+    def in_flight(self) -> int:
+        """Events being handled right now: the one (or the group) in the fetch loop's hands, plus the observer
+        handlers still running."""
+        return self._in_hand + len(self._observer_tasks)
 
     async def describe(self) -> ConsumerStatus:
         checkpoint: Checkpoint | None = await self.store.read_checkpoint(self.consumer_id)

@@ -197,6 +197,7 @@ class EventoServer:
 
     async def _report_telemetry(self, node: Node, request: ReportTelemetry, timeout: float) -> Accepted:
         await self.telemetry.record(node.info, request)
+        await self.catalog.learn_sends(node.info.bundle_id, request)
         return Accepted()
 
     def _on_append(self, head: int) -> None:
