@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from evento.storage.database import Database
 
-__all__ = ["AppendRequest", "EventStore", "Story", "VersionConflictError"]
+__all__ = ["AppendRequest", "EventFilter", "EventStore", "SnapshotRecord", "Story", "VersionConflictError"]
 
 #: The columns every SQL backend selects to rebuild a :class:`StoredEvent` (see :func:`row_to_event`).
 EVENT_COLUMNS = (
@@ -105,6 +105,68 @@ class Story:
     @property
     def exists(self) -> bool:
         return self.snapshot is not None or bool(self.events) or self.deleted
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events an event browser shows (every condition given must hold).
+
+    ``text``: a literal, case-insensitive substring of the payload's JSON text (``%`` and ``_`` are no wildcards).
+    Times are the events' timestamps in epoch milliseconds, bounds inclusive.
+    """
+
+    aggregate_id: str | None = None
+    event_name: str | None = None
+    context: str | None = None
+    from_sequence: int | None = None
+    to_sequence: int | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    text: str | None = None
+    descending: bool = False
+
+    def where(self, payload_text: str) -> tuple[str, list[Any]]:
+        """The SQL condition (``?`` placeholders) and its parameters; ``payload_text`` is the backend's expression
+        for the payload as text compared case-insensitively with ``LIKE … ESCAPE '\\'``."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, operator, value in (
+            ("aggregate_id", "=", self.aggregate_id),
+            ("event_name", "=", self.event_name),
+            ("context", "=", self.context),
+            ("sequence_number", ">=", self.from_sequence),
+            ("sequence_number", "<=", self.to_sequence),
+            ("timestamp", ">=", self.from_ms),
+            ("timestamp", "<=", self.to_ms),
+        ):
+            if value is not None:
+                conditions.append(f"{column} {operator} ?")
+                params.append(value)
+        if self.text:
+            conditions.append(f"{payload_text} ESCAPE '\\'")
+            params.append("%" + like_literal(self.text) + "%")
+        return (" AND ".join(conditions) or "1 = 1"), params
+
+
+def like_literal(text: str) -> str:
+    r"""``text`` as a ``LIKE`` pattern matching it literally (escape character ``\``).
+
+    >>> like_literal("50%_off")
+    '50\\%\\_off'
+    """
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """An aggregate's stored snapshot: its state, the version and sequence number it was taken at, when."""
+
+    aggregate_id: str
+    state: bytes
+    aggregate_version: int
+    sequence_number: int
+    updated_ms: int
+    deleted: bool
 
 
 class EventStore(ABC):
@@ -236,6 +298,56 @@ class EventStore(ABC):
     @abstractmethod
     async def count_events(self) -> int:
         """How many events are stored."""
+
+    # --- browsing (the API's event browser and dashboard; not on the command path) ----------------------------
+
+    #: The backend's ``LIKE`` over the payload as text, case-insensitive (see :meth:`EventFilter.where`).
+    _payload_like = "CAST(payload AS TEXT) LIKE ?"
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one read-only statement (``?`` placeholders) on a reading connection; the rows. Backends that
+        support browsing implement it; the browsing methods are written once, here."""
+        raise NotImplementedError(f"{type(self).__name__} does not support browsing its events")
+
+    async def browse_events(self, where: EventFilter, offset: int, limit: int) -> tuple[list[StoredEvent], int]:
+        """The events ``where`` selects, by sequence number (descending if it says), ``limit`` of them from
+        ``offset``; and how many it selects in all."""
+        condition, params = where.where(self._payload_like)
+        order = "DESC" if where.descending else "ASC"
+        rows = await self._rows(
+            f"SELECT {EVENT_COLUMNS} FROM es_events WHERE {condition} ORDER BY sequence_number {order}"
+            " LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = await self._rows(f"SELECT COUNT(*) FROM es_events WHERE {condition}", params)
+        return [row_to_event(row) for row in rows], int(total[0][0])
+
+    async def event(self, sequence_number: int) -> StoredEvent | None:
+        """The event of ``sequence_number``, if stored."""
+        rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM es_events WHERE sequence_number = ?", (sequence_number,))
+        return row_to_event(rows[0]) if rows else None
+
+    async def snapshot(self, aggregate_id: str) -> SnapshotRecord | None:
+        """The aggregate's stored snapshot, if it has one (a deleted aggregate's too, marked deleted)."""
+        rows = await self._rows(
+            "SELECT aggregate_id, state, aggregate_version, sequence_number, updated_at, deleted_at"
+            " FROM es_snapshots WHERE aggregate_id = ?",
+            (aggregate_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return SnapshotRecord(row[0], bytes(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5] is not None)
+
+    async def count_aggregates(self) -> int:
+        """How many aggregates have events (service events have none)."""
+        rows = await self._rows("SELECT COUNT(DISTINCT aggregate_id) FROM es_events WHERE aggregate_id IS NOT NULL", ())
+        return int(rows[0][0])
+
+    async def recent_timestamps(self, limit: int) -> list[int]:
+        """The timestamps (epoch ms) of the latest ``limit`` events, newest first: the recent publication rate."""
+        rows = await self._rows("SELECT timestamp FROM es_events ORDER BY sequence_number DESC LIMIT ?", (limit,))
+        return [int(row[0]) for row in rows]
 
     # --- backend primitives ------------------------------------------------------------------------------------
 

@@ -459,6 +459,19 @@ class PostgresEventStore(EventStore):
     async def count_events(self) -> int:
         return await self._scalar("SELECT COUNT(*) FROM es_events")
 
+    #: The payload is UTF-8 JSON: as text, matched case-insensitively.
+    _payload_like = "convert_from(payload, 'UTF8') ILIKE ?"
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # ``?`` placeholders as psycopg's (a literal ``%`` doubled): browsing SQL never holds a ``?`` in a literal.
+        statement = sql.replace("%", "%%").replace("?", "%s")
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(statement, tuple(params), binary=True)
+                return list(await cursor.fetchall())
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translated(f"PostgreSQL read failed: {exc}", exc) from exc
+
     async def _select(self, sql: str, params: Sequence[Any]) -> list[StoredEvent]:
         try:
             async with self._pool.connection() as conn:

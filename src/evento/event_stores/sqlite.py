@@ -203,6 +203,9 @@ class SQLiteEventStore(EventStore):
     async def count_events(self) -> int:
         return await self._on_reader(lambda conn: conn.execute("SELECT COUNT(*) FROM es_events").fetchone()[0])
 
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await self._on_reader(lambda conn: list(conn.execute(sql, tuple(params)).fetchall()))
+
 
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from evento.event_stores.base import AppendRequest, EventStore, VersionConflictError
+from evento.event_stores.base import AppendRequest, EventFilter, EventStore, VersionConflictError
 from evento.messages import EventMessage, StoredEvent
 
 if TYPE_CHECKING:
@@ -273,6 +273,70 @@ class EventStoreCases:
         stored = await store.append(AppendRequest(event(body=body), "blob", 1))
         (fetched,) = await fetch_until(store, 1)
         assert fetched.payload == body == stored.payload
+
+    # --- browsing (the event browser of the server's API) --------------------------------------------------------
+
+    async def _browse(self, store: EventStore, offset: int = 0, limit: int = 100, **where: object) -> list[int]:
+        events, total = await store.browse_events(EventFilter(**where), offset, limit)  # type: ignore[arg-type]
+        assert total >= len(events)
+        return [stored.sequence_number for stored in events]
+
+    async def test_browse_filters_each_condition(self, open_store: StoreOpener) -> None:
+        store = await open_store()
+        added = [
+            await store.append(aggregate_event("list-1", 1, name="ListCreated", context="todo", body=b'{"n":"Milk"}')),
+            await store.append(aggregate_event("list-1", 2, name="TodoAdded", context="todo", body=b'{"t":"50%_off"}')),
+            await store.append(
+                aggregate_event("list-2", 1, name="ListCreated", context="todo", body=b'{"t":"50Xaoff"}')
+            ),
+            await store.append(AppendRequest(event("Notified", context="mail", body=b'{"to":"bob"}'), None)),
+        ]
+        seq = [stored.sequence_number for stored in added]
+        assert await self._browse(store) == seq
+        assert await self._browse(store, descending=True) == seq[::-1]
+        assert await self._browse(store, aggregate_id="list-1") == seq[:2]
+        assert await self._browse(store, event_name="ListCreated") == [seq[0], seq[2]]
+        assert await self._browse(store, context="mail") == [seq[3]]
+        assert await self._browse(store, from_sequence=seq[1], to_sequence=seq[2]) == seq[1:3]
+        assert await self._browse(store, from_ms=added[1].timestamp, to_ms=added[2].timestamp) == seq[1:3]
+        # A literal substring: % and _ are characters, not wildcards; letters match in either case.
+        assert await self._browse(store, text="50%_off") == [seq[1]]
+        assert await self._browse(store, text="0%") == [seq[1]]
+        assert await self._browse(store, text="milk") == [seq[0]]
+        assert await self._browse(store, text='"t":"50') == seq[1:3]
+        assert await self._browse(store, text="nothing like it") == []
+        assert await self._browse(store, aggregate_id="list-1", event_name="TodoAdded", text="off") == [seq[1]]
+
+    async def test_browse_pages_count_every_match(self, open_store: StoreOpener) -> None:
+        store = await open_store()
+        seq = [(await store.append(aggregate_event("cart", v, context="shop"))).sequence_number for v in range(1, 8)]
+        await store.append(AppendRequest(event(context="else"), None))
+        page, total = await store.browse_events(EventFilter(context="shop"), 2, 3)
+        assert ([e.sequence_number for e in page], total) == (seq[2:5], 7)
+        page, total = await store.browse_events(EventFilter(context="shop", descending=True), 6, 3)
+        assert ([e.sequence_number for e in page], total) == ([seq[0]], 7)
+        assert await store.browse_events(EventFilter(context="shop"), 7, 3) == ([], 7)
+
+    async def test_one_event_a_snapshot_and_the_counts(self, open_store: StoreOpener) -> None:
+        store = await open_store()
+        assert (await store.count_aggregates(), await store.recent_timestamps(5)) == (0, [])
+        first = await store.append(aggregate_event("order-1", 1, body=b'{"a":1}'))
+        second = await store.append(aggregate_event("order-1", 2, snapshot=b"state-2"))
+        third = await store.append(aggregate_event("order-2", 1))
+        await store.append(AppendRequest(event(), None))
+        assert await store.event(first.sequence_number) == first
+        assert await store.event(third.sequence_number + 10**6) is None
+        snapshot = await store.snapshot("order-1")
+        assert snapshot is not None
+        assert (snapshot.state, snapshot.aggregate_version, snapshot.sequence_number, snapshot.deleted) == (
+            b"state-2",
+            2,
+            second.sequence_number,
+            False,
+        )
+        assert await store.snapshot("order-2") is None
+        assert await store.count_aggregates() == 2
+        assert await store.recent_timestamps(2) == [e.timestamp for e in await fetch_until(store, 4)][::-1][:2]
 
     # --- durability and sharing ---------------------------------------------------------------------------------------
 
