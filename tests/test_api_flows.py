@@ -113,7 +113,8 @@ async def test_the_invokers_flow_reaches_the_aggregate_the_event_store_and_every
 
 
 async def test_service_times_come_from_the_telemetry_the_bundles_reported(api: RunningApi) -> None:
-    assert api.server is not None
+    server = api.server
+    assert server is not None
     invoker = api.system.invoker()
     identifier = await invoker.create_todo_list("flows", "ann")
     todo = await invoker.add_todo(identifier, "measure me", "ann")
@@ -122,7 +123,7 @@ async def test_service_times_come_from_the_telemetry_the_bundles_reported(api: R
     async def reported() -> bool:
         for bundle in api.system.bundles:
             await bundle.telemetry.flush()
-        handlers = {s.handler_id for s in await api.server.telemetry.handler_stats()}
+        handlers = {s.handler_id for s in await server.telemetry.handler_stats()}
         return {AGGREGATE, PROJECTOR, CHECK} <= handlers
 
     # The projector handles the event after the command returned: its report may take a few flushes.
@@ -132,7 +133,7 @@ async def test_service_times_come_from_the_telemetry_the_bundles_reported(api: R
         measured = station(model, handler_id)
         assert measured["serviceTimeProvenance"] == "measured", measured
         assert measured["serviceTimeMs"] > 0
-    stats = {s.handler_id: s for s in await api.server.telemetry.handler_stats()}
+    stats = {s.handler_id: s for s in await server.telemetry.handler_stats()}
     assert station(model, PROJECTOR)["serviceTimeMs"] == pytest.approx(stats[PROJECTOR].aged_mean_ms)
     # The invoker sent its command once: the telemetry's probability is on its edge.
     edge = next(e for e in model["edges"] if e["sender"] == CHECK)
