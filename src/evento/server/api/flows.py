@@ -12,7 +12,7 @@ broker per command, the event store's append) and the online instances per bundl
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import Field
@@ -39,6 +39,9 @@ from evento.server.api._models import ApiModel
 from evento.server.api._security import ViewerRequired
 from evento.server.catalog import HandlerRecord
 
+if TYPE_CHECKING:
+    from evento.server.server import EventoServer
+
 __all__ = [
     "BundleLoadItem",
     "EdgeItem",
@@ -49,7 +52,9 @@ __all__ = [
     "ServerStationsBody",
     "SourceItem",
     "StationItem",
+    "measured_inputs",
     "router",
+    "system_handlers",
 ]
 
 router = APIRouter(prefix="/flows", tags=["flows"], dependencies=[ViewerRequired])
@@ -317,6 +322,17 @@ async def _model(context: ApiContext, selection: Selection, what_if: WhatIf, *, 
         network = build_network([], Selection(SelectionKind.ALL))  # known, but no handler starts a flow there
     if checked:
         _check_keys(what_if, records, {s.key for s in network.sources})
+    try:
+        result = evaluate(network, await measured_inputs(server), what_if)
+    except InvalidInputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _answer(selection, result)
+
+
+async def measured_inputs(server: EventoServer) -> PerformanceInputs:
+    """What the running cluster reports for the model: every handler's aged mean service time and invocation
+    probabilities, the server's own stations (the broker per command, the event store's append, the query router
+    when measured), and the online instances per bundle."""
     statistics = [
         HandlerStatistics(s.bundle_id, s.component, s.payload, s.aged_mean_ms, s.invocation_probability)
         for s in await server.telemetry.handler_stats()
@@ -332,11 +348,12 @@ async def _model(context: ApiContext, selection: Selection, what_if: WhatIf, *, 
     instances: dict[str, int] = {}
     for bundle_id, _ in online:
         instances[bundle_id] = instances.get(bundle_id, 0) + 1
-    try:
-        result = evaluate(network, PerformanceInputs(statistics, measured, instances), what_if)
-    except InvalidInputError as exc:
-        raise HTTPException(422, str(exc)) from None
-    return _answer(selection, result)
+    return PerformanceInputs(statistics, measured, instances)
+
+
+async def system_handlers(server: EventoServer) -> list[Handler]:
+    """Every handler of the cluster's catalog, for :func:`~evento.performance.build_network`."""
+    return [Handler(r.bundle_id, r.info) for r in await server.catalog.handlers()]
 
 
 async def _known(context: ApiContext, selection: Selection, kinds: dict[str, str]) -> bool:
