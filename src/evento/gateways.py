@@ -51,9 +51,18 @@ T = TypeVar("T")
 
 
 class _Gateway:
-    def __init__(self, outbox: Outbox, handled: HandledMessage | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, handled: HandledMessage | None = None, sends: dict[str, int] | None = None
+    ) -> None:
         self._outbox = outbox
         self._handled = handled
+        # The handling's telemetry sample, when it is timed: what it sends, counted by payload type.
+        self._sends = sends
+
+    def _count(self, name: str) -> None:
+        sends = self._sends
+        if sends is not None:
+            sends[name] = sends.get(name, 0) + 1
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._outbox.loop
@@ -77,6 +86,8 @@ class CommandGateway(_Gateway):
         self, command: Command, metadata: Metadata | dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Any:
         name = payload_name(command)
+        if self._sends is not None:
+            self._count(name)
         message = CommandMessage(
             payload_name=name,
             payload=encode_payload(command),
@@ -112,6 +123,8 @@ class QueryGateway(_Gateway):
         self, query: Query[R], metadata: Metadata | dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> R:
         name = payload_name(query)
+        if self._sends is not None:
+            self._count(name)
         message = QueryMessage(
             payload_name=name,
             payload=encode_payload(query),
@@ -131,6 +144,9 @@ class QueryGateway(_Gateway):
         return self._wait(self.query(query, metadata, timeout))
 
 
-def gateways_for(outbox: Outbox, handled: HandledMessage | None) -> tuple[CommandGateway, QueryGateway]:
-    """The gateways of a handler handling ``handled`` (``None``: a root, as an invoker call is)."""
-    return CommandGateway(outbox, handled), QueryGateway(outbox, handled)
+def gateways_for(
+    outbox: Outbox, handled: HandledMessage | None, sends: dict[str, int] | None = None
+) -> tuple[CommandGateway, QueryGateway]:
+    """The gateways of a handler handling ``handled`` (``None``: a root, as an invoker call is). ``sends``, when
+    telemetry times the handling, counts what they send by payload type (shared by both gateways)."""
+    return CommandGateway(outbox, handled, sends), QueryGateway(outbox, handled, sends)

@@ -25,7 +25,7 @@ from evento.bundle.calls import HandlerRunner
 from evento.bundle.consumers import ConsumerEngine, ConsumerSettings
 from evento.bundle.outbox import BundleOutbox
 from evento.bundle.request_handlers import RequestHandlers
-from evento.bundle.telemetry import TelemetryCollector, TelemetryOptions
+from evento.bundle.telemetry import TelemetryCollector, TelemetryKey, TelemetryOptions
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
 from evento.components.invocation import Invoker, bind_invocation, unbind_invocation
 from evento.components.model import ComponentSpec, instantiate, is_component, read_component
@@ -116,7 +116,8 @@ class Bundle:
         self.outbox = BundleOutbox(self.info, self.tracing_agent)
         self._injector = injector
         self._dependencies: dict[Any, Any] = {}
-        self._runner = HandlerRunner(interceptors, self.tracing_agent)
+        self.telemetry = TelemetryCollector(telemetry)
+        self._runner = HandlerRunner(interceptors, self.tracing_agent, self.telemetry)
 
         classes = list(components)
         if package is not None:
@@ -141,7 +142,6 @@ class Bundle:
         self.consumers: dict[str, ConsumerEngine] = {}
         self.admin = BundleAdmin(self.consumers)
         self._dispatch.update(self.admin.handlers())
-        self.telemetry = TelemetryCollector(telemetry)
         self._link: ServerLink | None = None
 
     # --- building ----------------------------------------------------------------------------------------------
@@ -214,6 +214,7 @@ class Bundle:
         if gate:
             await asyncio.gather(*gate)
         await self._link.set_enabled(True)
+        self.telemetry.start(self.outbox.request, self.consumers)
         later = [e for e in self.consumers.values() if e.spec.kind is not ComponentKind.PROJECTOR]
         for engine in later:
             await engine.seed()
@@ -225,6 +226,7 @@ class Bundle:
         if self._link is not None:
             await self._link.set_enabled(False)
         await asyncio.gather(*(engine.stop() for engine in self.consumers.values()))
+        await self.telemetry.stop()  # the last report, before the link closes
         await self._close_link()
         await self.consumer_store.stop()
 
@@ -290,29 +292,44 @@ class Bundle:
             else [n for n, f in vars(cls).items() if hasattr(f, "__evento_handler__")]
         )
         for name in handler_names:
-            setattr(instance, name, self._bind_invocation(getattr(instance, name), metadata))
+            key = self.telemetry.key(
+                cls.__name__, ComponentKind.INVOKER, HandlerKind.INVOCATION, f"{cls.__name__}::{name}"
+            )
+            setattr(instance, name, self._bind_invocation(getattr(instance, name), metadata, key))
         return instance
 
-    def _bind_invocation(self, method: Callable[..., Any], metadata: dict[str, str] | None) -> Callable[..., Any]:
+    def _bind_invocation(
+        self, method: Callable[..., Any], metadata: dict[str, str] | None, key: TelemetryKey
+    ) -> Callable[..., Any]:
+        # Each call is one invocation: timed (and its sends counted) when telemetry samples it.
+        telemetry = self.telemetry if self.telemetry.enabled else None
         if inspect.iscoroutinefunction(method):
 
             @functools.wraps(method)
             async def call_async(*args: Any, **kwargs: Any) -> Any:
-                token = bind_invocation(*self.gateways(_Invocation(metadata)))
+                sample = telemetry.begin(key) if telemetry is not None else None
+                sends = sample.sends if sample is not None else None
+                token = bind_invocation(*gateways_for(self.outbox, _Invocation(metadata), sends))
                 try:
                     return await method(*args, **kwargs)
                 finally:
                     unbind_invocation(token)
+                    if sample is not None:
+                        self.telemetry.end(sample)
 
             return call_async
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            token = bind_invocation(*self.gateways(_Invocation(metadata)))
+            sample = telemetry.begin(key) if telemetry is not None else None
+            sends = sample.sends if sample is not None else None
+            token = bind_invocation(*gateways_for(self.outbox, _Invocation(metadata), sends))
             try:
                 return method(*args, **kwargs)
             finally:
                 unbind_invocation(token)
+                if sample is not None:
+                    self.telemetry.end(sample)
 
         return call
 

@@ -28,6 +28,8 @@ from evento.outbox import Outbox
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from evento.bundle.telemetry import TelemetryCollector, TelemetrySample
+
 __all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_transaction", "to_datetime"]
 
 
@@ -52,6 +54,8 @@ class CallContext:
     #: Makes ``commands``/``queries`` for ``message`` when a handler asks for one (most never do: consumers
     #: replaying thousands of events should not build gateways for each).
     outbox: Outbox | None = None
+    #: Where the gateways made for this call count what they send, when telemetry times the call.
+    sends: dict[str, int] | None = None
 
     def value(self, inject: Inject, dependency: Any) -> Any:
         if inject is Inject.PAYLOAD:
@@ -60,7 +64,7 @@ class CallContext:
             return self.state
         if inject in (Inject.COMMANDS, Inject.QUERIES):
             if self.commands is None and self.outbox is not None:
-                self.commands, self.queries = gateways_for(self.outbox, self.message)
+                self.commands, self.queries = gateways_for(self.outbox, self.message, self.sends)
             return self.commands if inject is Inject.COMMANDS else self.queries
         if inject is Inject.MESSAGE:
             return self.message
@@ -177,14 +181,29 @@ class GroupProgress:
     error: Exception | None = None
 
 
-class HandlerRunner:
-    """Runs handlers of one bundle with its interceptors and tracing agent."""
+#: Handler kinds the runner times itself: consumers' event handlers. Aggregate, service and query handlers are
+#: timed per request by :class:`~evento.bundle.request_handlers.RequestHandlers` (replay and codec included),
+#: invokers per call by the bundle; event-sourcing handlers are part of their aggregate's request.
+_TIMED_KINDS = frozenset({HandlerKind.EVENT, HandlerKind.SAGA_EVENT})
 
-    def __init__(self, interceptors: Sequence[MessageHandlerInterceptor], agent: TracingAgent) -> None:
+
+class HandlerRunner:
+    """Runs handlers of one bundle with its interceptors, tracing agent and telemetry."""
+
+    def __init__(
+        self,
+        interceptors: Sequence[MessageHandlerInterceptor],
+        agent: TracingAgent,
+        telemetry: TelemetryCollector | None = None,
+    ) -> None:
         self.interceptors = list(interceptors)
         self.agent = agent
+        #: The bundle's collector, or ``None`` when telemetry is off (capture rate 0).
+        self.telemetry = telemetry if telemetry is not None and telemetry.enabled else None
         # With no interceptor and an agent that tracks nothing, a call is just the call (replays make millions).
-        self._bare = not self.interceptors and type(agent).track is TracingAgent.track
+        self._plain = not self.interceptors and type(agent).track is TracingAgent.track
+        # ... and with telemetry off nothing is added to it.
+        self._bare = self._plain and self.telemetry is None
 
     async def run(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Any:
         if handler.is_async:
@@ -193,16 +212,39 @@ class HandlerRunner:
 
     def run_sync(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Any:
         """Run a plain ``def`` handler on the calling thread (used inside a worker thread)."""
-        args = [ctx.value(inject, dep) for inject, dep in handler.plan]
-        if self._bare:
+        if self._bare or (self._plain and handler.kind not in _TIMED_KINDS):  # nothing to wrap it in
+            args = [ctx.value(inject, dep) for inject, dep in handler.plan]
             return handler.function(instance, *args)
-        with self.agent.track(handler.component.name, handler.name, handler.payload_name, ctx.metadata):
-            self._before(handler, ctx)
-            try:
-                result = handler.function(instance, *args)
-            except BaseException as exc:
-                raise self._on_exception(handler, ctx, exc) from None
-            return self._after(handler, ctx, result)
+        sample = self._begin(handler, ctx)
+        try:
+            args = [ctx.value(inject, dep) for inject, dep in handler.plan]
+            if self._plain:
+                return handler.function(instance, *args)
+            with self.agent.track(handler.component.name, handler.name, handler.payload_name, ctx.metadata):
+                self._before(handler, ctx)
+                try:
+                    result = handler.function(instance, *args)
+                except BaseException as exc:
+                    raise self._on_exception(handler, ctx, exc) from None
+                return self._after(handler, ctx, result)
+        finally:
+            if sample is not None:
+                self._end(sample)
+
+    def _begin(self, handler: HandlerSpec, ctx: CallContext) -> TelemetrySample | None:
+        """Start timing a consumer's handler call when telemetry samples it (its gateways then count sends)."""
+        telemetry = self.telemetry
+        if telemetry is None or handler.kind not in _TIMED_KINDS:
+            return None
+        sample = telemetry.begin(telemetry.key_of(handler))
+        if sample is not None:
+            ctx.sends = sample.sends
+        return sample
+
+    def _end(self, sample: TelemetrySample) -> None:
+        telemetry = self.telemetry
+        assert telemetry is not None
+        telemetry.end(sample)
 
     def sync_call(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Callable[[], Any]:
         """The plain handler's call, ready to run on a worker thread (see :meth:`run_group`)."""
@@ -242,14 +284,19 @@ class HandlerRunner:
         return lambda conn: context.run(run, conn)
 
     async def _run_async(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Any:
-        args = [ctx.value(inject, dep) for inject, dep in handler.plan]
-        with self.agent.track(handler.component.name, handler.name, handler.payload_name, ctx.metadata):
-            self._before(handler, ctx)
-            try:
-                result = await handler.function(instance, *args)
-            except BaseException as exc:
-                raise self._on_exception(handler, ctx, exc) from None
-            return self._after(handler, ctx, result)
+        sample = self._begin(handler, ctx) if self.telemetry is not None else None
+        try:
+            args = [ctx.value(inject, dep) for inject, dep in handler.plan]
+            with self.agent.track(handler.component.name, handler.name, handler.payload_name, ctx.metadata):
+                self._before(handler, ctx)
+                try:
+                    result = await handler.function(instance, *args)
+                except BaseException as exc:
+                    raise self._on_exception(handler, ctx, exc) from None
+                return self._after(handler, ctx, result)
+        finally:
+            if sample is not None:
+                self._end(sample)
 
     def _intercepted(self, handler: HandlerSpec) -> list[MessageHandlerInterceptor]:
         # Replaying an aggregate's story is not handling a message: event-sourcing handlers are not intercepted.

@@ -88,6 +88,8 @@ class RequestHandlers:
     ) -> None:
         self._runner = runner
         self._outbox = outbox
+        # Requests are timed here, whole (decoding, an aggregate's replay, the handler, encoding the answer).
+        self._telemetry = runner.telemetry
         self._owners: dict[tuple[HandlerKind, str], tuple[ComponentSpec, Any, HandlerSpec]] = {}
         for spec, instance in components:
             for (kind, name), handler in spec.handlers.items():
@@ -116,7 +118,26 @@ class RequestHandlers:
 
     async def aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
         spec, instance, handler = self._owner(HandlerKind.AGGREGATE_COMMAND, request.command.payload_name)
-        commands, _ = gateways_for(self._outbox, request.command)
+        telemetry = self._telemetry
+        if telemetry is None:
+            return await self._aggregate(spec, instance, handler, request, None)
+        sample = telemetry.begin(telemetry.key_of(handler))
+        if sample is None:
+            return await self._aggregate(spec, instance, handler, request, None)
+        try:
+            return await self._aggregate(spec, instance, handler, request, sample.sends)
+        finally:
+            telemetry.end(sample)
+
+    async def _aggregate(
+        self,
+        spec: ComponentSpec,
+        instance: Any,
+        handler: HandlerSpec,
+        request: AggregateCommandRequest,
+        sends: dict[str, int] | None,
+    ) -> AggregateCommandResponse:
+        commands, _ = gateways_for(self._outbox, request.command, sends)
         steps = self._aggregate_steps(spec, handler, request, commands)
         if handler.is_async or any(h.is_async for h in spec.handlers_of(HandlerKind.EVENT_SOURCING)):
             return await self._drive_async(steps, instance)
@@ -236,7 +257,16 @@ class RequestHandlers:
         """Run the handler owning ``message``'s payload type; returns it with its result. Its gateways are made
         only if it asks for one (which ones it may ask for was checked when the bundle was built)."""
         _, instance, handler = self._owner(kind, message.payload_name)
-        assert handler.payload_type is not None
-        payload = decode_payload(message.payload, handler.payload_type)
-        ctx = CallContext(payload, message, message.metadata, message.timestamp, outbox=self._outbox)
-        return handler, await self._runner.run(handler, instance, ctx)
+        telemetry = self._telemetry
+        sample = telemetry.begin(telemetry.key_of(handler)) if telemetry is not None else None
+        try:
+            assert handler.payload_type is not None
+            payload = decode_payload(message.payload, handler.payload_type)
+            ctx = CallContext(payload, message, message.metadata, message.timestamp, outbox=self._outbox)
+            if sample is not None:
+                ctx.sends = sample.sends
+            return handler, await self._runner.run(handler, instance, ctx)
+        finally:
+            if sample is not None:
+                assert telemetry is not None
+                telemetry.end(sample)

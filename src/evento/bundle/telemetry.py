@@ -1,33 +1,303 @@
 """Telemetry, bundle side: handler service times and what each handling sent, aggregated locally and shipped to
 the server as one report per interval (never a message per invocation), sampled by a capture rate.
 
-(Skeleton: filled in by the telemetry work of issue 10.)
+Every handler kind is timed where its whole handling is visible:
+
+* aggregate command, service command and projection query handlers per request
+  (:mod:`evento.bundle.request_handlers`): decoding the payload, an aggregate's replay of its story and the
+  encoding of its event, the handler — the bundle's share of a command as the server's performance model sees it;
+* projector, saga and observer event handlers per event, dead-queue replays included
+  (:class:`~evento.bundle.calls.HandlerRunner`): the handler call itself (on its worker thread for a plain ``def``);
+* invoker invocation handlers per call (``Bundle.invoker``).
+
+The hot path holds a :class:`TelemetryKey` per handler and calls :meth:`TelemetryCollector.begin` and
+:meth:`~TelemetryCollector.end` around the handling. With a capture rate of 0 nothing calls them at all (the
+runner keeps its bare path). Below 1, each handling is timed with that probability; every handling counts as an
+arrival either way, so arrival rates stay exact while service times are sampled. A sampled handling also counts
+what it sent: its gateways are given the sample's ``sends`` dict (commands and queries by payload type).
+
+Counts are aggregated per (component, handler kind, payload) in memory under one lock (plain handlers finish on
+worker threads) and swapped out once per interval into one :class:`~evento.messages.ReportTelemetry`, with the
+positions of this instance's consumers. Shipping runs in a task of its own with a deadline: a report the server
+does not take (restarting, unreachable) is dropped and logged, never retried, and no handler ever waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
 from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import TYPE_CHECKING
 
-__all__ = ["TelemetryCollector", "TelemetryOptions"]
+from evento.messages import Accepted, ConsumerTelemetry, HandlerTelemetry, ReportTelemetry, now_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from evento.bundle.consumers import ConsumerEngine
+    from evento.bundle.outbox import Send
+    from evento.components.model import HandlerSpec
+
+__all__ = ["TelemetryCollector", "TelemetryKey", "TelemetryOptions", "TelemetrySample"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TelemetryOptions:
-    """``capture_rate``: the share of invocations timed (0 turns telemetry off); ``interval``: seconds between
-    reports."""
+    """``capture_rate``: the share of handler invocations timed, 0 to 1 (0 turns telemetry off: no clock is read,
+    nothing is reported); ``interval``: seconds between reports; ``report_timeout``: seconds a report may take to
+    reach the server before it is dropped."""
 
     capture_rate: float = 1.0
     interval: float = 5.0
+    report_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.capture_rate <= 1.0:
+            raise ValueError(f"the telemetry capture rate must be between 0 and 1, not {self.capture_rate}")
+        if not self.interval > 0:
+            raise ValueError(f"the telemetry interval must be positive, not {self.interval}")
+        if not self.report_timeout > 0:
+            raise ValueError(f"the telemetry report timeout must be positive, not {self.report_timeout}")
+
+
+class TelemetryKey:
+    """One handler as telemetry names it; compared by identity (one per handler, made once)."""
+
+    __slots__ = ("component", "component_kind", "handler_kind", "payload")
+
+    def __init__(self, component: str, component_kind: str, handler_kind: str, payload: str) -> None:
+        self.component = component
+        self.component_kind = component_kind
+        self.handler_kind = handler_kind
+        self.payload = payload
+
+
+class TelemetrySample:
+    """One timed handling: when it began and what it sent (payload type -> count, filled by its gateways)."""
+
+    __slots__ = ("key", "sends", "start")
+
+    def __init__(self, key: TelemetryKey, start: int) -> None:
+        self.key = key
+        self.start = start
+        self.sends: dict[str, int] = {}
+
+
+class _Tally:
+    """What one handler did in the current interval (times in nanoseconds)."""
+
+    __slots__ = ("arrivals", "count", "last", "maximum", "minimum", "sends", "total")
+
+    def __init__(self) -> None:
+        self.arrivals = 0
+        self.count = 0
+        self.total = 0
+        self.minimum = 0
+        self.maximum = 0
+        self.last = 0
+        self.sends: dict[str, int] = {}
 
 
 class TelemetryCollector:
-    """Aggregates this instance's handler telemetry and ships it once per interval."""
+    """Aggregates this instance's handler telemetry and ships it once per interval (see the module docstring).
+
+    ``enabled`` is false at a capture rate of 0: callers then skip it entirely.
+    """
 
     def __init__(self, options: TelemetryOptions | None = None) -> None:
-        self.options = options or TelemetryOptions()
+        self.options = options = options or TelemetryOptions()
+        self.enabled = options.capture_rate > 0
+        self._rate = options.capture_rate
+        self._always = options.capture_rate >= 1.0
+        self._random = random.random
+        self._lock = threading.Lock()
+        self._keys: dict[int, TelemetryKey] = {}
+        self._named: dict[tuple[str, str, str, str], TelemetryKey] = {}
+        self._tallies: dict[TelemetryKey, _Tally] = {}
+        self._since = now_ms()
+        self._send: Send | None = None
+        self._consumers: Mapping[str, ConsumerEngine] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        #: Reports the server took, and reports dropped (not taken within the timeout, or refused).
+        self.reports_sent = 0
+        self.reports_dropped = 0
 
-    def start(self) -> None:
+    # --- naming handlers -------------------------------------------------------------------------------------
+
+    def key(self, component: str, component_kind: str, handler_kind: str, payload: str) -> TelemetryKey:
+        """The key of a handler named by its component, kinds and handled payload (the same key every time)."""
+        name = (component, str(component_kind), str(handler_kind), payload)
+        found = self._named.get(name)
+        if found is None:
+            found = self._named.setdefault(name, TelemetryKey(*name))
+        return found
+
+    def key_of(self, handler: HandlerSpec) -> TelemetryKey:
+        """The key of a component's handler (cached by the handler's identity: handlers live as long as the
+        bundle)."""
+        found = self._keys.get(id(handler))
+        if found is None:
+            component = handler.component
+            found = self.key(component.name, component.kind, handler.kind, handler.payload_name)
+            self._keys[id(handler)] = found
+        return found
+
+    # --- the hot path ----------------------------------------------------------------------------------------
+
+    def begin(self, key: TelemetryKey) -> TelemetrySample | None:
+        """A handling of ``key`` begins: its sample when this one is timed, else ``None`` (its arrival is counted
+        here, so arrivals stay exact at any capture rate)."""
+        if self._always or self._random() < self._rate:
+            return TelemetrySample(key, perf_counter_ns())
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = _Tally()
+            tally.arrivals += 1
         return None
+
+    def end(self, sample: TelemetrySample) -> None:
+        """A timed handling ended (whether it succeeded or raised): add its service time and sends."""
+        elapsed = perf_counter_ns() - sample.start
+        sends = sample.sends
+        with self._lock:
+            tally = self._tallies.get(sample.key)
+            if tally is None:
+                tally = self._tallies[sample.key] = _Tally()
+            tally.arrivals += 1
+            if tally.count == 0 or elapsed < tally.minimum:
+                tally.minimum = elapsed
+            if elapsed > tally.maximum:
+                tally.maximum = elapsed
+            tally.count += 1
+            tally.total += elapsed
+            tally.last = elapsed
+            if sends:
+                counted = tally.sends
+                for name, n in sends.items():
+                    counted[name] = counted.get(name, 0) + n
+
+    # --- reports ---------------------------------------------------------------------------------------------
+
+    def take(self) -> tuple[int, int, list[HandlerTelemetry]]:
+        """The interval so far (start and end in epoch milliseconds) with what each handler did, and start a new
+        one."""
+        with self._lock:
+            tallies, self._tallies = self._tallies, {}
+            since, self._since = self._since, now_ms()
+            until = self._since
+        handlers = [
+            HandlerTelemetry(
+                component=key.component,
+                component_kind=key.component_kind,
+                handler_kind=key.handler_kind,
+                payload=key.payload,
+                count=tally.count,
+                total_ms=tally.total / 1e6,
+                min_ms=tally.minimum / 1e6,
+                max_ms=tally.maximum / 1e6,
+                last_ms=tally.last / 1e6,
+                arrivals=tally.arrivals,
+                sends=tally.sends,
+            )
+            for key, tally in tallies.items()
+        ]
+        return since, until, handlers
+
+    async def consumer_positions(self) -> list[ConsumerTelemetry]:
+        """Where each consumer of this instance stands (read from its engine and consumer store)."""
+        positions = []
+        for engine in list(self._consumers.values()):
+            try:
+                status = await engine.describe()
+            except Exception as exc:  # a store that is down: its consumers are left out of this report
+                log.debug("no telemetry position for consumer %s: %s", engine.consumer_id, exc)
+                continue
+            positions.append(
+                ConsumerTelemetry(
+                    consumer_id=status.consumer_id,
+                    checkpoint=status.checkpoint,
+                    dead_events=status.dead_events,
+                    enabled=status.enabled,
+                    holds_lock=engine.holds_lock,
+                    error_count=status.error.error_count,
+                )
+            )
+        return positions
+
+    async def flush(self) -> bool:
+        """Ship what was collected since the last report now, as one report; whether the server took it. A report
+        that fails or times out is dropped (what it held is lost: telemetry is a measurement, not a ledger)."""
+        send = self._send
+        if send is None:
+            return False
+        since, until, handlers = self.take()
+        consumers = await self.consumer_positions()
+        # Sent even when empty: an interval without handlings is what brings the arrival rates down.
+        report = ReportTelemetry(since, until, handlers, consumers)
+        timeout = self.options.report_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await send(report, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.reports_dropped += 1
+            log.info("telemetry report of %d handlers dropped: %r", len(handlers), exc)
+            return False
+        if not isinstance(answer, Accepted):
+            self.reports_dropped += 1
+            log.info("telemetry report refused: %r", answer)
+            return False
+        self.reports_sent += 1
+        return True
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self, send: Send, consumers: Mapping[str, ConsumerEngine]) -> None:
+        """Report every ``interval`` through ``send`` (the bundle's outbox), with the positions of ``consumers``
+        (the bundle's engines, read when each report is made). Nothing starts at a capture rate of 0."""
+        if not self.enabled or self._task is not None:
+            return
+        self._send = send
+        self._consumers = consumers
+        self._stopping = asyncio.Event()
+        self.take()  # what was counted before the bundle connected belongs to no interval it reports
+        self._task = asyncio.create_task(self._report_every_interval(), name="evento-telemetry")
 
     async def stop(self) -> None:
-        return None
+        """Stop reporting after one last report (bounded by ``report_timeout``) of what is left."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await self.flush()
+        self._send = None
+        self._consumers = {}
+
+    async def _report_every_interval(self) -> None:
+        interval = self.options.interval
+        next_at = time.monotonic() + interval
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), max(0.0, next_at - time.monotonic()))
+            if self._stopping.is_set():
+                return
+            next_at += interval
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("telemetry report failed")
+            # A report that took longer than an interval does not make the next ones pile up.
+            next_at = max(next_at, time.monotonic())

@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import time
 from contextlib import AbstractAsyncContextManager
+from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 from evento.discovery import HandlerKind, NodeInfo
@@ -74,6 +75,7 @@ from evento.server.story_cache import StoryCache
 
 if TYPE_CHECKING:
     from evento.server.registry import Registry
+    from evento.server.telemetry import BrokerPhases, PhaseClock
 
 __all__ = ["CommandBroker"]
 
@@ -93,6 +95,9 @@ class CommandBroker:
         self.cache = cache or StoryCache()
         self.locks = LockManager()
         self.events = EventCheck()
+        #: The server's telemetry of commands (phases, appends), when it keeps any: counted in memory, written by
+        #: the telemetry store once per interval.
+        self.phases: BrokerPhases | None = None
 
     async def command(
         self, command: CommandMessage, timeout: float, *, resent: bool = False, caller: NodeInfo | None = None
@@ -104,11 +109,32 @@ class CommandBroker:
         """
         if not resent:
             self.registry.route(command.payload_name)  # fail fast when nobody handles it
+        phases = self.phases
+        clock = phases.begin() if phases is not None else None
+        if clock is None:
+            return await self._command(command, timeout, resent, caller, None)
+        assert phases is not None
+        try:
+            return await self._command(command, timeout, resent, caller, clock)
+        finally:
+            aggregate = self.registry.handler_kind(command.payload_name) is HandlerKind.AGGREGATE_COMMAND
+            phases.end(clock, command.payload_name, aggregate=aggregate)
+
+    async def _command(
+        self,
+        command: CommandMessage,
+        timeout: float,
+        resent: bool,
+        caller: NodeInfo | None,
+        clock: PhaseClock | None,
+    ) -> CommandResult:
         deadline = time.monotonic() + timeout
         # Lock waits end a little before the caller's deadline, so "it did not run" reaches the caller in time.
         lock_deadline = deadline - min(0.5, timeout * 0.1)
         async with contextlib.AsyncExitStack() as turn:
             cluster_locked = await self._take_turn(turn, command, lock_deadline)
+            if clock is not None:
+                clock.lock = perf_counter_ns() - clock.start
             if resent:
                 stored = await self.store.find_by_command(command.message_id)
                 if stored is not None:
@@ -116,8 +142,10 @@ class CommandBroker:
                     return CommandResult(stored)
             kind, _ = self.registry.route(command.payload_name)
             if kind is HandlerKind.AGGREGATE_COMMAND:
-                return CommandResult(await self._aggregate_command(command, deadline, cluster_locked=cluster_locked))
-            return CommandResult(await self._service_command(command, deadline, caller))
+                return CommandResult(
+                    await self._aggregate_command(command, deadline, cluster_locked=cluster_locked, clock=clock)
+                )
+            return CommandResult(await self._service_command(command, deadline, caller, clock))
 
     # --- whose turn -----------------------------------------------------------------------------------------------
 
@@ -161,7 +189,7 @@ class CommandBroker:
     # --- aggregate commands ---------------------------------------------------------------------------------------
 
     async def _aggregate_command(
-        self, command: CommandMessage, deadline: float, *, cluster_locked: bool
+        self, command: CommandMessage, deadline: float, *, cluster_locked: bool, clock: PhaseClock | None = None
     ) -> StoredEvent:
         """Run an aggregate command on its story and append the event it returns: story, run, append-or-resolve.
 
@@ -181,17 +209,29 @@ class CommandBroker:
         aggregate_id = command.aggregate_id
         if aggregate_id is None:
             raise EventoError(f"{command.payload_name} names no aggregate id")
+        started = perf_counter_ns() if clock is not None else 0
         if cluster_locked:
             story, verified = await self._load(command, aggregate_id), True
         else:
             story, verified = await self._story(command, aggregate_id)
+        if clock is not None:
+            clock.retrieve += perf_counter_ns() - started
         for attempt in range(self.conflict_retries + 1):
-            ran = await self._run(command, aggregate_id, story, verified, deadline)
+            if clock is None:
+                ran = await self._run(command, aggregate_id, story, verified, deadline)
+            else:
+                started = perf_counter_ns()
+                try:
+                    ran = await self._run(command, aggregate_id, story, verified, deadline)
+                finally:
+                    clock.compute += perf_counter_ns() - started
             if isinstance(ran, Story):
                 story, verified = ran, True
                 continue
             last = attempt == self.conflict_retries
-            outcome = await self._append_or_resolve(command, aggregate_id, story, ran, deadline, cluster_locked, last)
+            outcome = await self._append_or_resolve(
+                command, aggregate_id, story, ran, deadline, cluster_locked, last, clock
+            )
             if isinstance(outcome, StoredEvent):
                 return outcome
             story, verified = outcome, True
@@ -268,12 +308,13 @@ class CommandBroker:
         deadline: float,
         cluster_locked: bool,
         last: bool,
+        clock: PhaseClock | None = None,
     ) -> StoredEvent | Story:
         """Step c: append the event the handler made on ``story`` as the next version and answer it; on a version
         conflict, answer this command's event if it is stored already, or the stored story to re-run on (raising
         the conflict on the ``last`` attempt or past the deadline)."""
         try:
-            stored = await self.store.append(
+            stored = await self._append(
                 AppendRequest(
                     response.event,
                     aggregate_id,
@@ -281,7 +322,8 @@ class CommandBroker:
                     response.snapshot,
                     response.deleted,
                     command.message_id,
-                )
+                ),
+                clock,
             )
         except VersionConflictError:
             # Another server stored this version first, or stored this very command after a resend.
@@ -291,7 +333,7 @@ class CommandBroker:
                 return already
             if last or time.monotonic() >= deadline:
                 raise
-            return await self._resolve_conflict(command, aggregate_id, story, deadline, cluster_locked)
+            return await self._resolve_conflict(command, aggregate_id, story, deadline, cluster_locked, clock)
         except BaseException:
             self.cache.evict(aggregate_id)
             raise
@@ -299,7 +341,13 @@ class CommandBroker:
         return stored
 
     async def _resolve_conflict(
-        self, command: CommandMessage, aggregate_id: str, story: Story, deadline: float, cluster_locked: bool
+        self,
+        command: CommandMessage,
+        aggregate_id: str,
+        story: Story,
+        deadline: float,
+        cluster_locked: bool,
+        clock: PhaseClock | None,
     ) -> StoredEvent | Story:
         """Another server appended first: the stored story to re-run on, or the whole command re-run under the
         aggregate's cluster lock when this is a race between servers and no cluster lock is held yet."""
@@ -315,7 +363,19 @@ class CommandBroker:
         # when the wait for the lock began.
         remaining = deadline - time.monotonic()
         async with self.store.cluster_lock(aggregate_id):
-            return await self._aggregate_command(command, time.monotonic() + remaining, cluster_locked=True)
+            return await self._aggregate_command(
+                command, time.monotonic() + remaining, cluster_locked=True, clock=clock
+            )
+
+    async def _append(self, request: AppendRequest, clock: PhaseClock | None) -> StoredEvent:
+        """Append through the store's group commit; counted and timed for the telemetry and the metrics."""
+        phases = self.phases
+        if phases is None:
+            return await self.store.append(request)
+        started = perf_counter_ns()
+        stored = await self.store.append(request)
+        phases.appended(started, clock)
+        return stored
 
     def _remember(
         self, aggregate_id: str, story: Story, stored: StoredEvent, response: AggregateCommandResponse
@@ -332,18 +392,23 @@ class CommandBroker:
     # --- service commands -----------------------------------------------------------------------------------------
 
     async def _service_command(
-        self, command: CommandMessage, deadline: float, caller: NodeInfo | None
+        self, command: CommandMessage, deadline: float, caller: NodeInfo | None, clock: PhaseClock | None = None
     ) -> StoredEvent | None:
         _, node = self.registry.route(command.payload_name)
         request = ServiceCommandRequest(command, caller)
-        response = await node.peer.request(request, deadline - time.monotonic())
+        started = perf_counter_ns() if clock is not None else 0
+        try:
+            response = await node.peer.request(request, deadline - time.monotonic())
+        finally:
+            if clock is not None:
+                clock.compute += perf_counter_ns() - started
         assert isinstance(response, ServiceCommandResponse)
         if response.event is None:
             return None
         self.events.check(node, response.event)
         try:
-            return await self.store.append(
-                AppendRequest(response.event, command.lock_id, command_id=command.message_id)
+            return await self._append(
+                AppendRequest(response.event, command.lock_id, command_id=command.message_id), clock
             )
         except VersionConflictError:
             # The command's event is stored already: another server ran it for an earlier send of this command.

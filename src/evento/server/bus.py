@@ -149,6 +149,7 @@ class BusServer:
         self._unauthenticated = 0
         self._admitting: set[_Identity] = set()  # identities whose admission awaits a liveness probe
         self._cap_warned = 0.0
+        self._in_flight = 0  # requests being handled, for the metrics
         # Commands by (caller identity, correlation id): a resend by the same caller gets the first answer, never a
         # second run, and no other peer can pre-fill or read an entry of it.
         self._commands: ReplyCache[tuple[_Identity, str], Response] = ReplyCache(
@@ -165,7 +166,18 @@ class BusServer:
         """Connections in their handshake right now (capped by ``settings.max_unauthenticated``)."""
         return self._unauthenticated
 
+    @property
+    def connection_count(self) -> int:
+        """Open connections, in their handshake or admitted (``evento_bus_connections``)."""
+        return len(self._connections)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests of bundles being handled now (``evento_bus_requests_in_flight``)."""
+        return self._in_flight
+
     async def start(self) -> None:
+        self.server.metrics.watch_bus(self)
         self._listener = await asyncio.start_server(
             self._accept,
             self.host,
@@ -177,6 +189,7 @@ class BusServer:
         log.info("bus listening on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
 
     async def stop(self) -> None:
+        self.server.metrics.unwatch_bus(self)
         if self._listener is not None:
             self._listener.close()
         for connection in list(self._connections):
@@ -327,19 +340,23 @@ class BusServer:
             return respond(request.correlation_id, self.server.handle(node, body, timeout))  # type: ignore[arg-type]
 
         key = (identity, request.correlation_id)
-        if type(body) is SendCommand:
-            try:
-                return await self._commands.run_once(key, run)
-            finally:
-                self._commands.settle(key, keep=True, weigh=_weight)
         if type(body) is Register:
             return self._register(node, request.correlation_id, body.registration)
-        # Queries and fetches are safe to repeat and their answers can be large: kept only for a caller who lost
-        # its connection before the answer was ready.
+        self._in_flight += 1
         try:
-            return await self._replies.run_once(key, run, ttl=max(timeout, self._replies.ttl))
+            if type(body) is SendCommand:
+                try:
+                    return await self._commands.run_once(key, run)
+                finally:
+                    self._commands.settle(key, keep=True, weigh=_weight)
+            # Queries and fetches are safe to repeat and their answers can be large: kept only for a caller who
+            # lost its connection before the answer was ready.
+            try:
+                return await self._replies.run_once(key, run, ttl=max(timeout, self._replies.ttl))
+            finally:
+                self._replies.settle(key, keep=connection.closed.is_set(), weigh=_weight)
         finally:
-            self._replies.settle(key, keep=connection.closed.is_set(), weigh=_weight)
+            self._in_flight -= 1
 
     def _register(self, node: Node, correlation_id: str, registration: BundleRegistration) -> Response:
         try:

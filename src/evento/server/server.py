@@ -33,6 +33,7 @@ from evento.messages import (
 from evento.server.admin import ConsumerAdmin
 from evento.server.broker import CommandBroker
 from evento.server.catalog import Catalog
+from evento.server.metrics import ServerMetrics
 from evento.server.queries import QueryRouter
 from evento.server.registry import Node, Registry
 from evento.server.telemetry import TelemetrySettings, TelemetryStore
@@ -85,7 +86,11 @@ class EventoServer:
         # The control plane keeps its tables in the event store's database: shared by a cluster, kept on restart.
         self.database = store.database()
         self.catalog = Catalog(self.database, self.server_id)
-        self.telemetry = TelemetryStore(self.database, telemetry)
+        self.metrics = ServerMetrics(store)
+        self.telemetry = TelemetryStore(
+            self.database, telemetry, server_id=self.server_id, metrics=self.metrics, registry=self.registry
+        )
+        self.broker.phases = self.telemetry.phases
         self.admin = ConsumerAdmin(self)
         self._dispatch: dict[type[Any], Callable[[Node, Any, float], Awaitable[ServerResponse]]] = {
             SendCommand: self._send_command,
@@ -105,6 +110,7 @@ class EventoServer:
         await self.database.start()
         await self.catalog.start()
         await self.telemetry.start()
+        await self.metrics.start()
         self._catalog_writer = asyncio.create_task(self._write_catalog(), name=f"evento-catalog-{self.server_id}")
         self.store.add_listener(self._on_append)
         self._started = True
@@ -119,6 +125,7 @@ class EventoServer:
         if self._catalog_writer is not None:
             self._catalog_writer.cancel()
             await asyncio.gather(self._catalog_writer, return_exceptions=True)
+        await self.metrics.stop()
         await self.telemetry.stop()
         await self.catalog.stop()
         await self.database.stop()
