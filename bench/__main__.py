@@ -2,7 +2,8 @@
 
 Every figure is measured next to its baseline in the same run, with all files under one temporary directory
 (same machine, same disk). ``--only`` takes a figure name or a benchmark name (``commands``, ``latency``,
-``append``, ``tcp``, ``postgres``, ``examples``) and may be repeated; ``--quick`` shrinks the counts for a smoke run.
+``append``, ``tcp``, ``postgres``, ``examples``, ``model``) and may be repeated; ``--quick`` shrinks the counts for a
+smoke run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import command_throughput, examples, postgres, projection_latency, store_append, tcp
+from bench import command_throughput, examples, model_prediction, postgres, projection_latency, store_append, tcp
 from bench.common import Figure, RunConfig, fmt
 
 
@@ -39,6 +40,7 @@ BENCHMARKS = (
     Benchmark("tcp", tcp.FIGURES, tcp.run),
     Benchmark("postgres", postgres.FIGURES, postgres.run),
     Benchmark("examples", examples.FIGURES, examples.run),
+    Benchmark("model", model_prediction.FIGURES, model_prediction.run),
 )
 ALL_FIGURES = tuple(name for benchmark in BENCHMARKS for name in benchmark.figures)
 
