@@ -46,6 +46,7 @@ def create_api(server: EventoServer, settings: ApiSettings | None = None) -> Fas
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth2 flows: tokens come from /api/auth/login
         lifespan=context.lifespan,
     )
     app.state.evento = context

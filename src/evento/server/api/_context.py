@@ -35,6 +35,8 @@ class ApiSettings:
     """
 
     admin_password: str = ""
+    #: The name the dashboard shows for the cluster (``--cluster-name``).
+    cluster_name: str = "evento"
     token_ttl_seconds: int = 12 * 3600
     cors_origins: tuple[str, ...] = ()
     metrics_public: bool = False

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["MAX_PAGE_SIZE", "ApiModel", "Page", "PageQuery", "Paging", "Problem", "paging"]
+__all__ = ["MAX_PAGE_SIZE", "ApiModel", "Page", "PageQuery", "Paging", "Problem", "epoch_ms", "instant", "paging"]
 
 T = TypeVar("T")
 
@@ -86,6 +87,18 @@ def paging(
 
 #: A route's paging parameters: ``paging: PageQuery`` in its signature.
 PageQuery = Annotated[Paging, Depends(paging)]
+
+
+def instant(epoch_ms: int) -> datetime:
+    """A time the server keeps in epoch milliseconds as the API shows it (an ISO 8601 date-time in UTC)."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A date-time from a request in epoch milliseconds (a time without zone is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
 
 
 class Problem(ApiModel):

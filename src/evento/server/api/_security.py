@@ -39,6 +39,8 @@ __all__ = [
     "Viewer",
     "ViewerRequired",
     "authenticate",
+    "basic_credentials",
+    "bearer_credentials",
     "require_admin",
     "require_viewer",
 ]
@@ -181,14 +183,15 @@ async def check_password(context: ApiContext, request: Request, username: str, p
     return user
 
 
-_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/auth/login")
-_basic = HTTPBasic(auto_error=False, description="User name and password, for scripts")
+#: The two ways to authenticate, as FastAPI dependencies (``None`` when absent), documented in the OpenAPI.
+bearer_credentials = HTTPBearer(auto_error=False, description="A token from POST /api/auth/login")
+basic_credentials = HTTPBasic(auto_error=False, description="User name and password, for scripts")
 
 
 async def authenticate(
     request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
+    basic: Annotated[HTTPBasicCredentials | None, Depends(basic_credentials)],
 ) -> Principal:
     """The user a request authenticates as, by Bearer token or HTTP Basic; raises 401 (or 429) otherwise."""
     context = _context(request)

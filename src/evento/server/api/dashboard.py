@@ -1,9 +1,110 @@
-"""The API's dashboard routes. (Skeleton: filled in by the work of issue 10.)"""
+"""``GET /api/dashboard``: the cluster at a glance — its servers, bundles and instances, what the catalog holds by
+kind, how many events and aggregates the event store has, and how fast events are being published."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from collections import Counter
+from typing import Annotated
 
-__all__ = ["router"]
+from fastapi import APIRouter, Depends
 
-router = APIRouter()
+from evento._version import __version__
+from evento.server.api._context import ApiContext, api_context
+from evento.server.api._models import ApiModel
+from evento.server.api._security import ViewerRequired
+
+__all__ = ["publication_rate", "router"]
+
+router = APIRouter(tags=["dashboard"], dependencies=[ViewerRequired])
+
+#: The publication rate is measured over the events of the last this many seconds…
+RATE_WINDOW_SECONDS = 60.0
+#: …of which at most this many are read (a faster rate is measured over a shorter span).
+RATE_SAMPLE = 2000
+
+
+class Tally(ApiModel):
+    """How many there are, and how many of them are online."""
+
+    total: int
+    online: int
+
+
+class KindCounts(ApiModel):
+    """How many there are, and how many of each kind."""
+
+    total: int
+    by_kind: dict[str, int]
+
+
+class Dashboard(ApiModel):
+    """The cluster at a glance. ``publicationRate``: events per second published lately (over the last
+    ``publicationWindowSeconds``)."""
+
+    cluster_name: str
+    version: str
+    server_id: str
+    servers: Tally
+    bundles: Tally
+    instances: int
+    components: KindCounts
+    payloads: KindCounts
+    handlers: int
+    events: int
+    aggregates: int
+    head: int
+    publication_rate: float
+    publication_window_seconds: float
+
+
+def publication_rate(
+    timestamps: list[int], now_ms: int, window_seconds: float = RATE_WINDOW_SECONDS, sample: int = RATE_SAMPLE
+) -> float:
+    """Events per second over the recent past, from the timestamps of the newest events (newest first, at most
+    ``sample`` of them). When all of a full sample is inside the window, the rate is measured over the sample's
+    own span: more events than the sample arrived in the window.
+
+    >>> publication_rate([10_000, 9_000, 8_000], now_ms=10_000, window_seconds=60)
+    0.05
+    >>> publication_rate([10_000, 9_500, 9_000, 8_500], now_ms=10_000, window_seconds=60, sample=4)
+    2.667
+    """
+    horizon = now_ms - window_seconds * 1000
+    recent = [stamp for stamp in timestamps if stamp >= horizon]
+    if not recent:
+        return 0.0
+    if len(recent) >= sample:
+        span = (now_ms - recent[-1]) / 1000
+        return round(len(recent) / span, 3) if span > 0 else float(len(recent))
+    return round(len(recent) / window_seconds, 3)
+
+
+@router.get("/dashboard", summary="The cluster at a glance")
+async def dashboard(context: Annotated[ApiContext, Depends(api_context)]) -> Dashboard:
+    """Servers, bundles, instances, the catalog by kind, events, aggregates and the recent publication rate."""
+    server, catalog, store = context.server, context.server.catalog, context.server.store
+    servers = await catalog.servers()
+    bundles = await catalog.bundles()
+    components = await catalog.components()
+    payloads = await catalog.payloads()
+    handlers = await catalog.handlers()
+    now = int(time.time() * 1000)
+    return Dashboard(
+        cluster_name=context.settings.cluster_name,
+        version=__version__,
+        server_id=server.server_id,
+        servers=Tally(total=len(servers), online=sum(s.online for s in servers)),
+        bundles=Tally(total=len(bundles), online=sum(b.online for b in bundles)),
+        instances=len(await catalog.instances()),
+        components=KindCounts(
+            total=len(components), by_kind=dict(Counter(str(c.info.kind) for c in components).most_common())
+        ),
+        payloads=KindCounts(total=len(payloads), by_kind=dict(Counter(p.info.kind for p in payloads).most_common())),
+        handlers=len(handlers),
+        events=await store.count_events(),
+        aggregates=await store.count_aggregates(),
+        head=await store.head(),
+        publication_rate=publication_rate(await store.recent_timestamps(RATE_SAMPLE), now),
+        publication_window_seconds=RATE_WINDOW_SECONDS,
+    )
