@@ -196,9 +196,9 @@ async def test_a_send_seen_only_at_run_time_is_merged_into_its_handler(todo_api:
     await todo_api.system.web.outbox.request(report, DEADLINE)  # through the bundle's own link (in process / TCP)
     client = todo_api.viewer
 
-    async def learned() -> list[dict[str, Any]]:
+    async def learned() -> bool:
         found = await get(client, "/api/handler/", payload="TodoListInvoker::create_todo_list")
-        return list(found["items"][0]["invokedQueries"])
+        return bool(found["items"][0]["invokedQueries"])
 
     await wait_until(learned, DEADLINE, what="the learned query in the handler")
     (handler,) = (await get(client, "/api/handler/", payload="TodoListInvoker::create_todo_list"))["items"]
