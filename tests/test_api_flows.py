@@ -198,6 +198,8 @@ async def test_the_flows_api_refuses_what_does_not_exist_bad_values_and_anonymou
         ({"interArrivalMs": 0}, "interArrivalMs"),
         ({"selection": {"kind": "payload"}}, "needs a value"),
         ({"selection": {"kind": "everything"}}, "selection"),
+        ({"serverStations": {"queryGatewayMs": False}}, "queryGatewayMs"),  # no false read as 0
+        ({"serviceTimesMs": {PROJECTOR: "3"}}, "serviceTimesMs"),
     ]
     for body, words in refused:
         response = await api.viewer.post("/api/flows/evaluate", json=body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from evento.performance import (
     DEFAULT_INTER_ARRIVAL_MS,
@@ -87,15 +87,22 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such han
 # --- bodies ----------------------------------------------------------------------------------------------------
 
 
-class SelectionBody(ApiModel):
+class _StrictBody(ApiModel):
+    """A request body taken as its schema says: no ``false`` read as 0 or ``"3"`` as 3."""
+
+    model_config = ConfigDict(**ApiModel.model_config, strict=True)
+
+
+class SelectionBody(_StrictBody):
     """Which flows: ``all`` entry points, or those starting at one ``handler`` (its id), ``payload``, or every
     handler of one ``component`` or ``bundle`` (``value`` names it)."""
 
-    kind: SelectionKind = SelectionKind.ALL
+    # An enum arrives as its JSON string, which strict validation would refuse.
+    kind: Annotated[SelectionKind, Field(strict=False)] = SelectionKind.ALL
     value: str = Field(default="", max_length=1024)
 
 
-class ServerStationsBody(ApiModel):
+class ServerStationsBody(_StrictBody):
     """What-if times of the server's own stations (ms); those left out keep their measured time."""
 
     gateway_ms: Time | None = None
@@ -103,7 +110,7 @@ class ServerStationsBody(ApiModel):
     query_gateway_ms: Time | None = None
 
 
-class EvaluateRequest(ApiModel):
+class EvaluateRequest(_StrictBody):
     """A selection of flows and what-if values to evaluate it with.
 
     ``serviceTimesMs``: handler id → mean service time. ``invocationProbabilities``: handler id → sent payload →
