@@ -46,6 +46,20 @@ class TickTally:
         self.tally.handled.append(event.n)
 
 
+@projector(version=1)
+class StuckTally:
+    """Counts ticks, retrying a poisoned one forever (the default policy): it stalls the consumer at that tick."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    @event_handler(retry_delay=0.02)
+    def on_ticked(self, event: Ticked) -> None:
+        if event.n in self.tally.poisoned:
+            raise ValueError(f"tick {event.n} is poisoned")
+        self.tally.handled.append(event.n)
+
+
 @dataclass
 class Rig:
     """A server with the ticker, and tally bundles started on it by :meth:`tally` (in process or over TCP)."""
@@ -56,10 +70,10 @@ class Rig:
     directory: Path
     bundles: list[Bundle] = field(default_factory=list)
 
-    async def tally(self, instance_id: str, tally: Tally) -> Bundle:
+    async def tally(self, instance_id: str, tally: Tally, component: type = TickTally) -> Bundle:
         bundle = Bundle(
             "tally",
-            components=[TickTally],
+            components=[component],
             instance_id=instance_id,
             # One store file for every instance, as one database would be: the lock picks who consumes.
             consumer_store=SQLiteConsumerStateStore(self.directory / "tally.db"),
@@ -243,3 +257,45 @@ async def test_unknown_and_unreachable_consumers_are_told_apart(rig: Rig) -> Non
         await admin.status(CONSUMER)
     with pytest.raises(ConsumerUnreachableError):
         await admin.consume_dead_queue(CONSUMER)
+
+
+async def test_a_consumer_stuck_retrying_an_event_forever_can_be_paused_and_moved_past_it(rig: Rig) -> None:
+    """Retrying forever holds the consumer at the event: the admin's actions do not wait for the retries to end
+    (they never would), the event is left due, and a reset to its sequence number moves the consumer past it."""
+    stuck = "tally_StuckTally_1_*"
+    tally = Tally(poisoned={2})
+    await rig.tally("t-0", tally, StuckTally)
+    await rig.tick(1, 2, 3)
+    admin = rig.server.admin
+
+    async def stalled() -> bool:
+        status = (await admin.status(stuck)).status
+        return status.error_count >= 3 and status.in_flight == 1
+
+    await wait_until(stalled, 10, what="the consumer retrying tick 2")
+    status = (await admin.status(stuck)).status
+    assert status.error_message == "ValueError: tick 2 is poisoned"
+    assert status.checkpoint == await seq_of(rig.server, 1)
+    assert status.error_since is not None
+    assert status.last_error_at is not None
+
+    paused = await admin.set_enabled(stuck, False)
+    assert paused.status.enabled is False
+    await wait_until(lambda: _idle(rig, stuck), 10, what="the retries given up while disabled")
+
+    poisoned = await seq_of(rig.server, 2)
+    await admin.reset(stuck, poisoned)  # the next event is the one after it
+    await admin.set_enabled(stuck, True)
+    head = await rig.server.store.head()
+
+    async def past_it() -> bool:
+        return (await admin.status(stuck)).status.checkpoint == head
+
+    await wait_until(past_it, 10, what="the consumer past the poisoned tick")
+    assert tally.handled == [1, 3]
+    assert (await admin.status(stuck)).status.error_count == 0
+
+
+def _idle(rig: Rig, consumer_id: str) -> bool:
+    bundle = rig.bundles[-1]
+    return bundle.consumers[consumer_id].in_flight == 0

@@ -48,7 +48,7 @@ from evento.messages import EventBatch, FetchEvents, GetHead, Head, StoredEvent
 from evento.payloads import decode_payload, encode_payload
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from evento.outbox import Outbox
 
@@ -171,6 +171,10 @@ class ConsumerEngine:
         self.head_reached = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        # Set on stop, and while an admin action waits for the event in hand: a handler waiting to retry gives up
+        # its turn instead of holding the consumer for as long as its retry policy says (forever, by default).
+        self._interrupt = asyncio.Event()
+        self._admin_waiting = 0
         self._task: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
         self._lease_until = 0.0
@@ -199,6 +203,7 @@ class ConsumerEngine:
 
     async def stop(self) -> None:
         self._stop_requested.set()
+        self._interrupt.set()
         self._wakeup.set()
         if self._task is not None:
             # Let the event in hand finish and its checkpoint commit, so a clean stop redelivers nothing;
@@ -282,6 +287,10 @@ class ConsumerEngine:
         while position < len(events):
             if self._stopping:
                 break
+            if self._interrupt.is_set():
+                # An admin action waits for the consumer: it goes first, this batch resumes after it. Not at the
+                # head (whatever the batch's length), so the next cycle runs at once.
+                return self.settings.fetch_size
             if not await self._hold_lock():
                 log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
                 break
@@ -529,8 +538,16 @@ class ConsumerEngine:
                 )
                 if self._stopping:
                     raise TransientConsumerError(f"stopping before event {event.sequence_number} succeeded") from exc
-                with contextlib.suppress(TimeoutError):  # interrupted by stop(), not by new events
-                    await asyncio.wait_for(self._stop_requested.wait(), handler.options.retry_delay)
+                # Observers retry in tasks of their own, outside the fetch loop: only a stop interrupts them.
+                observer = self._kind is ComponentKind.OBSERVER
+                with contextlib.suppress(TimeoutError):  # interrupted by stop() or an admin action, not by new events
+                    await asyncio.wait_for(
+                        (self._stop_requested if observer else self._interrupt).wait(), handler.options.retry_delay
+                    )
+                if not observer and self._interrupt.is_set() and not self._stopping:
+                    raise TransientConsumerError(
+                        f"event {event.sequence_number} is left for later: an admin action needs the consumer"
+                    ) from exc
 
     async def _handle(self, handler: HandlerSpec, event: StoredEvent) -> None:
         ctx = self._call_context(handler, event)
@@ -612,10 +629,27 @@ class ConsumerEngine:
 
     # --- administration ----------------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _between_events(self) -> AsyncIterator[None]:
+        """Hold the consumer between two events for an admin action: the event in hand finishes first, but one
+        waiting to be retried is left for later (it stays due: the checkpoint has not passed it)."""
+        self._admin_waiting += 1
+        self._interrupt.set()
+        try:
+            await self._cycle_lock.acquire()
+        finally:
+            self._admin_waiting -= 1
+            if not self._admin_waiting and not self._stopping:
+                self._interrupt.clear()
+        try:
+            yield
+        finally:
+            self._cycle_lock.release()
+
     async def consume_dead_queue(self) -> int:
         """Reprocess dead events flagged for retry; each is removed on success and parked again on failure."""
         processed = 0
-        async with self._cycle_lock:
+        async with self._between_events():
             for dead in await self.store.dead_events(self.consumer_id, retriable_only=True):
                 handler = self.spec.handler_for(self._handler_kind, dead.event.event_name)
                 await self.store.remove_dead_event(self.consumer_id, dead.event.sequence_number)
@@ -645,7 +679,7 @@ class ConsumerEngine:
 
     async def reset(self) -> None:
         """Forget the checkpoint: a projector replays from the start, a saga or observer restarts at the head."""
-        async with self._cycle_lock:
+        async with self._between_events():
             await self.store.reset(self.consumer_id)
             self._restart()
         self.wake()
@@ -658,7 +692,7 @@ class ConsumerEngine:
         ``ProjectorStatus.head_reached`` false again until the replay reaches the head."""
         if sequence_number < 0:
             raise ValueError(f"a sequence number is never negative, got {sequence_number}")
-        async with self._cycle_lock:
+        async with self._between_events():
             checkpoint = await self.store.set_checkpoint(self.consumer_id, sequence_number)
             self._restart()
         self.wake()
@@ -672,8 +706,13 @@ class ConsumerEngine:
 
     async def set_enabled(self, enabled: bool) -> None:
         """Start or pause the consumer (a flag in its store, so every instance of it follows): a paused consumer
-        finishes the batch in hand and then fetches nothing until it is enabled again."""
-        await self.store.set_enabled(self.consumer_id, enabled)
+        finishes the event in hand (one waiting to be retried is left for later) and then fetches nothing until
+        it is enabled again."""
+        if enabled:
+            await self.store.set_enabled(self.consumer_id, True)
+        else:
+            async with self._between_events():
+                await self.store.set_enabled(self.consumer_id, False)
         self.wake()
 
     @property
