@@ -80,7 +80,9 @@ def event_sourcing(bundle: str, component: str, event: str) -> Handler:
     )
 
 
-def service(bundle: str, component: str, command: str, event: str | None = None) -> Handler:
+def service(
+    bundle: str, component: str, command: str, event: str | None = None, commands: tuple[str, ...] = ()
+) -> Handler:
     return Handler(
         bundle,
         HandlerInfo(
@@ -91,6 +93,7 @@ def service(bundle: str, component: str, command: str, event: str | None = None)
             payload_kind="ServiceCommand",
             handler_name=f"on_{command}",
             return_type=event,
+            invoked_commands=dict.fromkeys(commands, "1"),
         ),
     )
 
@@ -642,3 +645,14 @@ def test_selections_start_from_a_handler_a_payload_a_component_a_bundle_or_every
     ):
         with pytest.raises(UnknownSelectionError):
             build_network(handlers, selection)
+
+
+def test_rates_that_overflow_are_refused_rather_than_answered_as_infinity() -> None:
+    """A chain of 120 commands each sent 1000 times per handling: 1000^120 = 1e360 requests per source request,
+    beyond a float (about 1.8e308)."""
+    handlers = [invoker("web", "start", commands=("C0",))]
+    handlers += [service("svc", f"S{n}", f"C{n}", commands=(f"C{n + 1}",)) for n in range(120)]
+    network = build_network(handlers, Selection(SelectionKind.ALL))
+    probabilities = {h.handler_id: dict.fromkeys(h.info.invoked_commands, 1000.0) for h in handlers}
+    with pytest.raises(InvalidInputError, match="overflow"):
+        evaluate(network, what_if=WhatIf(invocation_probabilities=probabilities))

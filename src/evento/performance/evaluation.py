@@ -72,6 +72,9 @@ MAX_ITERATIONS = 10
 _RELATIVE_SLACK = 1e-9
 
 
+_OVERFLOW = "the rates overflow: lower the invocation probabilities or the source rates"
+
+
 class InvalidInputError(ValueError):
     """A what-if value out of range (a negative time, a zero inter-arrival time, …), or rates that overflow."""
 
@@ -393,31 +396,42 @@ class _Evaluator:
         ]
         for value in (*(r.workload_per_s for r in stations), *(r.customers for r in stations)):
             if not math.isfinite(value):
-                raise InvalidInputError("the rates overflow: lower the invocation probabilities or the source rates")
+                raise InvalidInputError(_OVERFLOW)
         return Evaluation(
             network=self.network,
             stations=stations,
             edges=edges,
-            flows=[self._flow(source, stations) for source in self.network.sources],
+            flows=self._flows(stations),
             bundles=self._bundles(stations),
             server_customers=sum(r.customers for r in stations if r.station.bundle_id is None),
             iterations=iterations,
             converged=converged,
         )
 
-    def _flow(self, source: Source, stations: Sequence[StationResult]) -> FlowResult:
+    def _flows(self, stations: Sequence[StationResult]) -> list[FlowResult]:
+        # Visits per source request at each station: the product of the probabilities on its path (one path
+        # leads to each station, so one pass over the edges in order gives them all).
+        visits: dict[int, float] = {source.id: 1.0 for source in self.network.sources}
+        for edge, (probability, _) in zip(self.network.edges, self.probabilities, strict=True):
+            visits[edge.target] = visits[edge.origin] * probability
+        if not all(math.isfinite(v) for v in visits.values()):
+            raise InvalidInputError(_OVERFLOW)
+        by_flow: dict[str, list[StationResult]] = {}
+        for result in stations:
+            by_flow.setdefault(result.station.flow, []).append(result)
+        return [self._flow(source, by_flow.get(source.key, []), visits) for source in self.network.sources]
+
+    def _flow(self, source: Source, own: Sequence[StationResult], visits: Mapping[int, float]) -> FlowResult:
         rate = self.rates[source.id]
-        own = [r for r in stations if r.station.flow == source.key]
         first = [r for r in own if r.bottleneck and r.main_bottleneck is None]
         main = min(first, key=lambda r: r.throughput_per_s / r.workload_per_s, default=None)
-        # Visits per source request at each station: the product of the probabilities on its path.
-        visits: dict[int, float] = {source.id: 1.0}
-        for edge, (probability, _) in zip(self.network.edges, self.probabilities, strict=True):
-            if edge.origin in visits:
-                visits[edge.target] = visits[edge.origin] * probability
+        # The bottleneck law for this flow alone: its demand on each one-consumer component per source request.
         demand: dict[tuple[str, str], float] = {}
-        for key, ids in self.groups.items():
-            demand[key] = sum(visits[i] * self.times[i][0] / 1000.0 for i in ids if i in visits)
+        for r in own:
+            station = r.station
+            if station.one_active_consumer and station.handler is not None:
+                key = (station.handler.bundle_id, station.handler.component)
+                demand[key] = demand.get(key, 0.0) + visits[station.id] * r.service_time_ms / 1000.0
         busiest = max(demand.values(), default=0.0)
         return FlowResult(
             source=source,
