@@ -18,7 +18,7 @@ import pytest
 
 from evento import ConsumerSettings
 from evento.demo.todolist.system import TodoListSystem
-from evento.event_stores import SQLiteEventStore
+from evento.event_stores import EventStore, SQLiteEventStore
 from evento.server import EventoServer
 from evento.server.api import ApiSettings
 from evento.server.http import ServerHttp
@@ -101,11 +101,16 @@ def todolist(directory: Path) -> TodoListSystem:
 
 @contextlib.asynccontextmanager
 async def running_api(
-    directory: Path, settings: ApiSettings | None = None, *, system: TodoListSystem | None = None
+    directory: Path,
+    settings: ApiSettings | None = None,
+    *,
+    system: TodoListSystem | None = None,
+    store: EventStore | None = None,
 ) -> AsyncIterator[RunningApi]:
-    """The API of an in-process server (SQLite under ``directory``) with the TodoList on it, on a free port."""
+    """The API of an in-process server (SQLite under ``directory`` unless ``store`` is given) with the TodoList on
+    it, on a free port."""
     settings = settings or ApiSettings(admin_password=ADMIN_PASSWORD)
-    server = EventoServer(SQLiteEventStore(directory / "events.db"), server_id="api-test-server")
+    server = EventoServer(store or SQLiteEventStore(directory / "events.db"), server_id="api-test-server")
     await server.start()
     http = ServerHttp(server, settings, "127.0.0.1", 0)
     todo = system or todolist(directory / "bundles")

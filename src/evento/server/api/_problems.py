@@ -177,6 +177,8 @@ def _message(kind: str, error: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
         reason = (error.get("ctx") or {}).get("error", "")
         where = f" at character {loc[1]}" if len(loc) > 1 else ""
         return f"Invalid JSON{where}: {reason}" if reason else f"Invalid JSON{where}"
+    if kind.startswith(("datetime_", "date_")) and kind.endswith("parsing"):
+        return "Expected an ISO 8601 date-time (2026-01-31T12:00:00Z)"
     if expected == "enum":
         return f"Expected {(error.get('ctx') or {}).get('expected', 'one of the listed values')}"
     if expected is not None:
