@@ -321,7 +321,8 @@ class Bundle:
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            sample = telemetry.begin(key) if telemetry is not None else None
+            # A plain invocation handler may be called from any thread (it sends with *_sync).
+            sample = telemetry.begin_threadsafe(key) if telemetry is not None else None
             sends = sample.sends if sample is not None else None
             token = bind_invocation(*gateways_for(self.outbox, _Invocation(metadata), sends))
             try:
@@ -329,7 +330,7 @@ class Bundle:
             finally:
                 unbind_invocation(token)
                 if sample is not None:
-                    self.telemetry.end(sample)
+                    self.telemetry.end_threadsafe(sample)
 
         return call
 

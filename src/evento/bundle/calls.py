@@ -215,7 +215,7 @@ class HandlerRunner:
         if self._bare or (self._plain and handler.kind not in _TIMED_KINDS):  # nothing to wrap it in
             args = [ctx.value(inject, dep) for inject, dep in handler.plan]
             return handler.function(instance, *args)
-        sample = self._begin(handler, ctx)
+        sample = self._begin(handler, ctx, threaded=True)
         try:
             args = [ctx.value(inject, dep) for inject, dep in handler.plan]
             if self._plain:
@@ -229,22 +229,27 @@ class HandlerRunner:
                 return self._after(handler, ctx, result)
         finally:
             if sample is not None:
-                self._end(sample)
+                self._end(sample, threaded=True)
 
-    def _begin(self, handler: HandlerSpec, ctx: CallContext) -> TelemetrySample | None:
-        """Start timing a consumer's handler call when telemetry samples it (its gateways then count sends)."""
+    def _begin(self, handler: HandlerSpec, ctx: CallContext, *, threaded: bool = False) -> TelemetrySample | None:
+        """Start timing a consumer's handler call when telemetry samples it (its gateways then count sends).
+        ``threaded``: on a worker thread (a plain handler), not on the event loop."""
         telemetry = self.telemetry
         if telemetry is None or handler.kind not in _TIMED_KINDS:
             return None
-        sample = telemetry.begin(telemetry.key_of(handler))
+        key = telemetry.key_of(handler)
+        sample = telemetry.begin_threadsafe(key) if threaded else telemetry.begin(key)
         if sample is not None:
             ctx.sends = sample.sends
         return sample
 
-    def _end(self, sample: TelemetrySample) -> None:
+    def _end(self, sample: TelemetrySample, *, threaded: bool = False) -> None:
         telemetry = self.telemetry
         assert telemetry is not None
-        telemetry.end(sample)
+        if threaded:
+            telemetry.end_threadsafe(sample)
+        else:
+            telemetry.end(sample)
 
     def sync_call(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Callable[[], Any]:
         """The plain handler's call, ready to run on a worker thread (see :meth:`run_group`)."""

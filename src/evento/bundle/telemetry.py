@@ -16,10 +16,11 @@ runner keeps its bare path). Below 1, each handling is timed with that probabili
 arrival either way, so arrival rates stay exact while service times are sampled. A sampled handling also counts
 what it sent: its gateways are given the sample's ``sends`` dict (commands and queries by payload type).
 
-Counts are aggregated per (component, handler kind, payload) in memory under one lock (plain handlers finish on
-worker threads) and swapped out once per interval into one :class:`~evento.messages.ReportTelemetry`, with the
-positions of this instance's consumers. Shipping runs in a task of its own with a deadline: a report the server
-does not take (restarting, unreachable) is dropped and logged, never retried, and no handler ever waits for it.
+Counts are aggregated per (component, handler kind, payload) in memory — on the event loop without a lock, from
+worker threads (plain handlers) under one — and swapped out once per interval into one
+:class:`~evento.messages.ReportTelemetry`, with the positions of this instance's consumers. Shipping runs in a
+task of its own with a deadline: a report the server does not take (restarting, unreachable) is dropped and
+logged, never retried, and no handler ever waits for it.
 """
 
 from __future__ import annotations
@@ -79,15 +80,26 @@ class TelemetryKey:
         self.payload = payload
 
 
-class TelemetrySample:
-    """One timed handling: when it began and what it sent (payload type -> count, filled by its gateways)."""
+class TelemetrySample(tuple[TelemetryKey, int, dict[str, int]]):
+    """One timed handling: its key, when it began (``perf_counter_ns``) and what it sent (payload type -> count,
+    filled by its gateways). A tuple: one is made per timed handling, and a tuple is the cheapest record."""
 
-    __slots__ = ("key", "sends", "start")
+    __slots__ = ()
 
-    def __init__(self, key: TelemetryKey, start: int) -> None:
-        self.key = key
-        self.start = start
-        self.sends: dict[str, int] = {}
+    @property
+    def key(self) -> TelemetryKey:
+        return self[0]
+
+    @property
+    def start(self) -> int:
+        return self[1]
+
+    @property
+    def sends(self) -> dict[str, int]:
+        return self[2]
+
+
+_new_sample = tuple.__new__
 
 
 class _Tally:
@@ -151,12 +163,49 @@ class TelemetryCollector:
         return found
 
     # --- the hot path ----------------------------------------------------------------------------------------
+    #
+    # Handlings on the bundle's event loop (requests, invokers called from async code, async consumer handlers)
+    # touch the tallies without a lock: the loop is also where the tallies are taken, so nothing interleaves.
+    # Plain handlers finish on worker threads and use the ``_threadsafe`` pair, which holds the lock; the two never
+    # share a handler (a handler is either ``async def`` or not), and the lock is what taking the tallies holds.
 
     def begin(self, key: TelemetryKey) -> TelemetrySample | None:
-        """A handling of ``key`` begins: its sample when this one is timed, else ``None`` (its arrival is counted
-        here, so arrivals stay exact at any capture rate)."""
+        """A handling of ``key`` begins (on the event loop): its sample when this one is timed, else ``None`` (its
+        arrival is counted here, so arrivals stay exact at any capture rate)."""
         if self._always or self._random() < self._rate:
-            return TelemetrySample(key, perf_counter_ns())
+            return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally()
+        tally.arrivals += 1
+        return None
+
+    def end(self, sample: TelemetrySample) -> None:
+        """A timed handling ended (on the event loop), whether it succeeded or raised: add its service time and
+        sends."""
+        elapsed = perf_counter_ns() - sample[1]
+        key = sample[0]
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally()
+        tally.arrivals += 1
+        if tally.count == 0 or elapsed < tally.minimum:
+            tally.minimum = elapsed
+        if elapsed > tally.maximum:
+            tally.maximum = elapsed
+        tally.count += 1
+        tally.total += elapsed
+        tally.last = elapsed
+        sends = sample[2]
+        if sends:
+            counted = tally.sends
+            for name, n in sends.items():
+                counted[name] = counted.get(name, 0) + n
+
+    def begin_threadsafe(self, key: TelemetryKey) -> TelemetrySample | None:
+        """:meth:`begin` from any thread."""
+        if self._always or self._random() < self._rate:
+            return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None:
@@ -164,26 +213,10 @@ class TelemetryCollector:
             tally.arrivals += 1
         return None
 
-    def end(self, sample: TelemetrySample) -> None:
-        """A timed handling ended (whether it succeeded or raised): add its service time and sends."""
-        elapsed = perf_counter_ns() - sample.start
-        sends = sample.sends
+    def end_threadsafe(self, sample: TelemetrySample) -> None:
+        """:meth:`end` from any thread."""
         with self._lock:
-            tally = self._tallies.get(sample.key)
-            if tally is None:
-                tally = self._tallies[sample.key] = _Tally()
-            tally.arrivals += 1
-            if tally.count == 0 or elapsed < tally.minimum:
-                tally.minimum = elapsed
-            if elapsed > tally.maximum:
-                tally.maximum = elapsed
-            tally.count += 1
-            tally.total += elapsed
-            tally.last = elapsed
-            if sends:
-                counted = tally.sends
-                for name, n in sends.items():
-                    counted[name] = counted.get(name, 0) + n
+            self.end(sample)
 
     # --- reports ---------------------------------------------------------------------------------------------
 

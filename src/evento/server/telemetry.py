@@ -426,7 +426,8 @@ class BrokerPhases:
     taken by :class:`TelemetryStore` once per flush interval.
 
     Every command counts as an arrival; ``capture_rate`` of them are timed phase by phase (:meth:`begin` answers a
-    :class:`PhaseClock` or ``None``). Every append is counted and timed for the metrics (``on_append``).
+    :class:`PhaseClock` or ``None``). A timed command costs one tuple appended; the statistics are made from them
+    when they are taken. Every append is counted and timed for the metrics (``on_append``).
     """
 
     def __init__(self, capture_rate: float = 1.0) -> None:
@@ -434,9 +435,9 @@ class BrokerPhases:
         self.enabled = capture_rate > 0
         self._always = capture_rate >= 1.0
         self._random = random.random
-        self._commands: dict[str, _CommandPhases] = {}
-        self._gateway = _Spread()
-        self._event_store = _Spread()
+        # (aggregate command type or None for a service command, total, lock, retrieve, compute, publish) in ns.
+        self._timed: list[tuple[str | None, int, int, int, int, int]] = []
+        self._append_times: list[int] = []
         self.command_arrivals = 0
         self.appends = 0
         self._since = now_ms()
@@ -456,7 +457,7 @@ class BrokerPhases:
         self.appends += 1
         if clock is not None:
             clock.publish += elapsed
-            self._event_store.add(elapsed)
+            self._append_times.append(elapsed)
         on_append = self.on_append
         if on_append is not None:
             on_append(elapsed / 1e9)
@@ -464,28 +465,36 @@ class BrokerPhases:
     def end(self, clock: PhaseClock, payload: str, *, aggregate: bool) -> None:
         """A timed command ended (answered or failed)."""
         total = perf_counter_ns() - clock.start
-        self._gateway.add(max(0, total - clock.lock - clock.compute - clock.publish))
-        if not aggregate:
-            return
-        phases = self._commands.get(payload)
-        if phases is None:
-            phases = self._commands[payload] = _CommandPhases()
-        phases.total.add(total)
-        phases.lock.add(clock.lock)
-        phases.retrieve.add(clock.retrieve)
-        phases.compute.add(clock.compute)
-        phases.publish.add(clock.publish)
+        self._timed.append(
+            (payload if aggregate else None, total, clock.lock, clock.retrieve, clock.compute, clock.publish)
+        )
 
     def take(self) -> tuple[int, int, dict[str, _CommandPhases], list[HandlerTelemetry]]:
         """The interval since the last take (epoch ms), the phases per aggregate command type, and the server's
         stations as handler telemetry; starts a new interval."""
         since, until = self._since, now_ms()
         self._since = until
-        commands, self._commands = self._commands, {}
-        gateway, self._gateway = self._gateway, _Spread()
-        event_store, self._event_store = self._event_store, _Spread()
+        timed, self._timed = self._timed, []
+        append_times, self._append_times = self._append_times, []
         arrivals, self.command_arrivals = self.command_arrivals, 0
         appends, self.appends = self.appends, 0
+        commands: dict[str, _CommandPhases] = {}
+        gateway, event_store = _Spread(), _Spread()
+        for payload, total, lock, retrieve, compute, publish in timed:
+            # The broker's own work: what is left of the command once the waits (lock, bundle, append) are out.
+            gateway.add(max(0, total - lock - compute - publish))
+            if payload is None:
+                continue
+            phases = commands.get(payload)
+            if phases is None:
+                phases = commands[payload] = _CommandPhases()
+            phases.total.add(total)
+            phases.lock.add(lock)
+            phases.retrieve.add(retrieve)
+            phases.compute.add(compute)
+            phases.publish.add(publish)
+        for elapsed in append_times:
+            event_store.add(elapsed)
         stations = [
             _station(GATEWAY, gateway, arrivals),
             _station(EVENT_STORE, event_store, appends),
