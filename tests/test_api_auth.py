@@ -311,3 +311,16 @@ async def test_evento_server_prints_the_login_once(tmp_path: Path) -> None:
         await login(second.http, ADMIN_USER, match.group(1))
     finally:
         stop_server_process(second)
+
+
+async def test_metrics_need_a_viewer_unless_public(tmp_path: Path) -> None:
+    async with running_api(tmp_path, ApiSettings(admin_password=ADMIN_PASSWORD)) as api:
+        assert (await api.anonymous.get("/metrics")).status_code == 401
+        scraped = await api.viewer.get("/metrics")
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain")
+        assert "# TYPE" in scraped.text
+    async with running_api(tmp_path / "public", ApiSettings(admin_password=ADMIN_PASSWORD, metrics_public=True)) as api:
+        scraped = await api.anonymous.get("/metrics")
+        assert (scraped.status_code, "# TYPE" in scraped.text) == (200, True)
+        assert (await api.anonymous.get("/api/dashboard")).status_code == 401  # only /metrics is opened
