@@ -2,8 +2,8 @@
 
 Every figure is measured next to its baseline in the same run, with all files under one temporary directory
 (same machine, same disk). ``--only`` takes a figure name or a benchmark name (``commands``, ``latency``,
-``append``, ``tcp``, ``postgres``, ``examples``, ``model``) and may be repeated; ``--quick`` shrinks the counts for a
-smoke run.
+``append``, ``tcp``, ``postgres``, ``examples``, ``model``, ``telemetry``) and may be repeated; ``--quick`` shrinks
+the counts for a smoke run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import command_throughput, examples, model_prediction, postgres, projection_latency, store_append, tcp
+from bench import (
+    command_throughput,
+    examples,
+    model_prediction,
+    postgres,
+    projection_latency,
+    store_append,
+    tcp,
+    telemetry,
+)
 from bench.common import Figure, RunConfig, fmt
 
 
@@ -41,6 +50,7 @@ BENCHMARKS = (
     Benchmark("postgres", postgres.FIGURES, postgres.run),
     Benchmark("examples", examples.FIGURES, examples.run),
     Benchmark("model", model_prediction.FIGURES, model_prediction.run),
+    Benchmark("telemetry", telemetry.FIGURES, telemetry.run),
 )
 ALL_FIGURES = tuple(name for benchmark in BENCHMARKS for name in benchmark.figures)
 
