@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Admin, Viewer
-from evento.server.api.catalog import ComponentItem, HandlerItem, component_item, handler_item
+from evento.server.api.catalog import ID_PATTERN, ComponentItem, HandlerItem, component_item, handler_item
 from evento.server.catalog import BundleNotFoundError, BundleRecord, InstanceRecord
 
 __all__ = ["BundleDetail", "BundleItem", "InstanceItem", "router"]
@@ -20,7 +20,7 @@ __all__ = ["BundleDetail", "BundleItem", "InstanceItem", "router"]
 router = APIRouter(prefix="/bundle", tags=["bundles"])
 
 #: A bundle id in a path: bounded like the ids the bus accepts.
-BundleId = Annotated[str, Path(min_length=1, max_length=256, description="The bundle's id")]
+BundleId = Annotated[str, Path(min_length=1, max_length=256, pattern=ID_PATTERN, description="The bundle's id")]
 
 
 class InstanceItem(ApiModel):

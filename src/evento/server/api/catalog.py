@@ -15,10 +15,12 @@ from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Viewer
 from evento.server.catalog import CatalogNotFoundError, ComponentRecord, HandlerRecord, PayloadRecord
 
-__all__ = ["ComponentDetail", "ComponentItem", "HandlerItem", "PayloadDetail", "PayloadItem", "router"]
+__all__ = ["ID_PATTERN", "ComponentDetail", "ComponentItem", "HandlerItem", "PayloadDetail", "PayloadItem", "router"]
 
 router = APIRouter(tags=["catalog"])
 
+#: What an id may hold: no control characters (PostgreSQL's text refuses NUL, and no id the bus takes has them).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: A payload or component name in a path (class names: bounded).
 Name = Annotated[str, Path(min_length=1, max_length=256)]
 #: A filter on a name or kind (bounded like one).
@@ -260,7 +262,7 @@ async def handlers(
     context: Annotated[ApiContext, Depends(api_context)],
     principal: Viewer,
     paging: PageQuery,
-    bundle_id: Annotated[str | None, Query(alias="bundleId", min_length=1, max_length=256)] = None,
+    bundle_id: Annotated[str | None, Query(alias="bundleId", min_length=1, max_length=256, pattern=ID_PATTERN)] = None,
     component: Filter = None,
     payload: Filter = None,
     kind: Annotated[str | None, Query(min_length=1, max_length=64, description="The handler kind")] = None,

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from evento.messages import AdminRequest, DeadEventView, GetConsumerStatus, ListDeadEvents
 from evento.server.admin import ConsumerRecord, InstanceStatus
@@ -24,6 +24,7 @@ from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Admin, Viewer
 from evento.server.api.bundles import at
+from evento.server.api.catalog import ID_PATTERN
 
 __all__ = ["ConsumerItem", "ConsumerStatus", "DeadEvent", "ResetAccepted", "ResetRequest", "router"]
 
@@ -35,7 +36,13 @@ MAX_SEQUENCE = 2**63 - 1
 MAX_RELAY_BYTES = 16 * 1024
 
 ConsumerId = Annotated[
-    str, Path(min_length=1, max_length=1024, description="``bundle_Component_version_context``, as listed")
+    str,
+    Path(
+        min_length=1,
+        max_length=1024,
+        pattern=ID_PATTERN,
+        description="``bundle_Component_version_context``, as listed",
+    ),
 ]
 Sequence = Annotated[int, Path(ge=0, le=MAX_SEQUENCE, description="The dead event's sequence number")]
 
@@ -101,11 +108,27 @@ class DeadQueueConsumed(ApiModel):
     processed: int
 
 
+def _no_bool(value: Any) -> Any:
+    """JSON's ``false`` is not the number 0 (pydantic would take it for one); ``12.0`` is 12, as JSON Schema says."""
+    if isinstance(value, bool):
+        raise ValueError("Expected `int`, got `bool`")
+    return value
+
+
+def _int64(schema: dict[str, Any]) -> None:
+    """Say "a signed 64-bit integer" as ``format: int64`` instead of a ``maximum`` of 2**63 - 1, which clients
+    reading JSON numbers as doubles round up to 2**63 (and then take numbers above it for valid)."""
+    schema.pop("maximum", None)
+    schema["format"] = "int64"
+
+
 class ResetRequest(ApiModel):
     """Where a replay starts: the consumer's next event is the first one after ``fromSequenceNumber`` (0: from
     the start)."""
 
-    from_sequence_number: int = Field(ge=0, le=MAX_SEQUENCE)
+    from_sequence_number: Annotated[int, BeforeValidator(_no_bool)] = Field(
+        ge=0, le=MAX_SEQUENCE, json_schema_extra=_int64
+    )
 
 
 class ResetAccepted(ApiModel):
