@@ -196,11 +196,12 @@ async def authenticate(
     """The user a request authenticates as, by Bearer token or HTTP Basic; raises 401 (or 429) otherwise."""
     context = _context(request)
     if bearer is not None:
-        address_key = _client(request)
-        check_throttle(context, address_key)
+        # A valid token passes whatever others did from the same address; a bad one is throttled like a password.
         try:
             username = context.tokens.subject(bearer.credentials)
         except InvalidTokenError as exc:
+            address_key = _client(request)
+            check_throttle(context, address_key)
             if "expired" not in str(exc):  # an expired token is ordinary; a forged one is an attempt
                 context.throttle.failed(address_key)
             raise unauthorized(str(exc)) from exc
