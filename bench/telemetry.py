@@ -14,7 +14,8 @@ Figure: ``telemetry_overhead_ratio`` = commands/s with telemetry on ÷ commands/
 details give every trial, the ratio of each on/off pair, and the CPU time per command of the server process and of
 the bench process (both bundles and the callers) in each mode: their difference is what telemetry costs per
 command, in µs, robust to other work on the machine. The reports themselves are checked: the server's telemetry
-must have counted every timed command.
+must have counted every timed command. ``hot_path_us_per_command`` is the telemetry work of one command timed alone
+in this process (bundle side and server side), a floor the CPU noise of the trials cannot blur.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import statistics
 import sys
 import time
+import timeit
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,46 @@ async def _trial(mode: _Mode, warmup: int, commands: int) -> None:
             await bundle.stop()
 
 
+def _hot_path_us() -> dict[str, float]:
+    """What telemetry adds to one TodoList command, timed alone in this process (best of repeats, µs): the bundle
+    side (the invoker's call and the aggregate's request timed, the command counted as a send) and the server side
+    (the broker's phases and the append's metrics). A floor that CPU noise cannot blur, beside the trials."""
+    from time import perf_counter_ns
+
+    from evento.bundle.telemetry import TelemetryCollector
+    from evento.server.metrics import ServerMetrics
+    from evento.server.telemetry import BrokerPhases
+
+    collector = TelemetryCollector(TelemetryOptions())
+    invocation = collector.key("TodoListInvoker", "Invoker", "InvocationHandler", "TodoListInvoker::add_todo")
+    request = collector.key("TodoListAggregate", "Aggregate", "AggregateCommandHandler", "TodoListAddTodoCommand")
+    phases = BrokerPhases(1.0)
+    phases.on_append = ServerMetrics().observe_append
+
+    def bundle_side() -> None:
+        outer = collector.begin(invocation)
+        assert outer is not None
+        outer.sends["TodoListAddTodoCommand"] = outer.sends.get("TodoListAddTodoCommand", 0) + 1
+        inner = collector.begin(request)
+        assert inner is not None
+        collector.end(inner)
+        collector.end(outer)
+
+    def server_side() -> None:
+        clock = phases.begin()
+        assert clock is not None
+        phases.appended(perf_counter_ns(), clock)
+        phases.end(clock, "TodoListAddTodoCommand", aggregate=True)
+
+    def best_us(work: Any, n: int = 20_000) -> float:
+        return min(timeit.repeat(work, number=n, repeat=5)) / n * 1e6
+
+    result = {"bundle_side": round(best_us(bundle_side), 2), "server_side": round(best_us(server_side), 2)}
+    collector.take()
+    phases.take()
+    return result
+
+
 def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list[Figure]:
     trials = 2 if config.quick else 4
     warmup, commands = (5 * CALLERS, 1_000) if config.quick else (5 * CALLERS, 3_000)
@@ -105,7 +147,7 @@ def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list
         counted = asyncio.run(_counted_commands(config.workdir / "telemetry-on" / "events.db"))
     if counted < on.commands_sent:
         raise AssertionError(f"the server's telemetry counted {counted} commands of {on.commands_sent} sent")
-    return [_figure(config, on, off, commands, counted)]
+    return [_figure(config, on, off, commands, counted, _hot_path_us())]
 
 
 async def _counted_commands(events_db: Path) -> int:
@@ -124,7 +166,9 @@ async def _counted_commands(events_db: Path) -> int:
     return int(row[0] or 0) if row else 0
 
 
-def _figure(config: RunConfig, on: _Mode, off: _Mode, commands: int, counted: int) -> Figure:
+def _figure(
+    config: RunConfig, on: _Mode, off: _Mode, commands: int, counted: int, hot_path: dict[str, float]
+) -> Figure:
     pairs = [a / b for a, b in zip(on.rates, off.rates, strict=True)]
     cost: dict[str, Any] = {
         "server_process_cpu_us_per_command": {
@@ -150,6 +194,7 @@ def _figure(config: RunConfig, on: _Mode, off: _Mode, commands: int, counted: in
         "off_trials_cmd_per_s": [round(x) for x in off.rates],
         "pair_ratios": [round(x, 3) for x in pairs],
         "cpu": cost,
+        "hot_path_us_per_command": hot_path,
         "commands_counted_by_telemetry": counted,
         "commands_sent_with_telemetry": on.commands_sent,
     }
@@ -157,7 +202,8 @@ def _figure(config: RunConfig, on: _Mode, off: _Mode, commands: int, counted: in
         f"  telemetry: on {', '.join(f'{x:,.0f}' for x in on.rates)} cmd/s, off "
         f"{', '.join(f'{x:,.0f}' for x in off.rates)} cmd/s; CPU per command (median on - off): server "
         f"{cost['server_process_cpu_us_per_command']['median_difference']} µs, bench "
-        f"{cost['bench_process_cpu_us_per_command']['median_difference']} µs",
+        f"{cost['bench_process_cpu_us_per_command']['median_difference']} µs; hot path alone: bundles "
+        f"{hot_path['bundle_side']} µs, server {hot_path['server_side']} µs",
         file=sys.stderr,
         flush=True,
     )
