@@ -155,7 +155,8 @@ async def test_telemetry_counts_every_handler_kind_as_sent(system: System) -> No
     assert stats[("TallyWatcher", "EventHandler", "TallyOpened")].invocation_probability == {"Announce": 1.0}
     assert stats[("Tally", "AggregateCommandHandler", "Bump")].invocation_probability == {}
 
-    # The server's own stations: every command through the gateway, every event appended by the broker.
+    # The server's own stations: every command through the gateway, every event appended by the broker, every
+    # query through the router.
     commands, events = 3 * tallies + tallies, 3 * tallies  # the announcements store no event
 
     async def stations_counted() -> bool:
@@ -164,12 +165,15 @@ async def test_telemetry_counts_every_handler_kind_as_sent(system: System) -> No
             "gateway" in stations
             and stations["gateway"].arrivals == commands
             and stations["event_store"].arrivals == events
+            and stations["query_gateway"].arrivals == reads
         )
 
     await wait_until(stations_counted, DEADLINE, what="the server's stations")
     stations = await system.server.telemetry.server_stations()
     assert stations["gateway"].count == commands
     assert stations["event_store"].count == events
+    assert stations["query_gateway"].count == reads
+    assert stations["query_gateway"].mean_ms > 0
     assert stations["event_store"].mean_ms > 0
     assert stations["gateway"].mean_ms > 0
 

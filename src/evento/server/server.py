@@ -90,7 +90,7 @@ class EventoServer:
         self.telemetry = TelemetryStore(
             self.database, telemetry, server_id=self.server_id, metrics=self.metrics, registry=self.registry
         )
-        self.broker.phases = self.telemetry.phases
+        self.broker.phases = self.queries.phases = self.telemetry.phases
         self.admin = ConsumerAdmin(self)
         self._dispatch: dict[type[Any], Callable[[Node, Any, float], Awaitable[ServerResponse]]] = {
             SendCommand: self._send_command,

@@ -26,8 +26,10 @@ servers of a cluster sharing one PostgreSQL can record reports of the same handl
 
 The server's own stations for the performance model are kept as handlers of the pseudo-bundle ``""`` (no bundle
 may have a blank id): ``gateway`` — the broker's own work per command, its total less the lock wait, the bundle's
-round trip and the append — and ``event_store`` — the append of one event as the broker waits for it (group
-commit included). :meth:`TelemetryStore.server_stations` answers them.
+round trip and the append —, ``query_gateway`` — the query router's own work per query, its round trip to the
+projection left out — and ``event_store`` — the append of one event as the broker waits for it (group commit
+included). Framing and the TCP socket are in none of them: they are measured from the broker (and router) in.
+:meth:`TelemetryStore.server_stations` answers them.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ SERVER_BUNDLE = ""
 #: The component naming the server's stations.
 SERVER_COMPONENT = "EventoServer"
 GATEWAY = "gateway"
+QUERY_GATEWAY = "query_gateway"
 EVENT_STORE = "event_store"
 
 #: Weight of the newest value in the aged mean and the arrival rate (reference §4.5: 0.67 · new + 0.33 · old).
@@ -438,6 +441,8 @@ class BrokerPhases:
         # (aggregate command type or None for a service command, total, lock, retrieve, compute, publish) in ns.
         self._timed: list[tuple[str | None, int, int, int, int, int]] = []
         self._append_times: list[int] = []
+        self._query_times: list[int] = []
+        self.query_arrivals = 0
         self.command_arrivals = 0
         self.appends = 0
         self._since = now_ms()
@@ -450,6 +455,15 @@ class BrokerPhases:
         if self.enabled and (self._always or self._random() < self.capture_rate):
             return PhaseClock()
         return None
+
+    def begin_query(self) -> bool:
+        """A query arrives: whether its routing is timed."""
+        self.query_arrivals += 1
+        return self.enabled and (self._always or self._random() < self.capture_rate)
+
+    def queried(self, own_ns: int) -> None:
+        """A timed query's routing took ``own_ns`` (its round trip to the projection left out)."""
+        self._query_times.append(own_ns)
 
     def appended(self, started_ns: int, clock: PhaseClock | None) -> None:
         """An append the broker waited for since ``started_ns`` ended."""
@@ -476,10 +490,12 @@ class BrokerPhases:
         self._since = until
         timed, self._timed = self._timed, []
         append_times, self._append_times = self._append_times, []
+        query_times, self._query_times = self._query_times, []
+        queries, self.query_arrivals = self.query_arrivals, 0
         arrivals, self.command_arrivals = self.command_arrivals, 0
         appends, self.appends = self.appends, 0
         commands: dict[str, _CommandPhases] = {}
-        gateway, event_store = _Spread(), _Spread()
+        gateway, event_store, query_gateway = _Spread(), _Spread(), _Spread()
         for payload, total, lock, retrieve, compute, publish in timed:
             # The broker's own work: what is left of the command once the waits (lock, bundle, append) are out.
             gateway.add(max(0, total - lock - compute - publish))
@@ -495,9 +511,12 @@ class BrokerPhases:
             phases.publish.add(publish)
         for elapsed in append_times:
             event_store.add(elapsed)
+        for elapsed in query_times:
+            query_gateway.add(elapsed)
         stations = [
             _station(GATEWAY, gateway, arrivals),
             _station(EVENT_STORE, event_store, appends),
+            _station(QUERY_GATEWAY, query_gateway, queries),
         ]
         return since, until, commands, [s for s in stations if s.arrivals or s.count]
 
@@ -706,8 +725,9 @@ class TelemetryStore:
         return [s for s in stats if s.bundle_id != SERVER_BUNDLE]
 
     async def server_stations(self) -> dict[str, HandlerStats]:
-        """The server's own stations for the performance model: ``gateway`` (the broker's own time per command)
-        and ``event_store`` (the append of one event), with every server of the cluster counted."""
+        """The server's own stations for the performance model: ``gateway`` (the broker's own time per command),
+        ``query_gateway`` (the router's per query) and ``event_store`` (the append of one event), with every server
+        of the cluster counted."""
         return {s.handler_kind: s for s in await self._stats(SERVER_BUNDLE)}
 
     async def _stats(self, bundle_id: str | None) -> list[HandlerStats]:
