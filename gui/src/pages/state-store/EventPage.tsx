@@ -1,0 +1,5 @@
+import { PageTitle } from "../../components/PageTitle";
+
+export default function EventPage() {
+  return <PageTitle title="EventPage" />;
+}
