@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from evento.server.api import ApiContext, ApiSettings, create_api
+from evento.server.gui import mount_gui
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -27,8 +28,8 @@ MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
 def create_server_app(server: EventoServer, settings: ApiSettings | None = None) -> FastAPI:
-    """The server's HTTP app: the REST API (:mod:`evento.server.api`) and ``/metrics``."""
-    return create_api(server, settings)
+    """The server's HTTP app: the REST API (:mod:`evento.server.api`), ``/metrics`` and the GUI at ``/``."""
+    return mount_gui(create_api(server, settings))
 
 
 class EmbeddedUvicorn(uvicorn.Server):
