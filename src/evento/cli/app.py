@@ -1,4 +1,5 @@
-"""The ``evento`` command line. Options also come from ``EVENTO_*`` environment variables."""
+"""The ``evento`` command line: its parser, the process commands (``demo``, ``server``, ``bundle run``) and the one
+line that ends a failure the operator can fix. Options also come from ``EVENTO_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evento._version import __version__
+from evento.cli import consumers, users
+from evento.cli.client import CommandError
 from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
 from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra
 from evento.storage.urls import without_passwords
@@ -75,6 +78,9 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
         " start and printed once)",
     )
     parser.add_argument(
+        "--cluster-name", default=_env("CLUSTER_NAME", "evento"), help="the name the API's dashboard shows"
+    )
+    parser.add_argument(
         "--cors-origin",
         action="append",
         default=None,
@@ -110,7 +116,10 @@ def _api_settings(args: argparse.Namespace) -> tuple[ApiSettings, TelemetrySetti
     if origins is None:
         origins = [origin.strip() for origin in _env("CORS_ORIGINS", "").split(",") if origin.strip()]
     api = ApiSettings(
-        admin_password=args.admin_password, cors_origins=tuple(origins), metrics_public=args.metrics_public
+        admin_password=args.admin_password,
+        cluster_name=args.cluster_name,
+        cors_origins=tuple(origins),
+        metrics_public=args.metrics_public,
     )
     return api, TelemetrySettings(capture_rate=args.telemetry_rate, ttl_days=args.telemetry_ttl_days)
 
@@ -213,6 +222,8 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of a server bus (repeatable; default from EVENTO_SERVERS, comma-separated, or 127.0.0.1:3030)",
     )
     run.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""))
+    consumers.add_parser(commands)
+    users.add_parser(commands)
     return parser
 
 
@@ -264,7 +275,7 @@ def _one_line(exc: Exception, args: argparse.Namespace) -> str | None:
     driver extra that is not installed, or a database that does not answer, are recognised here, where the
     flags that named them are known.
     """
-    if isinstance(exc, StartupError | DataInUseError):
+    if isinstance(exc, StartupError | DataInUseError | CommandError):
         return str(exc)
     extra = missing_extra(exc)
     if extra is not None:
@@ -369,6 +380,10 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    if args.command == "consumers":
+        return consumers.run(args)
+    if args.command == "users":
+        return users.run(args)
     if args.command == "bundle":
         from evento.bundle.runner import load_bundle, run_bundle
 
@@ -376,7 +391,3 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
         return 0
     return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
