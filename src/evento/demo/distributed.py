@@ -109,6 +109,17 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
     }
     if options.bundle_consumer_store:
         base_env["EVENTO_CONSUMER_STORE"] = options.bundle_consumer_store
+    # The servers' REST API and telemetry options, for the servers only, through the environment: the admin
+    # password stays off the command line, which other local users can read.
+    server_env = {
+        **base_env,
+        "EVENTO_ADMIN_PASSWORD": options.api.admin_password,
+        "EVENTO_CLUSTER_NAME": options.api.cluster_name,
+        "EVENTO_CORS_ORIGINS": ",".join(options.api.cors_origins),
+        "EVENTO_METRICS_PUBLIC": "1" if options.api.metrics_public else "",
+        "EVENTO_TELEMETRY_RATE": str(options.telemetry.capture_rate),
+        "EVENTO_TELEMETRY_TTL_DAYS": str(options.telemetry.ttl_days),
+    }
     children = []
     buses = []
     bus_address = _reachable(options.bus_host)
@@ -116,11 +127,25 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         buses += ["--server", f"{bus_address}:{bus_port}"]
         command = [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(port),
                    "--bus-host", options.bus_host, "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
-        children.append(_Child(name, command, base_env, logs / f"{name}.log"))
+        children.append(_Child(name, command, server_env, logs / f"{name}.log"))
     for process in demo_system(options.system).processes(replicas):
         command = [*evento, "bundle", "run", process.target, *buses]
         children.append(_Child(process.name, command, {**base_env, **process.env}, logs / f"{process.name}.log"))
     return children
+
+
+def _login_line(children: list[_Child]) -> str:
+    """The servers' login line of this start (from their logs): the one showing a generated admin password if a
+    server generated it (the first to start, once), else the first server's."""
+    logins = []
+    for child in children:
+        if child.name.startswith("server") and child.log_path.exists():
+            lines = child.log_path.read_text(errors="replace").splitlines()
+            found = [line for line in lines if line.startswith("Login ")]
+            if found:
+                logins.append(found[-1])  # the log is appended to across starts: the last is this start's
+    generated = [line for line in logins if " / " in line]
+    return (generated or logins or ["Login           admin (see the server log)"])[0]
 
 
 def _reachable(host: str) -> str:
@@ -170,6 +195,8 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
                 f"Evento {name:<9}http://{options.host}:{port}/api/health, bus {options.bus_host}:{bus_port}",
                 flush=True,
             )
+        print(f"API             http://{options.host}:{_servers(options)[0][1]}/api/docs", flush=True)
+        print(_login_line(children), flush=True)
         print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
         print(f"Processes       {pids_path.resolve()}", flush=True)
         print("Ready. Ctrl-C stops.", flush=True)
