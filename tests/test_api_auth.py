@@ -6,6 +6,9 @@ of the cluster), throttling by user name and by client address, and the admin's 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +36,7 @@ from tests.api_support import (
     login,
     running_api,
 )
-from tests.helpers import start_server_process, stop_server_process, wait_until
+from tests.helpers import free_port, start_server_process, stop_server_process, wait_until
 
 #: Routes anyone may call.
 PUBLIC = {"/api/health", "/api/health/ready", "/api/openapi.json", "/api/docs"}
@@ -291,6 +294,36 @@ async def test_the_admin_password_is_generated_once_or_set_by_the_option(tmp_pat
         assert "chosen-password" not in str(rows)
     finally:
         await database.stop()
+
+
+@pytest.mark.slow
+async def test_evento_demo_prints_the_api_and_a_login_that_works(tmp_path: Path) -> None:
+    """What `make demo` shows: the API's URL and the admin's login, usable at once."""
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "evento.cli", "--log-level", "WARNING", "demo", "--data-dir", str(tmp_path / "d"),
+             "--port", str(port), "--bus-port", str(free_port()), "--todo-port", str(free_port()),
+             "--service-delay", "0.01"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        await wait_until(lambda: "Ready." in log.read_text() or demo.poll() is not None, 60, what="demo Ready.")
+        printed = log.read_text()
+        assert f"API             http://127.0.0.1:{port}/api/docs" in printed, printed
+        match = re.search(r"Login\s+admin / (\S+)  \(generated: shown once, keep it\)", printed)
+        assert match is not None, printed
+        token = await login(f"http://127.0.0.1:{port}", ADMIN_USER, match.group(1))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=bearer(token)) as client:
+
+            async def all_online() -> bool:  # the catalog records joins a moment after they happen
+                return bool((await client.get("/api/dashboard")).json()["bundles"] == {"total": 4, "online": 4})
+
+            await wait_until(all_online, 10, interval=0.1, what="the demo's four bundles in the dashboard")
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
 
 
 @pytest.mark.slow

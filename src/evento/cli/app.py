@@ -78,6 +78,11 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
         " start and printed once)",
     )
     parser.add_argument(
+        "--advertised-url",
+        default=_env("ADVERTISED_URL", "") or None,
+        help="where the other servers of a cluster reach this server's API (default http://HOST:PORT)",
+    )
+    parser.add_argument(
         "--cluster-name", default=_env("CLUSTER_NAME", "evento"), help="the name the API's dashboard shows"
     )
     parser.add_argument(
@@ -117,6 +122,7 @@ def _api_settings(args: argparse.Namespace) -> tuple[ApiSettings, TelemetrySetti
         origins = [origin.strip() for origin in _env("CORS_ORIGINS", "").split(",") if origin.strip()]
     api = ApiSettings(
         admin_password=args.admin_password,
+        advertised_url=args.advertised_url,
         cluster_name=args.cluster_name,
         cors_origins=tuple(origins),
         metrics_public=args.metrics_public,

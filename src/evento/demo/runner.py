@@ -101,7 +101,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
             port = http.uvicorn.config.port if isinstance(http, ServerHttp) else http.config.port
             with naming_the_port(flag, options.host, port):
                 await http.start()
-        await server.catalog.advertise(options.api.advertised_url or server_http.url())
+        await server.catalog.advertise(server_http.advertised_url())
         _print_banner(options, demo, bus.port, server_http)
         await stop.wait()
     finally:

@@ -93,7 +93,16 @@ class ServerHttp:
 
     def url(self, host: str | None = None) -> str:
         """``http://host:port`` of the listener (``host`` as clients should name it; default the bound one)."""
-        return f"http://{host or self.uvicorn.config.host}:{self.port}"
+        host = host or self.uvicorn.config.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def advertised_url(self) -> str:
+        """Where the other servers of a cluster reach this API (to relay admin requests): the settings' URL when
+        given (``--advertised-url``), else the listener's, with this machine's name for a wildcard address."""
+        if self.context.settings.advertised_url:
+            return self.context.settings.advertised_url
+        host = self.uvicorn.config.host
+        return self.url(socket.gethostname() if host in ("", "0.0.0.0", "::") else host)
 
     async def start(self) -> None:
         await self.context.start()

@@ -107,7 +107,7 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
     try:
         with naming_the_port("--port", options.host, options.port):
             await http.start()
-        await server.catalog.advertise(options.api.advertised_url or http.url())
+        await server.catalog.advertise(http.advertised_url())
         print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{http.port}")
         print_login(http.url(), http.context.admin_login)
         print("Ready.", flush=True)
