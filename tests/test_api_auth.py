@@ -78,7 +78,7 @@ def expected_role(method: str, path: str) -> str:
 async def status_of(client: httpx.AsyncClient, method: str, path: str) -> httpx.Response:
     """The answer's head (a stream, such as the cluster's server-sent events, is closed unread)."""
     url = re.sub(r"\{[^}]+\}", "1", path)
-    body = {} if method in ("POST", "PUT", "PATCH") else None
+    body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
     async with client.stream(method, url, json=body) as response:
         return response
 
