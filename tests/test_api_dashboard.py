@@ -19,8 +19,12 @@ import pytest
 
 from evento import Bundle
 from evento.demo.todolist.invoker import TodoListInvoker
+from evento.event_stores.postgres import PostgresEventStore
+from evento.server import EventoServer
 from evento.server.api import ApiSettings
-from tests.api_support import ADMIN_PASSWORD, RunningApi, bearer, running_api
+from evento.server.http import ServerHttp
+from evento.testing.databases import postgres_url  # noqa: F401  (fixture)
+from tests.api_support import ADMIN_PASSWORD, RunningApi, bearer, login, running_api
 from tests.helpers import wait_until
 
 
@@ -152,3 +156,49 @@ async def test_the_stream_ends_when_its_client_leaves_and_when_the_server_stops(
         await asyncio.wait_for(stream.ended.wait(), 10)
         # Ended by the API, not cut by uvicorn's graceful-shutdown timeout (5 s).
         assert time.monotonic() - started < 3
+
+
+async def test_any_server_of_a_cluster_shows_every_server_s_instances(postgres_url: str) -> None:  # noqa: F811
+    """Two servers on one PostgreSQL: the view and the stream of the first show an instance joining the second."""
+    servers = [EventoServer(PostgresEventStore(postgres_url), server_id=f"server-{n}") for n in (1, 2)]
+    settings = ApiSettings(admin_password=ADMIN_PASSWORD, cluster_poll_seconds=0.1)
+    https = [ServerHttp(server, settings, "127.0.0.1", 0) for server in servers]
+    bundle = Bundle("todolist-web", components=[TodoListInvoker], instance_id="web-on-2")
+    try:
+        for server, http in zip(servers, https, strict=True):
+            await server.start()
+            await http.start()
+        token = await login(https[0].url(), "admin", ADMIN_PASSWORD)
+        async with httpx.AsyncClient(base_url=https[0].url(), headers=bearer(token)) as first:
+            view = (await first.get("/api/cluster-status/view")).json()
+            assert sorted((s["serverId"], s["online"]) for s in view["servers"]) == [
+                ("server-1", True), ("server-2", True)]  # fmt: skip
+            assert view["instances"] == []
+            events: list[str] = []
+
+            async def listen() -> None:
+                async with first.stream("GET", "/api/cluster-status/stream") as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: ") and events and events[-1] == "join":
+                            assert json.loads(line.removeprefix("data: "))["serverId"] == "server-2"
+                        if line.startswith("event: "):
+                            events.append(line.removeprefix("event: "))
+
+            listening = asyncio.create_task(listen())
+            try:
+                await wait_until(lambda: events == ["view"], 10, what="the stream's view")
+                await bundle.start(servers[1])
+                await wait_until(lambda: events == ["view", "join"], 10, what="a join on the other server")
+            finally:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+            view = (await first.get("/api/cluster-status/view")).json()
+            assert [(i["instanceId"], i["serverId"]) for i in view["instances"]] == [("web-on-2", "server-2")]
+            board = (await first.get("/api/dashboard")).json()
+            assert (board["servers"], board["instances"]) == ({"total": 2, "online": 2}, 1)
+    finally:
+        if bundle.info in [node.info for node in servers[1].registry.nodes]:
+            await bundle.stop()
+        for server, http in zip(servers, https, strict=True):
+            await http.stop()
+            await server.stop()

@@ -96,6 +96,7 @@ class ApiContext:
 
     async def start(self) -> None:
         async with self._start_lock:
+            self.stopping.clear()
             if self._users is not None:
                 return
             users = UserStore(self.server.database)
@@ -103,7 +104,6 @@ class ApiContext:
             self._admin_login = await users.ensure_admin(self.settings.admin_password)
             self._tokens = TokenIssuer(await users.token_key(), self.settings.token_ttl_seconds)
             self._users = users
-            self.stopping.clear()
 
     async def stop(self) -> None:
         self.stopping.set()
