@@ -462,7 +462,7 @@ class Catalog:
 
     async def instances(self) -> list[InstanceRecord]:
         """The online instances of every server of the cluster."""
-        return await self.database.transaction(lambda cursor: self._instances(cursor, None))
+        return await self.database.transaction(lambda cursor: self._instances(cursor, None), write=False)
 
     def _instances(self, cursor: Cursor, bundle_id: str | None) -> list[InstanceRecord]:
         sql = (
@@ -479,10 +479,10 @@ class Catalog:
 
     async def bundles(self) -> list[BundleRecord]:
         """Every bundle in the catalog, online or not, by id."""
-        return await self.database.transaction(lambda cursor: self._bundles(cursor, None))
+        return await self.database.transaction(lambda cursor: self._bundles(cursor, None), write=False)
 
     async def bundle(self, bundle_id: str) -> BundleRecord | None:
-        found = await self.database.transaction(lambda cursor: self._bundles(cursor, bundle_id))
+        found = await self.database.transaction(lambda cursor: self._bundles(cursor, bundle_id), write=False)
         return found[0] if found else None
 
     def _bundles(self, cursor: Cursor, bundle_id: str | None) -> list[BundleRecord]:
@@ -533,11 +533,11 @@ class Catalog:
                 for row in rows
             ]
 
-        return await self.database.transaction(read)
+        return await self.database.transaction(read, write=False)
 
     async def handlers(self, bundle_id: str | None = None) -> list[HandlerRecord]:
         """Every handler (of one bundle, or of all), with the sends telemetry learned merged into its own."""
-        return (await self.database.transaction(lambda cursor: self._read_handlers(cursor, bundle_id)))[0]
+        return (await self.database.transaction(lambda cursor: self._read_handlers(cursor, bundle_id), write=False))[0]
 
     def _read_handlers(
         self, cursor: Cursor, bundle_id: str | None
@@ -593,7 +593,7 @@ class Catalog:
                 for name in sorted(payloads)
             ]
 
-        return await self.database.transaction(read)
+        return await self.database.transaction(read, write=False)
 
 
 def _insert_declared(cursor: Cursor, registration: BundleRegistration) -> None:

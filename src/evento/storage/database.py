@@ -73,8 +73,9 @@ class Database(ABC):
         return None
 
     @abstractmethod
-    async def transaction(self, work: Callable[[Cursor], T]) -> T:
-        """Run ``work`` in one transaction (committed when it returns, rolled back when it raises)."""
+    async def transaction(self, work: Callable[[Cursor], T], *, write: bool = True) -> T:
+        """Run ``work`` in one transaction (committed when it returns, rolled back when it raises). ``write=False``
+        promises it only reads: SQLite then takes no write lock, so the event store's appends never wait on it."""
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return await self.transaction(lambda cursor: cursor.execute(sql, params))
@@ -84,7 +85,7 @@ class Database(ABC):
             await self.transaction(lambda cursor: cursor.executemany(sql, rows))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return await self.transaction(lambda cursor: cursor.fetchall(sql, params))
+        return await self.transaction(lambda cursor: cursor.fetchall(sql, params), write=False)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
@@ -135,12 +136,13 @@ class SQLiteDatabase(Database):
         await self._run(close)
         self._pool.shutdown(wait=True)
 
-    async def transaction(self, work: Callable[[Cursor], T]) -> T:
+    async def transaction(self, work: Callable[[Cursor], T], *, write: bool = True) -> T:
         def run() -> T:
             conn = self._conn
             if conn is None:
                 raise EventStoreUnavailableError(f"the database {self.path} is not open")
-            conn.execute("BEGIN IMMEDIATE")
+            # A writer takes the lock at once (no deadlock upgrading a read lock); a reader takes none in WAL mode.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = work(_SQLiteCursor(conn))
             except BaseException:
@@ -220,7 +222,7 @@ class PostgresDatabase(Database):
                 self._conns.append(conn)
         return conn
 
-    async def transaction(self, work: Callable[[Cursor], T]) -> T:
+    async def transaction(self, work: Callable[[Cursor], T], *, write: bool = True) -> T:
         import psycopg
 
         from evento.storage.postgres import is_unavailable
