@@ -357,3 +357,18 @@ async def test_metrics_need_a_viewer_unless_public(tmp_path: Path) -> None:
         scraped = await api.anonymous.get("/metrics")
         assert (scraped.status_code, "# TYPE" in scraped.text) == (200, True)
         assert (await api.anonymous.get("/api/dashboard")).status_code == 401  # only /metrics is opened
+
+
+async def test_cors_is_off_unless_an_origin_is_given(tmp_path: Path) -> None:
+    preflight = {"Origin": "https://gui.example", "Access-Control-Request-Method": "GET"}
+    async with running_api(tmp_path, ApiSettings(admin_password=ADMIN_PASSWORD)) as api:
+        answer = await api.anonymous.options("/api/dashboard", headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers
+        plain = await api.viewer.get("/api/dashboard", headers={"Origin": "https://gui.example"})
+        assert "access-control-allow-origin" not in plain.headers
+    settings = ApiSettings(admin_password=ADMIN_PASSWORD, cors_origins=("https://gui.example",))
+    async with running_api(tmp_path / "cors", settings) as api:
+        answer = await api.anonymous.options("/api/dashboard", headers=preflight)
+        assert answer.headers["access-control-allow-origin"] == "https://gui.example"
+        other = await api.anonymous.options("/api/dashboard", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
