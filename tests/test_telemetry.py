@@ -227,6 +227,53 @@ async def test_sampling_times_a_share_but_counts_every_arrival(tmp_path: Path) -
         await server.stop()
 
 
+async def test_a_replay_counts_every_event_at_any_rate(tmp_path: Path) -> None:
+    """A projector replaying the log on an in-memory store handles events in groups on a worker thread: every
+    event is an arrival, and the sampled ones are timed."""
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    writers = [Bundle("tally-write", components=[Tally]), Bundle("tally-front", components=[Clerk])]
+    readers: list[Bundle] = []
+    try:
+        for bundle in writers:
+            await bundle.start(server)
+        clerk = writers[1].invoker(Clerk)
+        tallies, bumps = 20, 15
+        for n in range(tallies):
+            await clerk.open(f"r{n}")
+            await asyncio.gather(*(clerk.bump(f"r{n}") for _ in range(bumps)))
+        for rate in (1.0, 0.5):
+            board = Board()
+            reader = Bundle(
+                f"replay-{rate}",
+                components=[TallyProjector],
+                injector=lambda annotation, board=board: board if annotation is Board else None,
+                telemetry=TelemetryOptions(capture_rate=rate, interval=0.05),
+            )
+            readers.append(reader)
+            await reader.start(server)
+            await reader.wait_for_head(DEADLINE)
+            assert len(board.values) == tallies
+
+            async def replayed(bundle_id: str = reader.bundle_id) -> bool:
+                stats = {s.payload: s for s in await server.telemetry.handler_stats(bundle_id)}
+                return "Bumped" in stats and stats["Bumped"].arrivals == tallies * bumps
+
+            await wait_until(replayed, DEADLINE, what=f"every replayed event counted at rate {rate}")
+            stats = {s.payload: s for s in await server.telemetry.handler_stats(reader.bundle_id)}
+            assert stats["TallyOpened"].arrivals == tallies
+            if rate == 1.0:
+                assert stats["Bumped"].count == tallies * bumps
+                assert 0 < stats["Bumped"].min_ms <= stats["Bumped"].max_ms
+            else:
+                # Binomial(300, 0.5): mean 150, standard deviation 8.7; six deviations either way.
+                assert 98 <= stats["Bumped"].count <= 202, stats["Bumped"].count
+    finally:
+        for bundle in [*readers, *reversed(writers)]:
+            await bundle.stop()
+        await server.stop()
+
+
 async def _arrivals(read: Any, payload: str, expected: int) -> bool:
     stats = await read()
     return payload in stats and stats[payload].arrivals == expected

@@ -15,6 +15,7 @@ import contextvars
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from evento.bundle.tracing import MessageHandlerInterceptor, TracingAgent
@@ -28,7 +29,7 @@ from evento.outbox import Outbox
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from evento.bundle.telemetry import TelemetryCollector, TelemetrySample
+    from evento.bundle.telemetry import TelemetryCollector, TelemetryKey, TelemetrySample
 
 __all__ = ["CallContext", "HandlerRunner", "ProjectionTransaction", "projection_transaction", "to_datetime"]
 
@@ -187,6 +188,28 @@ class GroupProgress:
 _TIMED_KINDS = frozenset({HandlerKind.EVENT, HandlerKind.SAGA_EVENT})
 
 
+class _TimedCall(tuple[Any, ...]):
+    """A timed plain handler's call with nothing but its payload to inject: (collector, key, function, instance,
+    payload, timed). :meth:`HandlerRunner.run_group` times it inline; called alone it times itself."""
+
+    __slots__ = ()
+
+    def __call__(self) -> Any:
+        telemetry, key, function, instance, payload, timed = self
+        if not timed:
+            telemetry.add_tallies({key: [0, 0, 0, 0, 0, 1]})
+            return function(instance, payload)
+        start = perf_counter_ns()
+        try:
+            return function(instance, payload)
+        finally:
+            elapsed = perf_counter_ns() - start
+            telemetry.add_tallies({key: [1, elapsed, elapsed, elapsed, elapsed, 1]})
+
+
+_new_timed = tuple.__new__
+
+
 class HandlerRunner:
     """Runs handlers of one bundle with its interceptors, tracing agent and telemetry."""
 
@@ -253,23 +276,67 @@ class HandlerRunner:
 
     def sync_call(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Callable[[], Any]:
         """The plain handler's call, ready to run on a worker thread (see :meth:`run_group`)."""
-        if self._bare and handler.payload_only:
-            return partial(handler.function, instance, ctx.payload)  # nothing else to inject, nothing to wrap
+        if handler.payload_only and self._plain:
+            telemetry = self.telemetry
+            if telemetry is None or handler.kind not in _TIMED_KINDS:
+                return partial(handler.function, instance, ctx.payload)  # nothing else to inject, nothing to wrap
+            # Timed, and still nothing to inject (so nothing it could send): run_group times it inline.
+            key = telemetry.key_of(handler)
+            timed = telemetry.sampled()
+            return _new_timed(_TimedCall, (telemetry, key, handler.function, instance, ctx.payload, timed))
         return partial(self.run_sync, handler, instance, ctx)
 
-    @staticmethod
-    def run_group(calls: Sequence[Callable[[], Any]]) -> GroupProgress:
+    def run_group(self, calls: Sequence[Callable[[], Any]]) -> GroupProgress:
         """Run handler calls (from :meth:`sync_call`) one after the other on this thread, stopping at the first
-        that raises."""
+        that raises. Calls telemetry times are timed here and handed to it once for the whole group: replays run
+        groups of a thousand events."""
         progress = GroupProgress()
-        for call in calls:
-            try:
-                call()
-            except Exception as exc:
-                progress.error = exc
-                return progress
-            progress.done += 1
-        return progress
+        telemetry = self.telemetry
+        if telemetry is None:
+            for call in calls:
+                try:
+                    call()
+                except Exception as exc:
+                    progress.error = exc
+                    return progress
+                progress.done += 1
+            return progress
+        # Per handler: [timed, total ns, min, max, last, arrivals], handed over once for the whole group.
+        tallies: dict[TelemetryKey, list[int]] = {}
+        clock = perf_counter_ns
+        try:
+            for call in calls:
+                try:
+                    if type(call) is _TimedCall:
+                        _, key, function, instance, payload, timed = call
+                        tally = tallies.get(key)
+                        if tally is None:
+                            tally = tallies[key] = [0, 0, 0, 0, 0, 0]
+                        tally[5] += 1
+                        if not timed:
+                            function(instance, payload)
+                        else:
+                            start = clock()
+                            try:
+                                function(instance, payload)
+                            finally:
+                                elapsed = clock() - start
+                                if tally[0] == 0 or elapsed < tally[2]:
+                                    tally[2] = elapsed
+                                if elapsed > tally[3]:
+                                    tally[3] = elapsed
+                                tally[0] += 1
+                                tally[1] += elapsed
+                                tally[4] = elapsed
+                    else:
+                        call()
+                except Exception as exc:
+                    progress.error = exc
+                    return progress
+                progress.done += 1
+            return progress
+        finally:
+            telemetry.add_tallies(tallies)
 
     def in_transaction(
         self, handler: HandlerSpec, instance: Any, ctx: CallContext, transaction: Callable[[Any], ProjectionTransaction]

@@ -26,6 +26,7 @@ logged, never retried, and no handler ever waits for it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -100,6 +101,8 @@ class TelemetrySample(tuple[TelemetryKey, int, dict[str, int]]):
 
 
 _new_sample = tuple.__new__
+#: Handlings finished on worker threads that are folded into the tallies at once (bounds the deque's memory).
+_FOLD_AT = 1024
 
 
 class _Tally:
@@ -133,6 +136,9 @@ class TelemetryCollector:
         self._keys: dict[int, TelemetryKey] = {}
         self._named: dict[tuple[str, str, str, str], TelemetryKey] = {}
         self._tallies: dict[TelemetryKey, _Tally] = {}
+        # Handlings finished on worker threads, not yet in the tallies: a sample with its end, or a key (an arrival
+        # not timed) with 0.
+        self._finished: collections.deque[tuple[TelemetrySample | TelemetryKey, int]] = collections.deque()
         self._since = now_ms()
         self._send: Send | None = None
         self._consumers: Mapping[str, ConsumerEngine] = {}
@@ -165,26 +171,87 @@ class TelemetryCollector:
     # --- the hot path ----------------------------------------------------------------------------------------
     #
     # Handlings on the bundle's event loop (requests, invokers called from async code, async consumer handlers)
-    # touch the tallies without a lock: the loop is also where the tallies are taken, so nothing interleaves.
-    # Plain handlers finish on worker threads and use the ``_threadsafe`` pair, which holds the lock; the two never
-    # share a handler (a handler is either ``async def`` or not), and the lock is what taking the tallies holds.
+    # update the tallies without a lock: the loop is also where the tallies are taken, so nothing interleaves.
+    # Plain handlers finish on worker threads (replays run them by the thousand) and use the ``_threadsafe`` pair:
+    # each handling is appended to a deque (atomic, no lock) and folded into the tallies under the lock, by the
+    # thread that fills the deque past a bound or when the tallies are taken. The two kinds never share a handler
+    # (a handler is either ``async def`` or not), so a fold never touches a tally the loop is updating.
 
     def begin(self, key: TelemetryKey) -> TelemetrySample | None:
         """A handling of ``key`` begins (on the event loop): its sample when this one is timed, else ``None`` (its
         arrival is counted here, so arrivals stay exact at any capture rate)."""
         if self._always or self._random() < self._rate:
             return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
-        tally = self._tallies.get(key)
-        if tally is None:
-            tally = self._tallies[key] = _Tally()
-        tally.arrivals += 1
+        self._arrive(key)
         return None
 
     def end(self, sample: TelemetrySample) -> None:
         """A timed handling ended (on the event loop), whether it succeeded or raised: add its service time and
         sends."""
-        elapsed = perf_counter_ns() - sample[1]
-        key = sample[0]
+        self._add(sample, perf_counter_ns())
+
+    def sampled(self) -> bool:
+        """Whether the next handling is timed (the capture rate's draw)."""
+        return self._always or self._random() < self._rate
+
+    def add_tallies(self, tallies: dict[TelemetryKey, list[int]]) -> None:
+        """Handlings counted by their caller, from any thread: per handler ``[timed, total ns, min ns, max ns, last
+        ns, arrivals]`` (a group of replayed events, counted by the runner as it ran them)."""
+        with self._lock:
+            for key, (count, total, minimum, maximum, last, arrivals) in tallies.items():
+                tally = self._tallies.get(key)
+                if tally is None:
+                    tally = self._tallies[key] = _Tally()
+                tally.arrivals += arrivals
+                if count:
+                    if tally.count == 0 or minimum < tally.minimum:
+                        tally.minimum = minimum
+                    if maximum > tally.maximum:
+                        tally.maximum = maximum
+                    tally.count += count
+                    tally.total += total
+                    tally.last = last
+
+    def begin_threadsafe(self, key: TelemetryKey) -> TelemetrySample | None:
+        """:meth:`begin` from any thread."""
+        if self._always or self._random() < self._rate:
+            return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
+        self._finished.append((key, 0))
+        return None
+
+    def end_threadsafe(self, sample: TelemetrySample) -> None:
+        """:meth:`end` from any thread."""
+        finished = self._finished
+        finished.append((sample, perf_counter_ns()))
+        if len(finished) >= _FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Move what worker threads finished into the tallies."""
+        finished = self._finished
+        with self._lock:
+            while finished:
+                item, ended = finished.popleft()
+                if isinstance(item, TelemetrySample):
+                    self._add(item, ended)
+                else:
+                    self._arrive(item)
+
+    def _arrive(self, key: TelemetryKey) -> None:
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally()
+        tally.arrivals += 1
+
+    def _add(self, sample: TelemetrySample, ended: int) -> None:
+        key, start, sends = sample
+        tally = self._add_elapsed(key, ended - start)
+        if sends:
+            counted = tally.sends
+            for name, n in sends.items():
+                counted[name] = counted.get(name, 0) + n
+
+    def _add_elapsed(self, key: TelemetryKey, elapsed: int) -> _Tally:
         tally = self._tallies.get(key)
         if tally is None:
             tally = self._tallies[key] = _Tally()
@@ -196,33 +263,14 @@ class TelemetryCollector:
         tally.count += 1
         tally.total += elapsed
         tally.last = elapsed
-        sends = sample[2]
-        if sends:
-            counted = tally.sends
-            for name, n in sends.items():
-                counted[name] = counted.get(name, 0) + n
-
-    def begin_threadsafe(self, key: TelemetryKey) -> TelemetrySample | None:
-        """:meth:`begin` from any thread."""
-        if self._always or self._random() < self._rate:
-            return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
-        with self._lock:
-            tally = self._tallies.get(key)
-            if tally is None:
-                tally = self._tallies[key] = _Tally()
-            tally.arrivals += 1
-        return None
-
-    def end_threadsafe(self, sample: TelemetrySample) -> None:
-        """:meth:`end` from any thread."""
-        with self._lock:
-            self.end(sample)
+        return tally
 
     # --- reports ---------------------------------------------------------------------------------------------
 
     def take(self) -> tuple[int, int, list[HandlerTelemetry]]:
         """The interval so far (start and end in epoch milliseconds) with what each handler did, and start a new
         one."""
+        self._fold()
         with self._lock:
             tallies, self._tallies = self._tallies, {}
             since, self._since = self._since, now_ms()
