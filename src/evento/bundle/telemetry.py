@@ -101,6 +101,8 @@ class TelemetrySample(tuple[TelemetryKey, int, dict[str, int]]):
 
 
 _new_sample = tuple.__new__
+#: Seconds the last report, made when the bundle stops, may take.
+_LAST_REPORT_TIMEOUT = 1.0
 #: Handlings finished on worker threads that are folded into the tallies at once (bounds the deque's memory).
 _FOLD_AT = 1024
 
@@ -314,9 +316,10 @@ class TelemetryCollector:
             )
         return positions
 
-    async def flush(self) -> bool:
-        """Ship what was collected since the last report now, as one report; whether the server took it. A report
-        that fails or times out is dropped (what it held is lost: telemetry is a measurement, not a ledger)."""
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Ship what was collected since the last report now, as one report; whether the server took it within
+        ``timeout`` seconds (default ``report_timeout``). A report that fails or times out is dropped (what it held
+        is lost: telemetry is a measurement, not a ledger)."""
         send = self._send
         if send is None:
             return False
@@ -324,7 +327,7 @@ class TelemetryCollector:
         consumers = await self.consumer_positions()
         # Sent even when empty: an interval without handlings is what brings the arrival rates down.
         report = ReportTelemetry(since, until, handlers, consumers)
-        timeout = self.options.report_timeout
+        timeout = self.options.report_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):
                 answer = await send(report, timeout)
@@ -355,15 +358,17 @@ class TelemetryCollector:
         self._task = asyncio.create_task(self._report_every_interval(), name="evento-telemetry")
 
     async def stop(self) -> None:
-        """Stop reporting after one last report (bounded by ``report_timeout``) of what is left."""
+        """Stop reporting after one last report of what is left, given a second at most: a bundle stopping
+        because its server is gone must not wait for it."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping.set()
+        task.cancel()  # a report in flight is dropped; the last one below carries what is left
         with contextlib.suppress(asyncio.CancelledError):
             await task
         with contextlib.suppress(Exception):
-            await self.flush()
+            await self.flush(min(self.options.report_timeout, _LAST_REPORT_TIMEOUT))
         self._send = None
         self._consumers = {}
 
