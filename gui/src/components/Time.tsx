@@ -3,5 +3,5 @@ import { formatTime } from "./format";
 
 export function Time({ value }: { value: string | null | undefined }) {
   if (!value) return <>—</>;
-  return <time dateTime={value} title={value}>{formatTime(value)}</time>;
+  return <time dateTime={value} title={value} style={{ whiteSpace: "nowrap" }}>{formatTime(value)}</time>;
 }
