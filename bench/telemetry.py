@@ -96,7 +96,7 @@ def _hot_path_us() -> dict[str, float]:
 
     from evento.bundle.telemetry import TelemetryCollector
     from evento.server.metrics import ServerMetrics
-    from evento.server.telemetry import BrokerPhases
+    from evento.server.phases import BrokerPhases
 
     collector = TelemetryCollector(TelemetryOptions())
     invocation = collector.key("TodoListInvoker", "Invoker", "InvocationHandler", "TodoListInvoker::add_todo")

@@ -74,8 +74,8 @@ from evento.server.locks import LockManager
 from evento.server.story_cache import StoryCache
 
 if TYPE_CHECKING:
+    from evento.server.phases import BrokerPhases, PhaseClock
     from evento.server.registry import Registry
-    from evento.server.telemetry import BrokerPhases, PhaseClock
 
 __all__ = ["CommandBroker"]
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from evento.messages import QueryMessage, QueryRequest, QueryResult
 
 if TYPE_CHECKING:
+    from evento.server.phases import BrokerPhases
     from evento.server.registry import Registry
-    from evento.server.telemetry import BrokerPhases
 
 __all__ = ["QueryRouter"]
 

@@ -20,8 +20,9 @@ servers of a cluster sharing one PostgreSQL can record reports of the same handl
 * ``evento_telemetry_bucket``: one row per handler per report (count, arrivals, mean, min, max), the time series
   :meth:`TelemetryStore.series` buckets; purged after ``ttl_days``.
 * ``evento_telemetry_phase``: the command broker's phases of aggregate commands (lock, retrieve, compute — the
-  bundle's round trip —, publish — the append — and the total), aggregated in memory by :class:`BrokerPhases` and
-  written once per ``flush_interval`` per command type; purged after ``ttl_days``.
+  bundle's round trip —, publish — the append — and the total), aggregated in memory by
+  :class:`~evento.server.phases.BrokerPhases` and written once per ``flush_interval`` per command type; purged
+  after ``ttl_days``.
 * ``evento_telemetry_consumer``: each consumer's last reported position (the instance holding its lock wins).
 
 The server's own stations for the performance model are kept as handlers of the pseudo-bundle ``""`` (no bundle
@@ -39,14 +40,13 @@ import contextlib
 import enum
 import logging
 import math
-import random
 from dataclasses import dataclass
-from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from evento.discovery import HandlerKind
 from evento.errors import EventoError
-from evento.messages import ConsumerTelemetry, HandlerTelemetry, ReportTelemetry, now_ms
+from evento.messages import ConsumerTelemetry, ReportTelemetry, now_ms
+from evento.server.phases import PHASES, BrokerPhases, Spread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SERVER_BUNDLE",
     "Aggregation",
-    "BrokerPhases",
     "HandlerSeries",
     "HandlerStats",
     "PhasePoint",
@@ -73,11 +72,6 @@ log = logging.getLogger(__name__)
 
 #: The bundle id the server's own stations are kept under (a bundle's id is never blank).
 SERVER_BUNDLE = ""
-#: The component naming the server's stations.
-SERVER_COMPONENT = "EventoServer"
-GATEWAY = "gateway"
-QUERY_GATEWAY = "query_gateway"
-EVENT_STORE = "event_store"
 
 #: Weight of the newest value in the aged mean and the arrival rate (reference §4.5: 0.67 · new + 0.33 · old).
 AGE_NEW = 0.67
@@ -269,8 +263,6 @@ WHERE excluded.holds_lock = 1 OR evento_telemetry_consumer.holds_lock = 0
     OR evento_telemetry_consumer.instance_id = excluded.instance_id OR evento_telemetry_consumer.received_ms < ?
 """
 
-_PHASES = ("total", "lock", "retrieve", "compute", "publish")
-
 
 class Aggregation(enum.StrEnum):
     """How the service times of a time bucket are combined: their mean, their maximum or their minimum."""
@@ -370,170 +362,6 @@ class PhaseSeries:
 
     payload: str
     points: tuple[PhasePoint, ...]
-
-
-# --- the broker's side: phases in memory -----------------------------------------------------------------------
-
-
-class _Spread:
-    """Count, sum, min and max of one measure (nanoseconds)."""
-
-    __slots__ = ("count", "maximum", "minimum", "total")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0
-        self.minimum = 0
-        self.maximum = 0
-
-    def add(self, value: int) -> None:
-        if self.count == 0 or value < self.minimum:
-            self.minimum = value
-        if value > self.maximum:
-            self.maximum = value
-        self.count += 1
-        self.total += value
-
-    def mean_ms(self) -> float:
-        return self.total / self.count / 1e6 if self.count else 0.0
-
-
-class _CommandPhases:
-    """The phases of one aggregate command type since the last flush."""
-
-    __slots__ = ("compute", "lock", "publish", "retrieve", "total")
-
-    def __init__(self) -> None:
-        self.total = _Spread()
-        self.lock = _Spread()
-        self.retrieve = _Spread()
-        self.compute = _Spread()
-        self.publish = _Spread()
-
-
-class PhaseClock:
-    """The phases of one command being timed (nanoseconds), filled in by the broker as it goes."""
-
-    __slots__ = ("compute", "lock", "publish", "retrieve", "start")
-
-    def __init__(self) -> None:
-        self.start = perf_counter_ns()
-        self.lock = 0
-        self.retrieve = 0
-        self.compute = 0
-        self.publish = 0
-
-
-class BrokerPhases:
-    """The command broker's telemetry, kept in memory on the event loop (no lock, no I/O on the command path) and
-    taken by :class:`TelemetryStore` once per flush interval.
-
-    Every command counts as an arrival; ``capture_rate`` of them are timed phase by phase (:meth:`begin` answers a
-    :class:`PhaseClock` or ``None``). A timed command costs one tuple appended; the statistics are made from them
-    when they are taken. Every append is counted and timed for the metrics (``on_append``).
-    """
-
-    def __init__(self, capture_rate: float = 1.0) -> None:
-        self.capture_rate = capture_rate
-        self.enabled = capture_rate > 0
-        self._always = capture_rate >= 1.0
-        self._random = random.random
-        # (aggregate command type or None for a service command, total, lock, retrieve, compute, publish) in ns.
-        self._timed: list[tuple[str | None, int, int, int, int, int]] = []
-        self._append_times: list[int] = []
-        self._query_times: list[int] = []
-        self.query_arrivals = 0
-        self.command_arrivals = 0
-        self.appends = 0
-        self._since = now_ms()
-        #: Called with each append's latency in seconds (the metrics' histogram), when set.
-        self.on_append: Callable[[float], None] | None = None
-
-    def begin(self) -> PhaseClock | None:
-        """A command arrives: its clock if it is timed."""
-        self.command_arrivals += 1
-        if self.enabled and (self._always or self._random() < self.capture_rate):
-            return PhaseClock()
-        return None
-
-    def begin_query(self) -> bool:
-        """A query arrives: whether its routing is timed."""
-        self.query_arrivals += 1
-        return self.enabled and (self._always or self._random() < self.capture_rate)
-
-    def queried(self, own_ns: int) -> None:
-        """A timed query's routing took ``own_ns`` (its round trip to the projection left out)."""
-        self._query_times.append(own_ns)
-
-    def appended(self, started_ns: int, clock: PhaseClock | None) -> None:
-        """An append the broker waited for since ``started_ns`` ended."""
-        elapsed = perf_counter_ns() - started_ns
-        self.appends += 1
-        if clock is not None:
-            clock.publish += elapsed
-            self._append_times.append(elapsed)
-        on_append = self.on_append
-        if on_append is not None:
-            on_append(elapsed / 1e9)
-
-    def end(self, clock: PhaseClock, payload: str, *, aggregate: bool) -> None:
-        """A timed command ended (answered or failed)."""
-        total = perf_counter_ns() - clock.start
-        self._timed.append(
-            (payload if aggregate else None, total, clock.lock, clock.retrieve, clock.compute, clock.publish)
-        )
-
-    def take(self) -> tuple[int, int, dict[str, _CommandPhases], list[HandlerTelemetry]]:
-        """The interval since the last take (epoch ms), the phases per aggregate command type, and the server's
-        stations as handler telemetry; starts a new interval."""
-        since, until = self._since, now_ms()
-        self._since = until
-        timed, self._timed = self._timed, []
-        append_times, self._append_times = self._append_times, []
-        query_times, self._query_times = self._query_times, []
-        queries, self.query_arrivals = self.query_arrivals, 0
-        arrivals, self.command_arrivals = self.command_arrivals, 0
-        appends, self.appends = self.appends, 0
-        commands: dict[str, _CommandPhases] = {}
-        gateway, event_store, query_gateway = _Spread(), _Spread(), _Spread()
-        for payload, total, lock, retrieve, compute, publish in timed:
-            # The broker's own work: what is left of the command once the waits (lock, bundle, append) are out.
-            gateway.add(max(0, total - lock - compute - publish))
-            if payload is None:
-                continue
-            phases = commands.get(payload)
-            if phases is None:
-                phases = commands[payload] = _CommandPhases()
-            phases.total.add(total)
-            phases.lock.add(lock)
-            phases.retrieve.add(retrieve)
-            phases.compute.add(compute)
-            phases.publish.add(publish)
-        for elapsed in append_times:
-            event_store.add(elapsed)
-        for elapsed in query_times:
-            query_gateway.add(elapsed)
-        stations = [
-            _station(GATEWAY, gateway, arrivals),
-            _station(EVENT_STORE, event_store, appends),
-            _station(QUERY_GATEWAY, query_gateway, queries),
-        ]
-        return since, until, commands, [s for s in stations if s.arrivals or s.count]
-
-
-def _station(name: str, spread: _Spread, arrivals: int) -> HandlerTelemetry:
-    return HandlerTelemetry(
-        component=SERVER_COMPONENT,
-        component_kind="Server",
-        handler_kind=name,
-        payload=name,
-        count=spread.count,
-        total_ms=spread.total / 1e6,
-        min_ms=spread.minimum / 1e6,
-        max_ms=spread.maximum / 1e6,
-        last_ms=spread.mean_ms(),
-        arrivals=arrivals,
-    )
 
 
 # --- the store ---------------------------------------------------------------------------------------------------
@@ -669,13 +497,13 @@ class TelemetryStore:
         for payload, phases in sorted(commands.items()):
             bundle_id, component = self._owner(payload)
             values: list[Any] = [self.server_id, bundle_id, component, payload, since, until, phases.total.count]
-            for name in _PHASES:
-                spread: _Spread = getattr(phases, name)
+            for name in PHASES:
+                spread: Spread = getattr(phases, name)
                 values += [spread.mean_ms(), spread.minimum / 1e6, spread.maximum / 1e6]
             phase_rows.append(tuple(values))
         report = ReportTelemetry(since, until, stations)
-        columns = ", ".join(f"{p}_{a}" for p in _PHASES for a in ("mean", "min", "max"))
-        placeholders = ", ".join("?" for _ in range(7 + 3 * len(_PHASES)))
+        columns = ", ".join(f"{p}_{a}" for p in PHASES for a in ("mean", "min", "max"))
+        placeholders = ", ".join("?" for _ in range(7 + 3 * len(PHASES)))
         insert_phase = (
             "INSERT INTO evento_telemetry_phase (server_id, bundle_id, component, payload, started_ms, ended_ms,"
             f" samples, {columns}) VALUES ({placeholders})"
@@ -848,16 +676,16 @@ class TelemetryStore:
         aggregation = Aggregation(aggregation)
         start, width, slots = _window(interval_s, from_ms, to_ms)
         if aggregation is Aggregation.AVG:
-            combine = [f"SUM({p}_mean * samples)" for p in _PHASES]
+            combine = [f"SUM({p}_mean * samples)" for p in PHASES]
         elif aggregation is Aggregation.MAX:
-            combine = [f"MAX({p}_max)" for p in _PHASES]
+            combine = [f"MAX({p}_max)" for p in PHASES]
         else:
-            combine = [f"MIN({p}_min)" for p in _PHASES]
+            combine = [f"MIN({p}_min)" for p in PHASES]
 
         def read(cursor: Cursor) -> list[tuple[Any, ...]]:
             return cursor.fetchall(
                 f"SELECT payload, slot, SUM(samples), {', '.join(combine)} FROM ("
-                f"  SELECT payload, samples, {', '.join(f'{p}_mean, {p}_min, {p}_max' for p in _PHASES)},"
+                f"  SELECT payload, samples, {', '.join(f'{p}_mean, {p}_min, {p}_max' for p in PHASES)},"
                 "   (ended_ms - ?) / ? AS slot FROM evento_telemetry_phase"
                 "  WHERE bundle_id = ? AND component = ? AND ended_ms >= ? AND ended_ms < ? AND samples > 0"
                 " ) slotted GROUP BY payload, slot",
