@@ -1,7 +1,7 @@
 // The performance evaluation's figures beside the drawing: per flow its workload, its maximum throughput (the
 // throughput at its main bottleneck, coloured by throughput ÷ workload) and the source rate it sustains; per
 // bundle its concurrent requests (Σ customers) and per instance.
-import { Badge, Group, Stack, Table, Text, UnstyledButton } from "@mantine/core";
+import { Box, Group, Stack, Table, Text, UnstyledButton } from "@mantine/core";
 import type { FlowModel } from "./api";
 import { figure, sourceTitle, STATUS_COLOR, stationTitle, status } from "./model";
 
@@ -35,9 +35,12 @@ export function FlowFigures({ model, onSelect }: { model: FlowModel; onSelect: (
                   </Table.Td>
                   <Table.Td ta="right">{figure(flow.workloadPerS)} r/s</Table.Td>
                   <Table.Td ta="right">
-                    <Badge color={STATUS_COLOR[state]} variant="light" data-testid="flow-max-throughput">
-                      {flow.maxThroughputPerS === null ? "no limit" : `${figure(flow.maxThroughputPerS)} r/s`}
-                    </Badge>
+                    <Group gap={6} justify="flex-end" wrap="nowrap">
+                      <Box w={10} h={10} bg={`${STATUS_COLOR[state]}.6`} style={{ borderRadius: "50%" }} aria-hidden />
+                      <Text size="sm" fw={600} data-testid="flow-max-throughput" data-status={state}>
+                        {flow.maxThroughputPerS === null ? "no limit" : `${figure(flow.maxThroughputPerS)} r/s`}
+                      </Text>
+                    </Group>
                   </Table.Td>
                   <Table.Td>
                     {bottleneck ? (

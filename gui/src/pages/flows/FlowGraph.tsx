@@ -3,21 +3,21 @@
 // dashed; with the performance evaluation on, edges carry λ and the invocation probability, stations are
 // coloured by throughput ÷ workload, bottlenecks are red and each flow's main bottleneck is marked.
 import "@xyflow/react/dist/style.css";
-import { Badge, Group, Text, useComputedColorScheme, useMantineTheme, type MantineTheme } from "@mantine/core";
+import { Badge, Group, Text, useComputedColorScheme } from "@mantine/core";
 import { IconFlame } from "@tabler/icons-react";
 import {
   Background,
   Controls,
   Handle,
   MarkerType,
-  MiniMap,
   Position,
   ReactFlow,
   type Edge,
   type Node,
   type NodeProps,
+  useReactFlow,
 } from "@xyflow/react";
-import { memo, useMemo } from "react";
+import { memo, useEffect, useMemo } from "react";
 import type { FlowModel, Source, Station } from "./api";
 import {
   customersLabel,
@@ -140,14 +140,19 @@ const nodeTypes = { station: StationBox, source: SourceBox };
 const READABLE_WIDTH = 1100;
 const READABLE_HEIGHT = 800;
 
-/** The minimap's colour of a node: SVG fill attributes take no CSS variables, so the theme's own values. */
-function minimapColor(theme: MantineTheme, node: StationNode | SourceNode): string {
-  const shade = (color: string) => theme.colors[color]?.[6] ?? "#888";
-  if (node.type === "source") return shade("indigo");
-  const { station, evaluation } = node.data;
-  if (!evaluation) return shade("gray");
-  if (station.bottleneck) return shade("red");
-  return shade(STATUS_COLOR[status(station.throughputPerS, station.workloadPerS)]);
+/** Centres the view on a station when asked (the figures' "main bottleneck" link): inside React Flow, where its
+ * viewport hook works. */
+function FocusOn({ request }: { request: FocusRequest | null }) {
+  const flow = useReactFlow();
+  useEffect(() => {
+    if (request) void flow.fitView({ nodes: [{ id: String(request.id) }], maxZoom: 1, duration: 400 });
+  }, [flow, request]);
+  return null;
+}
+
+/** A request to show one station (a new object each time, so asking twice for the same station works). */
+export interface FocusRequest {
+  id: number;
 }
 
 export interface FlowGraphProps {
@@ -157,11 +162,11 @@ export interface FlowGraphProps {
   onSelect: (id: number | null) => void;
   /** Changes when the drawing should fit the view again (a new selection or mode). */
   viewKey: string;
+  focus: FocusRequest | null;
 }
 
-export default function FlowGraph({ model, evaluation, selected, onSelect, viewKey }: FlowGraphProps) {
+export default function FlowGraph({ model, evaluation, selected, onSelect, viewKey, focus }: FlowGraphProps) {
   const scheme = useComputedColorScheme("light");
-  const theme = useMantineTheme();
   const positions = useMemo(() => layout(model, evaluation), [model, evaluation]);
   const main = useMemo(() => mainBottlenecks(model), [model]);
 
@@ -214,7 +219,7 @@ export default function FlowGraph({ model, evaluation, selected, onSelect, viewK
           strokeWidth: evaluation ? 1 + 3 * Math.sqrt(edge.ratePerS / top) : 1.5,
           strokeDasharray: edge.isAsync ? "6 4" : undefined,
         },
-        markerEnd: { type: MarkerType.ArrowClosed, color, width: 16, height: 16 },
+        markerEnd: { type: MarkerType.ArrowClosed, color, width: 9, height: 9 },
         data: { isAsync: edge.isAsync },
         className: edge.isAsync ? "flow-edge-async" : "flow-edge-sync",
         selectable: false,
@@ -257,15 +262,7 @@ export default function FlowGraph({ model, evaluation, selected, onSelect, viewK
     >
       <Background gap={24} />
       <Controls showInteractive={false} />
-      {model.stations.length > 12 && (
-        <MiniMap
-          pannable
-          zoomable
-          ariaLabel="Overview of the flow diagram"
-          nodeColor={(node) => minimapColor(theme, node as StationNode | SourceNode)}
-          nodeStrokeWidth={0}
-        />
-      )}
+      <FocusOn request={focus} />
     </ReactFlow>
   );
 }

@@ -1,16 +1,16 @@
 // The flows of the performance model (reference §5 "Flows"): pick everything, or a handler, payload, component or
 // bundle from the side list (or arrive with `?payload=X` from a catalog page), see its flows drawn, and with the
 // performance evaluation on, their figures and a what-if editor re-evaluated by the server.
-import { Alert, Badge, Grid, Group, Paper, Stack, Switch, Text } from "@mantine/core";
+import { Alert, Badge, Box, Grid, Group, Paper, Stack, Switch, Text } from "@mantine/core";
 import { IconFlame } from "@tabler/icons-react";
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 import { errorDetail } from "../../api/client";
 import { PageTitle } from "../../components/PageTitle";
 import { Empty, ErrorState, Loading } from "../../components/states";
 import { flowsUrl, SELECTION_KINDS, useEvaluate, useFlows, type FlowModel, type Selection } from "./api";
 import { FlowFigures } from "./FlowFigures";
-import FlowGraph from "./FlowGraph";
+import FlowGraph, { type FocusRequest } from "./FlowGraph";
 import { FlowSelector } from "./FlowSelector";
 import { handlerLabel } from "./model";
 import { StationDetails } from "./StationDetails";
@@ -36,6 +36,15 @@ function describe(selection: Selection): string {
   }
 }
 
+function Swatch({ color, children }: { color: string; children: ReactNode }) {
+  return (
+    <Group gap={4} wrap="nowrap">
+      <Box w={12} h={12} style={{ borderRadius: 3, border: `2px solid var(--mantine-color-${color}-filled)` }} aria-hidden />
+      <Text size="xs">{children}</Text>
+    </Group>
+  );
+}
+
 function Legend({ evaluation }: { evaluation: boolean }) {
   return (
     <Group gap="md" data-testid="flow-legend">
@@ -45,9 +54,9 @@ function Legend({ evaluation }: { evaluation: boolean }) {
       </Group>
       {evaluation && (
         <>
-          <Badge size="xs" color="green" variant="light">X ÷ λ ≥ 0.99</Badge>
-          <Badge size="xs" color="yellow" variant="light">&lt; 0.99</Badge>
-          <Badge size="xs" color="red" variant="light">&lt; 0.8 or bottleneck</Badge>
+          <Swatch color="green">X ÷ λ ≥ 0.99</Swatch>
+          <Swatch color="yellow">&lt; 0.99</Swatch>
+          <Swatch color="red">&lt; 0.8 or bottleneck</Swatch>
           <Badge size="xs" color="red" variant="filled" leftSection={<IconFlame size={10} aria-hidden />}>main bottleneck</Badge>
         </>
       )}
@@ -66,6 +75,7 @@ function FlowsView({ selection, evaluation }: { selection: Selection; evaluation
   const [whatIf, setWhatIf] = useState<WhatIf>(NO_WHAT_IF);
   const [evaluated, setEvaluated] = useState<Evaluated | null>(null);
   const [picked, setPicked] = useState<number | null>(null);
+  const [focus, setFocus] = useState<FocusRequest | null>(null);
 
   if (query.isPending) return <Loading label="Loading the flows…" />;
   if (query.isError) return <ErrorState error={query.error} title="Could not load the flows" onRetry={() => void query.refetch()} />;
@@ -96,7 +106,7 @@ function FlowsView({ selection, evaluation }: { selection: Selection; evaluation
         {model.stations.length === 0 && model.sources.length === 0 ? (
           <Empty>No flow starts here: nothing handles it, or it is a view.</Empty>
         ) : (
-          <FlowGraph model={model} evaluation={evaluation} selected={picked} onSelect={setPicked} viewKey={viewKey} />
+          <FlowGraph model={model} evaluation={evaluation} selected={picked} onSelect={setPicked} viewKey={viewKey} focus={focus} />
         )}
       </Paper>
       {picked !== null && (
@@ -126,7 +136,13 @@ function FlowsView({ selection, evaluation }: { selection: Selection; evaluation
             />
           </Paper>
           <Paper withBorder p="sm">
-            <FlowFigures model={model} onSelect={setPicked} />
+            <FlowFigures
+              model={model}
+              onSelect={(id) => {
+                setPicked(id);
+                setFocus({ id });
+              }}
+            />
           </Paper>
         </>
       )}
