@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from playwright.sync_api import Locator, Page, expect
 
 from tests.gui.browser import assert_accessible, login
 from tests.gui.support import ADMIN_PASSWORD, ARTIFACTS, LiveSystem
+
+if TYPE_CHECKING:
+    from playwright.sync_api import FloatRect
 
 CHECK = "todolist-web:TodoListInvoker:TodoListInvoker::check_todo"
 AGGREGATE = "todolist-command:TodoListAggregate:TodoListCheckTodoCommand"
@@ -130,14 +133,22 @@ def test_a_what_if_moves_the_bottleneck_to_the_projector(live: LiveSystem, open_
     page.screenshot(path=str(ARTIFACTS / "flows-bottleneck.png"))
 
 
+def _within(a: FloatRect, b: FloatRect) -> bool:
+    return (
+        a["x"] >= b["x"]
+        and a["y"] >= b["y"]
+        and a["x"] + a["width"] <= b["x"] + b["width"]
+        and a["y"] + a["height"] <= b["y"] + b["height"]
+    )
+
+
 def wait_until_inside(inner: Locator, outer: Locator, timeout: float = 5.0) -> None:
     """Wait until ``inner``'s box lies within ``outer``'s (the view's animated move has brought it in)."""
     deadline = time.monotonic() + timeout
     while True:
         a, b = inner.bounding_box(), outer.bounding_box()
-        if a and b and a["x"] >= b["x"] and a["y"] >= b["y"] and a["x"] + a["width"] <= b["x"] + b["width"]:
-            if a["y"] + a["height"] <= b["y"] + b["height"]:
-                return
+        if a and b and _within(a, b):
+            return
         assert time.monotonic() < deadline, f"{inner} not shown within {outer}: {a} in {b}"
         inner.page.wait_for_timeout(50)
 
