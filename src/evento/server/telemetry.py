@@ -442,7 +442,12 @@ class TelemetryStore:
 
     def _record(self, cursor: Cursor, bundle_id: str, instance_id: str, report: ReportTelemetry, now: int) -> None:
         interval_ms = max(1, report.ended - report.started)
-        handlers = [h for h in report.handlers if h.arrivals > 0 or h.count > 0]
+        # Rows in key order: two servers recording reports of the same handlers lock them in the same order (on
+        # PostgreSQL, two transactions taking row locks in different orders can deadlock).
+        handlers = sorted(
+            (h for h in report.handlers if h.arrivals > 0 or h.count > 0),
+            key=lambda h: (h.component, h.handler_kind, h.payload),
+        )
         handler_rows: list[tuple[Any, ...]] = []
         rate_rows: list[tuple[Any, ...]] = []
         send_rows: list[tuple[Any, ...]] = []
@@ -484,7 +489,7 @@ class TelemetryStore:
                     now,
                     stale,
                 )
-                for c in report.consumers
+                for c in sorted(report.consumers, key=lambda c: c.consumer_id)
             ],
         )
 
