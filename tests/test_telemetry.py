@@ -404,6 +404,33 @@ async def test_a_report_the_server_cannot_take_is_dropped_not_retried(tmp_path: 
         await server.stop()
 
 
+async def test_servers_of_a_cluster_share_telemetry(tmp_path: Path) -> None:
+    """Two servers on one PostgreSQL: what bundles report to one, the other answers (the API of any server shows
+    the whole cluster)."""
+    with postgres_database() as url:
+        servers = [EventoServer(open_event_store(url, data_dir=tmp_path), server_id=f"server-{n}") for n in range(2)]
+        for server in servers:
+            await server.start()
+        bundles = [Bundle("tally-write", components=[Tally], telemetry=FAST), Bundle("tally-front", components=[Clerk])]
+        try:
+            for bundle in bundles:
+                await bundle.start(servers[0])
+            clerk = bundles[1].invoker(Clerk)
+            for n in range(5):
+                await clerk.open(f"c{n}")
+
+            async def seen_by_the_other() -> bool:
+                stats = {s.payload: s for s in await servers[1].telemetry.handler_stats("tally-write")}
+                return "OpenTally" in stats and stats["OpenTally"].count == 5
+
+            await wait_until(seen_by_the_other, DEADLINE, what="the other server reading the shared telemetry")
+        finally:
+            for bundle in reversed(bundles):
+                await bundle.stop()
+            for server in servers:
+                await server.stop()
+
+
 # --- the store's arithmetic, on SQLite and PostgreSQL -----------------------------------------------------------
 
 
