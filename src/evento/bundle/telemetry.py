@@ -218,7 +218,10 @@ class TelemetryCollector:
         """:meth:`begin` from any thread."""
         if self._always or self._random() < self._rate:
             return _new_sample(TelemetrySample, (key, perf_counter_ns(), {}))
-        self._finished.append((key, 0))
+        finished = self._finished
+        finished.append((key, 0))
+        if len(finished) >= _FOLD_AT:
+            self._fold()
         return None
 
     def end_threadsafe(self, sample: TelemetrySample) -> None:
