@@ -5,6 +5,7 @@ purge and the Prometheus text."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from evento import Bundle
-from evento.bundle.telemetry import TelemetryOptions
+from evento.bundle.telemetry import TelemetryCollector, TelemetryOptions
 from evento.demo.todolist.system import TodoListSystem
 from evento.discovery import NodeInfo
 from evento.event_stores import SQLiteEventStore, open_event_store
@@ -299,6 +300,37 @@ async def test_capture_rate_zero_reports_nothing(tmp_path: Path) -> None:
         for bundle in reversed(bundles):
             await bundle.stop()
         await server.stop()
+
+
+def test_handlings_finished_on_worker_threads_are_all_counted() -> None:
+    """Plain handlers finish on worker threads while the loop takes the tallies: nothing is lost or counted
+    twice."""
+    collector = TelemetryCollector(TelemetryOptions(capture_rate=0.5))
+    key = collector.key("Projector", "Projector", "EventHandler", "Happened")
+    threads, each = 8, 5_000
+    started = threading.Barrier(threads + 1)
+
+    def handle() -> None:
+        started.wait()
+        for _ in range(each):
+            sample = collector.begin_threadsafe(key)
+            if sample is not None:
+                collector.end_threadsafe(sample)
+
+    workers = [threading.Thread(target=handle) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    started.wait()
+    arrivals = timed = 0
+    while any(worker.is_alive() for worker in workers):
+        for handler in collector.take()[2]:
+            arrivals, timed = arrivals + handler.arrivals, timed + handler.count
+    for worker in workers:
+        worker.join()
+    for handler in collector.take()[2]:
+        arrivals, timed = arrivals + handler.arrivals, timed + handler.count
+    assert arrivals == threads * each
+    assert 0 < timed < arrivals
 
 
 # --- over TCP --------------------------------------------------------------------------------------------------
