@@ -53,12 +53,14 @@ from evento.messages import (
     QueryResult,
     ReportTelemetry,
     ResetConsumer,
+    ScalingSignal,
     SendCommand,
     SendQuery,
     ServiceCommandRequest,
     ServiceCommandResponse,
     SetConsumerEnabled,
     SetDeadEventRetry,
+    StopInstance,
     StoredEvent,
 )
 from evento.transport.wire import (
@@ -229,6 +231,9 @@ REQUEST_BODIES: list[Any] = [
     ConsumeDeadQueue("bank_Ledger_1_default"),
     ResetConsumer("bank_Ledger_1_default", 0),
     SetConsumerEnabled("bank_Ledger_1_default", False),
+    ScalingSignal(suffering=True),
+    ScalingSignal(suffering=False),
+    StopInstance(grace_ms=10_000),
 ]
 RESPONSE_BODIES: list[Any] = [
     CommandResult(STORED),

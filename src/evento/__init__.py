@@ -5,7 +5,14 @@ state classes, gateways (and the :class:`Outbox` contract they send through), th
 """
 
 from evento._version import __version__
-from evento.bundle import Bundle, ConsumerSettings, MessageHandlerInterceptor, TracingAgent
+from evento.bundle import (
+    AutoscalingProtocol,
+    Bundle,
+    ConsumerSettings,
+    MessageHandlerInterceptor,
+    ThreadCountAutoscalingProtocol,
+    TracingAgent,
+)
 from evento.bundle.calls import ProjectionTransaction, projection_transaction
 from evento.components import (
     AggregateState,
@@ -76,6 +83,7 @@ __all__ = [
     "AggregateInitializedError",
     "AggregateNotInitializedError",
     "AggregateState",
+    "AutoscalingProtocol",
     "Bundle",
     "CapabilityError",
     "CommandGateway",
@@ -116,6 +124,7 @@ __all__ = [
     "ServiceEvent",
     "Single",
     "StoredEvent",
+    "ThreadCountAutoscalingProtocol",
     "TooManyPendingRequestsError",
     "TracingAgent",
     "TransientConsumerError",

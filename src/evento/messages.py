@@ -53,12 +53,14 @@ __all__ = [
     "QueryResult",
     "ReportTelemetry",
     "ResetConsumer",
+    "ScalingSignal",
     "SendCommand",
     "SendQuery",
     "ServiceCommandRequest",
     "ServiceCommandResponse",
     "SetConsumerEnabled",
     "SetDeadEventRetry",
+    "StopInstance",
     "StoredEvent",
     "new_message_id",
     "now_ms",
@@ -308,8 +310,16 @@ class ReportTelemetry(msgspec.Struct, frozen=True, tag=True):
     consumers: list[ConsumerTelemetry] = []
 
 
+class ScalingSignal(msgspec.Struct, frozen=True, tag=True):
+    """A bundle instance's autoscaling protocol speaking: ``suffering`` (more work than it should take: start
+    another instance) or bored (too little: this one may go). The server knows who sent it; answered with
+    :class:`Accepted`."""
+
+    suffering: bool
+
+
 class Accepted(msgspec.Struct, frozen=True, tag=True):
-    """The server took a request that has nothing to answer (a telemetry report)."""
+    """The server took a request that has nothing to answer (a telemetry report, a scaling signal)."""
 
 
 # --- consumer administration: server -> bundle (the admin channel) ---------------------------------------------
@@ -413,6 +423,14 @@ class AdminDone(msgspec.Struct, frozen=True, tag=True):
     count: int = 0
 
 
+class StopInstance(msgspec.Struct, frozen=True, tag=True):
+    """Server -> bundle: leave gracefully. The instance stops taking work, finishes what it holds, releases its
+    consumer locks and disconnects; it answers :class:`AdminDone` at once and leaves right after. ``grace_ms`` is
+    how long the server waits before it kills the process."""
+
+    grace_ms: int
+
+
 AdminRequest = (
     GetConsumerStatus
     | ListDeadEvents
@@ -424,9 +442,9 @@ AdminRequest = (
 )
 AdminResponse = ConsumerStatusResult | DeadEventsResult | AdminDone
 
-ServerRequest = SendCommand | SendQuery | FetchEvents | GetHead | ReportTelemetry
+ServerRequest = SendCommand | SendQuery | FetchEvents | GetHead | ReportTelemetry | ScalingSignal
 ServerResponse = CommandResult | QueryResult | EventBatch | Head | Accepted
-BundleRequest = AggregateCommandRequest | ServiceCommandRequest | QueryRequest | AdminRequest
+BundleRequest = AggregateCommandRequest | ServiceCommandRequest | QueryRequest | AdminRequest | StopInstance
 BundleResponse = AggregateCommandResponse | ServiceCommandResponse | QueryResult | AdminResponse
 
 

@@ -34,13 +34,16 @@ from evento.discovery import BundleRegistration, ComponentInfo, ComponentKind, H
 from evento.errors import RegistrationError
 from evento.gateways import CommandGateway, QueryGateway, gateways_for
 from evento.messages import (
+    AdminDone,
     AggregateCommandRequest,
     BundleRequest,
     BundleResponse,
     EventsAppended,
     HandledMessage,
     QueryRequest,
+    ScalingSignal,
     ServiceCommandRequest,
+    StopInstance,
     new_message_id,
 )
 from evento.payloads import Payload, payload_class, payload_description, payload_kind, payload_schema
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import ModuleType
 
+    from evento.bundle.autoscaling import AutoscalingProtocol
     from evento.consumer_stores.base import ConsumerStateStore
     from evento.server.server import EventoServer
     from evento.transport.base import Connector, ServerLink
@@ -99,6 +103,7 @@ class Bundle:
         request_timeout: float = 30.0,
         instance_id: str | None = None,
         telemetry: TelemetryOptions | None = None,
+        autoscaling: AutoscalingProtocol | None = None,
     ) -> None:
         if not bundle_id or not bundle_id.strip():
             raise RegistrationError("a bundle needs a non-blank id")
@@ -133,12 +138,18 @@ class Bundle:
         if unknown:
             raise RegistrationError(f"contexts given for components not in the bundle: {', '.join(unknown)}")
 
-        self._requests = RequestHandlers(self.components, self._runner, self.outbox)
+        self.autoscaling = autoscaling
+        self._requests = RequestHandlers(self.components, self._runner, self.outbox, autoscaling)
         self._dispatch: dict[type[Any], Callable[[Any], Any]] = {
             AggregateCommandRequest: self._requests.aggregate_command,
             ServiceCommandRequest: self._requests.service_command,
             QueryRequest: self._requests.query,
+            StopInstance: self._leave,
         }
+        #: Set when the server asks this instance to leave (:class:`StopInstance`): whoever runs the bundle
+        #: (``evento bundle run``) stops it, which finishes the work in hand and releases the consumer locks.
+        self.leave_requested = asyncio.Event()
+        self._signals: set[asyncio.Task[Any]] = set()
         self.consumers: dict[str, ConsumerEngine] = {}
         self.admin = BundleAdmin(self.consumers)
         self._dispatch.update(self.admin.handlers())
@@ -215,6 +226,9 @@ class Bundle:
             await asyncio.gather(*gate)
         await self._link.set_enabled(True)
         self.telemetry.start(self.outbox.request, self.consumers)
+        if self.autoscaling is not None:
+            self.autoscaling.bind(self._send_signal)
+            self.autoscaling.start()
         later = [e for e in self.consumers.values() if e.spec.kind is not ComponentKind.PROJECTOR]
         for engine in later:
             await engine.seed()
@@ -225,7 +239,11 @@ class Bundle:
     async def stop(self) -> None:
         if self._link is not None:
             await self._link.set_enabled(False)
+        if self.autoscaling is not None:
+            await self.autoscaling.stop()
         await asyncio.gather(*(engine.stop() for engine in self.consumers.values()))
+        if self._signals:
+            await asyncio.gather(*self._signals, return_exceptions=True)
         await self.telemetry.stop()  # the last report, before the link closes
         await self._close_link()
         await self.consumer_store.stop()
@@ -252,6 +270,7 @@ class Bundle:
                     runner=self._runner,
                     settings=self.consumer_settings,
                     request_timeout=self.request_timeout,
+                    autoscaling=self.autoscaling,
                 )
                 self.consumers[engine.consumer_id] = engine
 
@@ -267,6 +286,24 @@ class Bundle:
             raise TypeError(f"unknown request type {type(message).__name__}")
         response: BundleResponse = await handler(message)
         return response
+
+    async def _leave(self, request: StopInstance) -> AdminDone:
+        log.info("bundle %s asked to leave (grace %d ms)", self.info, request.grace_ms)
+        self.leave_requested.set()
+        return AdminDone(True)
+
+    def _send_signal(self, suffering: bool) -> None:
+        # Fire and forget: a handler's arrival must not wait for the server; a signal lost with the connection
+        # is repeated by the protocol while the condition lasts.
+        task = asyncio.get_running_loop().create_task(self._signal(suffering))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _signal(self, suffering: bool) -> None:
+        try:
+            await self.outbox.request(ScalingSignal(suffering), self.request_timeout)
+        except Exception as exc:
+            log.warning("could not send the %s signal: %s", "suffering" if suffering else "bored", exc)
 
     def on_notification(self, message: EventsAppended) -> None:
         for engine in self.consumers.values():

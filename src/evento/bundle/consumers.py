@@ -50,6 +50,7 @@ from evento.payloads import decode_payload, encode_payload
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from evento.bundle.autoscaling import AutoscalingProtocol
     from evento.outbox import Outbox
 
 __all__ = ["TRANSIENT_ERRORS", "ConsumerEngine", "ConsumerSettings", "ConsumerStatus", "consumer_id", "is_transient"]
@@ -157,6 +158,7 @@ class ConsumerEngine:
         runner: HandlerRunner,
         settings: ConsumerSettings,
         request_timeout: float,
+        autoscaling: AutoscalingProtocol | None = None,
     ) -> None:
         self.spec = spec
         self.instance = instance
@@ -189,6 +191,8 @@ class ConsumerEngine:
         self._handler_kind = HandlerKind.SAGA_EVENT if self._kind is ComponentKind.SAGA else HandlerKind.EVENT
         # Events handed to handlers and not finished yet by the fetch loop (observers' run in their own tasks).
         self._in_hand = 0
+        # Told of each event (or group of events) handled: one handler execution each.
+        self._autoscaling = autoscaling
 
     @property
     def info(self) -> ConsumerInfo:
@@ -295,12 +299,17 @@ class ConsumerEngine:
                 log.warning("consumer %s lost its lock mid-batch; stopping this cycle", cid)
                 break
             group = self._group_at(events, position)
+            scaling = self._autoscaling
+            if scaling is not None:
+                scaling.arrival()
             if len(group) == 1:
                 self._in_hand = 1
                 try:
                     checkpoint = await self._consume(events[position], checkpoint)
                 finally:
                     self._in_hand = 0
+                    if scaling is not None:
+                        scaling.departure()
                 self._checkpoint = checkpoint
                 position += 1
                 continue
@@ -309,6 +318,8 @@ class ConsumerEngine:
                 checkpoint, failure = await self._consume_group(group, checkpoint)
             finally:
                 self._in_hand = 0
+                if scaling is not None:
+                    scaling.departure()
             self._checkpoint = checkpoint
             if failure is None:
                 position += len(group)
@@ -619,6 +630,9 @@ class ConsumerEngine:
         task.add_done_callback(self._observer_tasks.discard)
 
     async def _observe(self, handler: HandlerSpec, event: StoredEvent) -> None:
+        scaling = self._autoscaling
+        if scaling is not None:
+            scaling.arrival()
         try:
             if not (await self._with_retries(handler, event)).handled:
                 await self.store.release_claim(self.consumer_id, event.sequence_number)
@@ -626,6 +640,8 @@ class ConsumerEngine:
             log.exception("observer %s failed on event %d", self.consumer_id, event.sequence_number)
         finally:
             self._observer_slots.release()
+            if scaling is not None:
+                scaling.departure()
 
     # --- administration ----------------------------------------------------------------------------------------
 

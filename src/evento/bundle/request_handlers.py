@@ -47,6 +47,7 @@ from evento.payloads import (
 )
 
 if typing.TYPE_CHECKING:
+    from evento.bundle.autoscaling import AutoscalingProtocol
     from evento.outbox import Outbox
 
 __all__ = ["RequestHandlers"]
@@ -85,9 +86,12 @@ class RequestHandlers:
         components: list[tuple[ComponentSpec, Any]],
         runner: HandlerRunner,
         outbox: Outbox,
+        autoscaling: AutoscalingProtocol | None = None,
     ) -> None:
         self._runner = runner
         self._outbox = outbox
+        # Told of every request's arrival and departure; None (the default) costs one test per request.
+        self.autoscaling = autoscaling
         # Requests are timed here, whole (decoding, an aggregate's replay, the handler, encoding the answer).
         self._telemetry = runner.telemetry
         self._owners: dict[tuple[HandlerKind, str], tuple[ComponentSpec, Any, HandlerSpec]] = {}
@@ -117,6 +121,16 @@ class RequestHandlers:
     # --- aggregates --------------------------------------------------------------------------------------------
 
     async def aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
+        scaling = self.autoscaling
+        if scaling is None:
+            return await self._aggregate_command(request)
+        scaling.arrival()
+        try:
+            return await self._aggregate_command(request)
+        finally:
+            scaling.departure()
+
+    async def _aggregate_command(self, request: AggregateCommandRequest) -> AggregateCommandResponse:
         spec, instance, handler = self._owner(HandlerKind.AGGREGATE_COMMAND, request.command.payload_name)
         telemetry = self._telemetry
         if telemetry is None:
@@ -256,6 +270,16 @@ class RequestHandlers:
     async def _run(self, kind: HandlerKind, message: CommandMessage | QueryMessage) -> tuple[HandlerSpec, Any]:
         """Run the handler owning ``message``'s payload type; returns it with its result. Its gateways are made
         only if it asks for one (which ones it may ask for was checked when the bundle was built)."""
+        scaling = self.autoscaling
+        if scaling is None:
+            return await self._run_handler(kind, message)
+        scaling.arrival()
+        try:
+            return await self._run_handler(kind, message)
+        finally:
+            scaling.departure()
+
+    async def _run_handler(self, kind: HandlerKind, message: CommandMessage | QueryMessage) -> tuple[HandlerSpec, Any]:
         _, instance, handler = self._owner(kind, message.payload_name)
         telemetry = self._telemetry
         sample = telemetry.begin(telemetry.key_of(handler)) if telemetry is not None else None

@@ -33,7 +33,8 @@ def load_bundle(target: str) -> Bundle:
 async def run_bundle(
     bundle: Bundle, servers: Sequence[str], auth_token: str = "", stop: asyncio.Event | None = None
 ) -> None:
-    """Connect ``bundle`` to ``servers`` over TCP and run it until SIGINT, SIGTERM or ``stop``, then stop it.
+    """Connect ``bundle`` to ``servers`` over TCP and run it until SIGINT, SIGTERM, ``stop`` or the server asks it
+    to leave, then stop it.
 
     Prints ``Ready.`` once connected and ``Stopped.`` at the end, for whoever supervises the process."""
     if not servers:
@@ -46,7 +47,13 @@ async def run_bundle(
     print(f"Bundle {bundle.info} connected to {', '.join(servers)}", flush=True)
     print("Ready.", flush=True)
     try:
-        await stop.wait()
+        # SIGTERM, the caller, or the server asking this instance to leave (a graceful kill, a bored instance).
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(bundle.leave_requested.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
     finally:
         await bundle.stop()
         print("Stopped.", flush=True)

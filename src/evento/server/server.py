@@ -25,6 +25,7 @@ from evento.messages import (
     Head,
     QueryResult,
     ReportTelemetry,
+    ScalingSignal,
     SendCommand,
     SendQuery,
     ServerRequest,
@@ -41,7 +42,7 @@ from evento.server.telemetry import TelemetrySettings, TelemetryStore
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
-    from evento.discovery import BundleRegistration
+    from evento.discovery import BundleRegistration, NodeInfo
     from evento.event_stores.base import EventStore
     from evento.server.story_cache import StoryCache
     from evento.transport.base import BundlePeer
@@ -98,7 +99,11 @@ class EventoServer:
             FetchEvents: self._fetch,
             GetHead: self._head,
             ReportTelemetry: self._report_telemetry,
+            ScalingSignal: self._scaling_signal,
         }
+        #: Called with the sender and ``suffering`` for each autoscaling signal a bundle instance sends (the
+        #: supervisor of :mod:`evento.server.deploy` listens); none: the signals are only logged.
+        self.scaling_listeners: list[Callable[[NodeInfo, bool], None]] = []
         # Catalog writes that membership changes (sync calls from the transports) ask for, applied in order by one
         # task: a leave never overtakes the join it undoes.
         self._catalog_updates: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
@@ -205,6 +210,12 @@ class EventoServer:
     async def _report_telemetry(self, node: Node, request: ReportTelemetry, timeout: float) -> Accepted:
         await self.telemetry.record(node.info, request)
         await self.catalog.learn_sends(node.info.bundle_id, request)
+        return Accepted()
+
+    async def _scaling_signal(self, node: Node, request: ScalingSignal, timeout: float) -> Accepted:
+        log.info("%s is %s", node.info, "suffering" if request.suffering else "bored")
+        for listener in self.scaling_listeners:
+            listener(node.info, request.suffering)
         return Accepted()
 
     def _on_append(self, head: int) -> None:

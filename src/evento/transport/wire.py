@@ -42,12 +42,14 @@ from evento.messages import (
     QueryResult,
     ReportTelemetry,
     ResetConsumer,
+    ScalingSignal,
     SendCommand,
     SendQuery,
     ServiceCommandRequest,
     ServiceCommandResponse,
     SetConsumerEnabled,
     SetDeadEventRetry,
+    StopInstance,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +156,8 @@ RequestBody = (
     | ConsumeDeadQueue
     | ResetConsumer
     | SetConsumerEnabled
+    | ScalingSignal
+    | StopInstance
 )
 ResponseBody = (
     CommandResult
