@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.gui.browser import assert_accessible, login
-from tests.gui.support import ADMIN_PASSWORD, ARTIFACTS, LiveSystem
+from tests.gui.browser import assert_accessible
+from tests.gui.support import ARTIFACTS, LiveSystem
 
 if TYPE_CHECKING:
     from playwright.sync_api import FloatRect
@@ -51,7 +51,7 @@ def evaluate(page: Page) -> None:
 def test_the_flows_page_draws_the_todolists_check_flow(live: LiveSystem, open_page: Callable[..., Page]) -> None:
     model: dict[str, Any] = live.api_get(f"/api/flows/handler/{quote(CHECK)}")
     page = open_page()
-    login(page, live.url, "admin", ADMIN_PASSWORD, f"/flows?handler={quote(CHECK)}")
+    page.goto(f"{live.url}/flows?handler={quote(CHECK)}")
 
     stations = page.get_by_test_id("flow-station")
     expect(stations).to_have_count(len(model["stations"]))
@@ -93,7 +93,7 @@ def test_a_what_if_moves_the_bottleneck_to_the_projector(live: LiveSystem, open_
     its measured time and the projector at 5 s instead, the bottleneck moves to the projector, drawn red and
     marked as the flow's main bottleneck."""
     page = open_page()
-    login(page, live.url, "admin", ADMIN_PASSWORD, f"/flows?handler={quote(CHECK)}&evaluate=1")
+    page.goto(f"{live.url}/flows?handler={quote(CHECK)}&evaluate=1")
     expect(station(page, PROJECTOR)).to_have_attribute("data-bottleneck", "false")
     expect(page.get_by_test_id("flow-main-bottleneck")).to_have_count(0)
     expect(page.get_by_test_id("flow-max-throughput")).to_have_text("no limit")

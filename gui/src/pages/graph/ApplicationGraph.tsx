@@ -245,6 +245,13 @@ function arrow(ctx: CanvasRenderingContext2D, x1: number, y1: number, x2: number
   ctx.fill();
 }
 
+/** A coloured dot before a word (the word keeps the text's colour, readable in both themes). */
+function Dot({ color }: { color: string }) {
+  return (
+    <Box component="span" display="inline-block" w={8} h={8} mr={4} bg={`${color}.6`} style={{ borderRadius: "50%" }} aria-hidden />
+  );
+}
+
 function focusOf(model: GraphModel, id: string | null): Focus | null {
   if (!id || !model.handlers.has(id)) return null;
   return { id, downstream: reachable(model.graph, id, "downstream"), upstream: reachable(model.graph, id, "upstream") };
@@ -267,6 +274,7 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
   const transform = useRef<ZoomTransform>(zoomIdentity);
   const zoomer = useRef<ZoomBehavior<HTMLCanvasElement, unknown> | null>(null);
   const frame = useRef(0);
+  const redraw = useRef<() => void>(() => undefined);
   const [hovered, setHovered] = useState<{ id: string; x: number; y: number } | null>(null);
   const [pinned, setPinned] = useState<string | null>(null);
 
@@ -302,7 +310,7 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
       .scaleExtent([0.3, 80])
       .on("zoom", (event: { transform: ZoomTransform }) => {
         transform.current = event.transform;
-        render();
+        redraw.current();
       });
     zoomer.current = behaviour;
     const selection = select(element);
@@ -310,9 +318,13 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
     if (transform.current === zoomIdentity) behaviour.transform(selection, fitTransform(width, boxHeight));
     else behaviour.transform(selection, transform.current);
     return () => { selection.on(".zoom", null); };
-  }, [width, boxHeight, render]);
+    // Only a new size sets the zoom up again: doing so on a hover or a pin would interrupt a flight under way.
+  }, [width, boxHeight]);
 
-  useEffect(() => { render(); }, [render]);
+  useEffect(() => {
+    redraw.current = render;
+    render();
+  }, [render]);
   useEffect(() => () => { cancelAnimationFrame(frame.current); }, []);
 
   const at = (event: React.MouseEvent<HTMLCanvasElement>) => {
@@ -334,7 +346,7 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
     if (!placed || !canvas.current || !zoomer.current) return;
     const { x, y, r } = placed.circle;
     // Close enough that the handler and its neighbours in the component read, its label drawn.
-    const k = Math.max(transform.current.k, Math.min(60, Math.min(width, boxHeight) / (r * 10)));
+    const k = Math.max(transform.current.k, Math.min(60, Math.min(width, boxHeight) / (r * 16)));
     const target = zoomIdentity.translate(width / 2 - x * k, boxHeight / 2 - y * k).scale(k);
     const behaviour = zoomer.current;
     select(canvas.current).transition().duration(600).call((t) => { behaviour.transform(t, target); });
@@ -389,8 +401,8 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
               <Text size="xs" c="dimmed">Pinned · {pin.handler.componentKind} {pin.handler.handlerKind}</Text>
               <Text fw={600} truncate>{pin.label}</Text>
               <Text size="xs">
-                betweenness {pin.centrality.toFixed(2)} · <Text span c={DOWNSTREAM} fw={600}>{pinnedFocus.downstream.size} downstream</Text> ·{" "}
-                <Text span c={UPSTREAM} fw={600}>{pinnedFocus.upstream.size} upstream</Text>
+                betweenness {pin.centrality.toFixed(2)} · <Dot color={DOWNSTREAM} />{pinnedFocus.downstream.size} downstream ·{" "}
+                <Dot color={UPSTREAM} />{pinnedFocus.upstream.size} upstream
               </Text>
             </Stack>
             <Group gap="xs" wrap="nowrap">
@@ -446,8 +458,8 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
             <Text size="xs" truncate>{hover.handler.component} · {hover.handler.bundleId}</Text>
             <Group gap={4} mt={2}>
               <Badge size="xs" variant="light" color={KIND_COLOR[hover.handler.componentKind] ?? "gray"}>{hover.handler.componentKind}</Badge>
-              <Badge size="xs" variant="light" color={DOWNSTREAM}>{focus.downstream.size} downstream</Badge>
-              <Badge size="xs" variant="light" color={UPSTREAM}>{focus.upstream.size} upstream</Badge>
+              <Text size="xs"><Dot color={DOWNSTREAM} />{focus.downstream.size} downstream</Text>
+              <Text size="xs"><Dot color={UPSTREAM} />{focus.upstream.size} upstream</Text>
             </Group>
           </Paper>
         )}
@@ -459,7 +471,9 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
             <Text size="xs">{kind}</Text>
           </Group>
         ))}
-        <Text size="xs" c="dimmed">Size: betweenness centrality · hover: <Text span c={DOWNSTREAM} fw={600}>downstream</Text>, <Text span c={UPSTREAM} fw={600}>upstream</Text> · click: open the component</Text>
+        <Text size="xs" c="dimmed">
+          Size: betweenness centrality · hover: <Dot color={DOWNSTREAM} />downstream, <Dot color={UPSTREAM} />upstream · click: open the component
+        </Text>
       </Group>
     </Stack>
   );
