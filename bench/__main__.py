@@ -25,6 +25,7 @@ from typing import Any
 from bench import (
     command_throughput,
     examples,
+    gui_graph,
     model_prediction,
     postgres,
     projection_latency,
@@ -51,6 +52,7 @@ BENCHMARKS = (
     Benchmark("examples", examples.FIGURES, examples.run),
     Benchmark("model", model_prediction.FIGURES, model_prediction.run),
     Benchmark("telemetry", telemetry.FIGURES, telemetry.run),
+    Benchmark("gui_graph", gui_graph.FIGURES, gui_graph.run),
 )
 ALL_FIGURES = tuple(name for benchmark in BENCHMARKS for name in benchmark.figures)
 
