@@ -129,7 +129,7 @@ def _hot_path_us() -> dict[str, float]:
 
 
 def run(config: RunConfig, figures: frozenset[str] = frozenset(FIGURES)) -> list[Figure]:
-    trials = 2 if config.quick else 4
+    trials = 2 if config.quick else 6
     warmup, commands = (5 * CALLERS, 1_000) if config.quick else (5 * CALLERS, 3_000)
     on, off = _Mode("on", 1.0), _Mode("off", 0.0)
     with (

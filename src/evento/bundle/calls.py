@@ -182,10 +182,13 @@ class GroupProgress:
     error: Exception | None = None
 
 
-#: Handler kinds the runner times itself: consumers' event handlers. Aggregate, service and query handlers are
-#: timed per request by :class:`~evento.bundle.request_handlers.RequestHandlers` (replay and codec included),
-#: invokers per call by the bundle; event-sourcing handlers are part of their aggregate's request.
-_TIMED_KINDS = frozenset({HandlerKind.EVENT, HandlerKind.SAGA_EVENT})
+def _timed(handler: HandlerSpec) -> bool:
+    """Whether the runner times this handler: consumers' event handlers. Aggregate, service and query handlers are
+    timed per request by :class:`~evento.bundle.request_handlers.RequestHandlers` (replay and codec included),
+    invokers per call by the bundle; event-sourcing handlers are part of their aggregate's request. (Kinds are
+    compared by identity: an enum's hash is a Python call, and an aggregate's replay asks for every event.)"""
+    kind = handler.options.kind
+    return kind is HandlerKind.EVENT or kind is HandlerKind.SAGA_EVENT
 
 
 class _TimedCall(tuple[Any, ...]):
@@ -235,7 +238,7 @@ class HandlerRunner:
 
     def run_sync(self, handler: HandlerSpec, instance: Any, ctx: CallContext) -> Any:
         """Run a plain ``def`` handler on the calling thread (used inside a worker thread)."""
-        if self._bare or (self._plain and handler.kind not in _TIMED_KINDS):  # nothing to wrap it in
+        if self._bare or (self._plain and not _timed(handler)):  # nothing to wrap it in
             args = [ctx.value(inject, dep) for inject, dep in handler.plan]
             return handler.function(instance, *args)
         sample = self._begin(handler, ctx, threaded=True)
@@ -258,7 +261,7 @@ class HandlerRunner:
         """Start timing a consumer's handler call when telemetry samples it (its gateways then count sends).
         ``threaded``: on a worker thread (a plain handler), not on the event loop."""
         telemetry = self.telemetry
-        if telemetry is None or handler.kind not in _TIMED_KINDS:
+        if telemetry is None or not _timed(handler):
             return None
         key = telemetry.key_of(handler)
         sample = telemetry.begin_threadsafe(key) if threaded else telemetry.begin(key)
@@ -278,7 +281,7 @@ class HandlerRunner:
         """The plain handler's call, ready to run on a worker thread (see :meth:`run_group`)."""
         if handler.payload_only and self._plain:
             telemetry = self.telemetry
-            if telemetry is None or handler.kind not in _TIMED_KINDS:
+            if telemetry is None or not _timed(handler):
                 return partial(handler.function, instance, ctx.payload)  # nothing else to inject, nothing to wrap
             # Timed, and still nothing to inject (so nothing it could send): run_group times it inline.
             key = telemetry.key_of(handler)

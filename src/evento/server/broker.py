@@ -110,42 +110,30 @@ class CommandBroker:
         if not resent:
             self.registry.route(command.payload_name)  # fail fast when nobody handles it
         phases = self.phases
-        clock = phases.begin() if phases is not None else None
-        if clock is None:
-            return await self._command(command, timeout, resent, caller, None)
-        assert phases is not None
+        clock = phases.begin() if phases is not None else None  # timed when the server's telemetry samples it
         try:
-            return await self._command(command, timeout, resent, caller, clock)
+            deadline = time.monotonic() + timeout
+            # Lock waits end a little before the caller's deadline, so "it did not run" reaches the caller in time.
+            lock_deadline = deadline - min(0.5, timeout * 0.1)
+            async with contextlib.AsyncExitStack() as turn:
+                cluster_locked = await self._take_turn(turn, command, lock_deadline)
+                if clock is not None:
+                    clock.lock = perf_counter_ns() - clock.start
+                if resent:
+                    stored = await self.store.find_by_command(command.message_id)
+                    if stored is not None:
+                        # It ran before the caller lost its connection: answer it, even if no handler is back yet.
+                        return CommandResult(stored)
+                kind, _ = self.registry.route(command.payload_name)
+                if kind is HandlerKind.AGGREGATE_COMMAND:
+                    return CommandResult(
+                        await self._aggregate_command(command, deadline, cluster_locked=cluster_locked, clock=clock)
+                    )
+                return CommandResult(await self._service_command(command, deadline, caller, clock))
         finally:
-            aggregate = self.registry.handler_kind(command.payload_name) is HandlerKind.AGGREGATE_COMMAND
-            phases.end(clock, command.payload_name, aggregate=aggregate)
-
-    async def _command(
-        self,
-        command: CommandMessage,
-        timeout: float,
-        resent: bool,
-        caller: NodeInfo | None,
-        clock: PhaseClock | None,
-    ) -> CommandResult:
-        deadline = time.monotonic() + timeout
-        # Lock waits end a little before the caller's deadline, so "it did not run" reaches the caller in time.
-        lock_deadline = deadline - min(0.5, timeout * 0.1)
-        async with contextlib.AsyncExitStack() as turn:
-            cluster_locked = await self._take_turn(turn, command, lock_deadline)
-            if clock is not None:
-                clock.lock = perf_counter_ns() - clock.start
-            if resent:
-                stored = await self.store.find_by_command(command.message_id)
-                if stored is not None:
-                    # It ran before the caller lost its connection: answer it, even if no handler is back yet.
-                    return CommandResult(stored)
-            kind, _ = self.registry.route(command.payload_name)
-            if kind is HandlerKind.AGGREGATE_COMMAND:
-                return CommandResult(
-                    await self._aggregate_command(command, deadline, cluster_locked=cluster_locked, clock=clock)
-                )
-            return CommandResult(await self._service_command(command, deadline, caller, clock))
+            if clock is not None and phases is not None:
+                aggregate = self.registry.handler_kind(command.payload_name) is HandlerKind.AGGREGATE_COMMAND
+                phases.end(clock, command.payload_name, aggregate=aggregate)
 
     # --- whose turn -----------------------------------------------------------------------------------------------
 
