@@ -23,7 +23,7 @@ import { IconFocusCentered, IconPinnedOff, IconSearch, IconZoomIn, IconZoomOut }
 import { select } from "d3-selection";
 import "d3-transition";
 import { zoom as d3zoom, zoomIdentity, type ZoomBehavior, type ZoomTransform } from "d3-zoom";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useNavigate } from "react-router";
 import type { HandlerItem } from "../../api/types";
 import { AppLink } from "../../components/links";
@@ -245,6 +245,31 @@ function arrow(ctx: CanvasRenderingContext2D, x1: number, y1: number, x2: number
   ctx.fill();
 }
 
+/** The search box: kept apart (and memoised) so hovering, which re-renders the graph, leaves its 1,000 options
+ * alone. */
+const GraphSearch = memo(function GraphSearch({ options, value, onPick }: {
+  options: { value: string; label: string }[];
+  value: string | null;
+  onPick: (id: string | null) => void;
+}) {
+  return (
+    <Select
+      label="Find a handler"
+      placeholder="payload — component · bundle"
+      data={options}
+      value={value}
+      searchable
+      clearable
+      limit={50}
+      w={{ base: "100%", sm: 460 }}
+      leftSection={<IconSearch size={16} aria-hidden />}
+      nothingFoundMessage="No handler matches"
+      onChange={onPick}
+      data-testid="graph-search"
+    />
+  );
+});
+
 /** A coloured dot before a word (the word keeps the text's colour, readable in both themes). */
 function Dot({ color }: { color: string }) {
   return (
@@ -352,6 +377,13 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
     select(canvas.current).transition().duration(600).call((t) => { behaviour.transform(t, target); });
   };
 
+  const pick = useCallback((id: string | null) => {
+    setPinned(id);
+    if (id) flyTo(id);
+    // flyTo reads the zoom from refs: the model and the size are what it depends on.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [model, width, boxHeight]);
+
   const options = useMemo(
     () => [...model.handlers.values()].map((h) => ({ value: h.id, label: h.label })).sort((a, b) => a.label.localeCompare(b.label)),
     [model],
@@ -362,23 +394,7 @@ export default function ApplicationGraph({ handlers, height = "min(680px, calc(1
   return (
     <Stack gap="xs">
       <Group justify="space-between" align="flex-end" wrap="wrap" gap="xs">
-        <Select
-          label="Find a handler"
-          placeholder="payload — component · bundle"
-          data={options}
-          value={pinned}
-          searchable
-          clearable
-          limit={50}
-          w={{ base: "100%", sm: 460 }}
-          leftSection={<IconSearch size={16} aria-hidden />}
-          nothingFoundMessage="No handler matches"
-          onChange={(id) => {
-            setPinned(id);
-            if (id) flyTo(id);
-          }}
-          data-testid="graph-search"
-        />
+        <GraphSearch options={options} value={pinned} onPick={pick} />
         <Group gap={6}>
           <Tooltip label="Zoom in"><ActionIcon variant="default" size="lg" aria-label="Zoom in" onClick={() => { zoomBy(1.6); }}><IconZoomIn size={18} aria-hidden /></ActionIcon></Tooltip>
           <Tooltip label="Zoom out"><ActionIcon variant="default" size="lg" aria-label="Zoom out" onClick={() => { zoomBy(1 / 1.6); }}><IconZoomOut size={18} aria-hidden /></ActionIcon></Tooltip>
