@@ -59,11 +59,6 @@ class _Gateway:
         # The handling's telemetry sample, when it is timed: what it sends, counted by payload type.
         self._sends = sends
 
-    def _count(self, name: str) -> None:
-        sends = self._sends
-        if sends is not None:
-            sends[name] = sends.get(name, 0) + 1
-
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._outbox.loop
         if loop is None:
@@ -86,8 +81,9 @@ class CommandGateway(_Gateway):
         self, command: Command, metadata: Metadata | dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Any:
         name = payload_name(command)
-        if self._sends is not None:
-            self._count(name)
+        sends = self._sends
+        if sends is not None:
+            sends[name] = sends.get(name, 0) + 1
         message = CommandMessage(
             payload_name=name,
             payload=encode_payload(command),
@@ -123,8 +119,9 @@ class QueryGateway(_Gateway):
         self, query: Query[R], metadata: Metadata | dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> R:
         name = payload_name(query)
-        if self._sends is not None:
-            self._count(name)
+        sends = self._sends
+        if sends is not None:
+            sends[name] = sends.get(name, 0) + 1
         message = QueryMessage(
             payload_name=name,
             payload=encode_payload(query),

@@ -126,14 +126,15 @@ class CommandBroker:
                         return CommandResult(stored)
                 kind, _ = self.registry.route(command.payload_name)
                 if kind is HandlerKind.AGGREGATE_COMMAND:
+                    if clock is not None:
+                        clock.aggregate = True
                     return CommandResult(
                         await self._aggregate_command(command, deadline, cluster_locked=cluster_locked, clock=clock)
                     )
                 return CommandResult(await self._service_command(command, deadline, caller, clock))
         finally:
             if clock is not None and phases is not None:
-                aggregate = self.registry.handler_kind(command.payload_name) is HandlerKind.AGGREGATE_COMMAND
-                phases.end(clock, command.payload_name, aggregate=aggregate)
+                phases.end(clock, command.payload_name)
 
     # --- whose turn -----------------------------------------------------------------------------------------------
 

@@ -74,10 +74,12 @@ class CommandPhases:
 class PhaseClock:
     """The phases of one command being timed (nanoseconds), filled in by the broker as it goes."""
 
-    __slots__ = ("compute", "lock", "publish", "retrieve", "start")
+    __slots__ = ("aggregate", "compute", "lock", "publish", "retrieve", "start")
 
     def __init__(self) -> None:
         self.start = perf_counter_ns()
+        #: Routed to an aggregate (its phases are kept per command type), not to a service.
+        self.aggregate = False
         self.lock = 0
         self.retrieve = 0
         self.compute = 0
@@ -136,11 +138,11 @@ class BrokerPhases:
         if on_append is not None:
             on_append(elapsed / 1e9)
 
-    def end(self, clock: PhaseClock, payload: str, *, aggregate: bool) -> None:
+    def end(self, clock: PhaseClock, payload: str) -> None:
         """A timed command ended (answered or failed)."""
         total = perf_counter_ns() - clock.start
         self._timed.append(
-            (payload if aggregate else None, total, clock.lock, clock.retrieve, clock.compute, clock.publish)
+            (payload if clock.aggregate else None, total, clock.lock, clock.retrieve, clock.compute, clock.publish)
         )
 
     def take(self) -> tuple[int, int, dict[str, CommandPhases], list[HandlerTelemetry]]:
