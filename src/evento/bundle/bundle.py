@@ -155,6 +155,15 @@ class Bundle:
         self._dispatch.update(self.admin.handlers())
         self._link: ServerLink | None = None
 
+    def use_instance_id(self, instance_id: str) -> None:
+        """Join as ``instance_id`` (before :meth:`start`): a server that spawned this process names it in advance,
+        so it knows which connection is the process it started."""
+        if self._link is not None:
+            raise RuntimeError("the instance id is fixed once the bundle started")
+        self.info = NodeInfo(self.bundle_id, self.version, instance_id)
+        self.outbox.info = self.info
+        self.outbox.owner = f"{self.bundle_id}/{instance_id}"
+
     # --- building ----------------------------------------------------------------------------------------------
 
     def _dependency(self, annotation: Any) -> Any:

@@ -217,6 +217,24 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--tls-cert", type=Path, default=_optional_path("TLS_CERT"))
     server.add_argument("--tls-key", type=Path, default=_optional_path("TLS_KEY"))
     server.add_argument("--server-id", default=_env("SERVER_ID", "") or None)
+    server.add_argument(
+        "--deploy-script",
+        type=Path,
+        default=_optional_path("DEPLOY_SCRIPT"),
+        help="run as `PATH BUNDLE_JSON TOKEN` to start a bundle instance (default: a local process per instance)",
+    )
+    server.add_argument(
+        "--scale-cooldown",
+        type=_positive,
+        default=_env("SCALE_COOLDOWN", "10"),
+        help="seconds between two scaling decisions of a bundle (suffering or bored signals)",
+    )
+    server.add_argument(
+        "--kill-grace",
+        type=_positive,
+        default=_env("KILL_GRACE", "10"),
+        help="seconds an instance asked to leave has before its process is killed",
+    )
 
     bundle = commands.add_parser("bundle", help="bundle processes").add_subparsers(dest="bundle_command", required=True)
     run = bundle.add_parser("run", help="run a bundle (MODULE:OBJECT, a Bundle or a factory) connected to servers")
@@ -228,6 +246,11 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of a server bus (repeatable; default from EVENTO_SERVERS, comma-separated, or 127.0.0.1:3030)",
     )
     run.add_argument("--auth-token", default=_env("AUTH_TOKEN", ""))
+    run.add_argument(
+        "--instance-id",
+        default=_env("INSTANCE_ID", "") or None,
+        help="join as this instance id (default: a new one); a server's deploy script names what it starts",
+    )
     consumers.add_parser(commands)
     users.add_parser(commands)
     project.add_parser(commands)
@@ -356,6 +379,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "server":
         from evento.server.bus import BusSettings
         from evento.server.bus_credentials import load_bus_tokens
+        from evento.server.deploy.supervisor import SupervisorSettings
         from evento.server.runner import ServerOptions, run_server
 
         try:
@@ -383,6 +407,8 @@ def _run(args: argparse.Namespace) -> int:
                     bus_settings=BusSettings(max_unauthenticated=args.bus_max_unauthenticated),
                     api=api,
                     telemetry=telemetry,
+                    deploy_script=args.deploy_script,
+                    supervisor=SupervisorSettings(cooldown=args.scale_cooldown, grace=args.kill_grace),
                 )
             )
         )
@@ -397,6 +423,9 @@ def _run(args: argparse.Namespace) -> int:
         from evento.bundle.runner import load_bundle, run_bundle
 
         servers = args.server or _env("SERVERS", "127.0.0.1:3030").split(",")
-        asyncio.run(run_bundle(load_bundle(args.target), servers, args.auth_token))
+        bundle = load_bundle(args.target)
+        if args.instance_id:
+            bundle.use_instance_id(args.instance_id)
+        asyncio.run(run_bundle(bundle, servers, args.auth_token))
         return 0
     return 2

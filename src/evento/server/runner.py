@@ -15,6 +15,8 @@ from evento.event_stores import open_event_store
 from evento.server.api import ApiSettings
 from evento.server.bus import BusServer, BusSettings
 from evento.server.data_dir import hold_data_dir
+from evento.server.deploy.scripts import DeployContext, DeployScript, LocalSpawner, ScriptSpawner
+from evento.server.deploy.supervisor import Supervisor, SupervisorSettings
 from evento.server.http import ServerHttp
 from evento.server.server import EventoServer
 from evento.server.telemetry import TelemetrySettings
@@ -53,6 +55,10 @@ class ServerOptions:
     api: ApiSettings = field(default_factory=ApiSettings)
     #: ``--telemetry-rate`` and ``--telemetry-ttl-days``.
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    #: ``--deploy-script``: what starts bundle instances (None: the built-in local spawner).
+    deploy_script: Path | None = None
+    #: How the supervisor of deployed bundles paces itself (``--scale-cooldown`` sets ``cooldown``).
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
 
 
 def print_login(url: str, login: AdminLogin) -> None:
@@ -104,15 +110,22 @@ async def run_server(options: ServerOptions, stop: asyncio.Event | None = None) 
     with naming_the_port("--bus-port", bus_host, options.bus_port):
         await bus.start()
     http = ServerHttp(server, options.api, options.host, options.port)
+    script: DeployScript = LocalSpawner() if options.deploy_script is None else ScriptSpawner(options.deploy_script)
+    # The instances it starts reach the bus where it listens (a wildcard host: through the loopback).
+    reach = "127.0.0.1" if bus_host in ("", "0.0.0.0", "::") else bus_host
+    context = DeployContext((f"{reach}:{bus.port}",), options.auth_token, options.data_dir / "bundles")
+    server.deploy = Supervisor(server, script, context, options.supervisor)
     try:
         with naming_the_port("--port", options.host, options.port):
             await http.start()
         await server.catalog.advertise(http.advertised_url())
+        await server.deploy.start()
         print(f"Evento server {server.server_id}: bus {bus_host}:{bus.port}, http {options.host}:{http.port}")
         print_login(http.url(), http.context.admin_login)
         print("Ready.", flush=True)
         await stop.wait()
     finally:
+        await server.deploy.stop()
         await http.stop()
         await bus.stop()
         await server.stop()

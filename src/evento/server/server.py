@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from evento.discovery import BundleRegistration, NodeInfo
     from evento.event_stores.base import EventStore
+    from evento.server.deploy.supervisor import Supervisor
     from evento.server.story_cache import StoryCache
     from evento.transport.base import BundlePeer
 
@@ -101,6 +102,8 @@ class EventoServer:
             ReportTelemetry: self._report_telemetry,
             ScalingSignal: self._scaling_signal,
         }
+        #: The bundles this server runs through a deploy script (``evento server`` sets it; None: it runs none).
+        self.deploy: Supervisor | None = None
         #: Called with the sender and ``suffering`` for each autoscaling signal a bundle instance sends (the
         #: supervisor of :mod:`evento.server.deploy` listens); none: the signals are only logged.
         self.scaling_listeners: list[Callable[[NodeInfo, bool], None]] = []

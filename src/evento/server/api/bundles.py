@@ -1,21 +1,31 @@
 """The bundle catalog: ``GET /api/bundle/`` (every bundle the cluster has seen, online or not), ``GET
 /api/bundle/{bundleId}`` (one, with its components and handlers) and ``DELETE /api/bundle/{bundleId}`` (admin:
-forget an offline bundle; 409 while instances of it are online)."""
+forget an offline bundle; 409 while instances of it are online).
+
+Running bundles (:mod:`evento.server.deploy`): ``GET /api/bundle/{bundleId}/deployment`` (bounds, instances
+wanted and online, the supervisor's decisions), and for admins ``PUT /api/bundle/{bundleId}`` (deploy, or change
+min, max, autorun, environment), ``POST /api/bundle/{bundleId}/spawn`` and
+``POST /api/bundle/{bundleId}/instance/{instanceId}/kill`` (graceful)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+import msgspec
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from pydantic import Field
 
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Admin, Viewer
 from evento.server.api.catalog import ID_PATTERN, ComponentItem, HandlerItem, component_item, handler_item
 from evento.server.catalog import BundleNotFoundError, BundleRecord, InstanceRecord
+from evento.server.deploy.spec import BundleSpec
+from evento.server.deploy.store import DeployState
+from evento.server.deploy.supervisor import DeployRefusedError, Supervisor
 
-__all__ = ["BundleDetail", "BundleItem", "InstanceItem", "router"]
+__all__ = ["BundleDetail", "BundleItem", "DeploymentUpdate", "DeploymentView", "InstanceItem", "router"]
 
 router = APIRouter(prefix="/bundle", tags=["bundles"])
 
@@ -122,3 +132,147 @@ async def delete_bundle(
     refused while instances of it are online."""
     await context.server.catalog.delete_bundle(bundle_id)
     return Response(status_code=204)
+
+
+# --- running bundles: deployment, spawn, kill (issue 12) -----------------------------------------------------------
+
+
+class DeploymentUpdate(ApiModel):
+    """What ``PUT /api/bundle/{bundleId}`` changes: the instances' bounds, autorun and environment of a deployed
+    bundle; with ``entryPoint`` (and ``version``) it deploys a bundle importable where the instances run, without
+    a published artifact."""
+
+    entry_point: str | None = Field(default=None, max_length=512)
+    version: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=4096)
+    min_instances: int | None = Field(default=None, ge=0, le=1000)
+    max_instances: int | None = Field(default=None, ge=1, le=1000)
+    autorun: bool | None = None
+    environment: dict[str, str] | None = None
+    interpreter_options: list[str] | None = Field(default=None, max_length=64)
+
+
+class DecisionItem(ApiModel):
+    """One decision of the supervisor about a bundle (spawn, joined, spawn-failed, lost, kill, killed, scale-up,
+    deploy), by the server that took it."""
+
+    at: datetime
+    action: str
+    instance_id: str | None
+    server_id: str
+    reason: str
+
+
+class DeploymentView(ApiModel):
+    """A deployed bundle: its description, the instances wanted and online, its last failure to start and the
+    latest decisions, newest first."""
+
+    bundle_id: str
+    version: str
+    entry_point: str
+    min_instances: int
+    max_instances: int
+    autorun: bool
+    environment: dict[str, str]
+    interpreter_options: list[str]
+    wanted: int
+    online: int
+    last_error: str | None
+    decisions: list[DecisionItem]
+
+
+def _supervisor(context: ApiContext) -> Supervisor:
+    supervisor = context.server.deploy
+    if supervisor is None:
+        raise DeployRefusedError("this server runs no bundles: start it with `evento server`")
+    return supervisor
+
+
+async def _view(supervisor: Supervisor, state: DeployState) -> DeploymentView:
+    spec = state.spec
+    online = {i.instance_id for i in await supervisor.server.catalog.instances() if i.bundle_id == spec.bundle_id}
+    decisions = await supervisor.store.decisions(spec.bundle_id)
+    return DeploymentView(
+        bundle_id=spec.bundle_id,
+        version=spec.version,
+        entry_point=spec.entry_point,
+        min_instances=spec.min_instances,
+        max_instances=spec.max_instances,
+        autorun=spec.autorun,
+        environment=spec.environment,
+        interpreter_options=spec.interpreter_options,
+        wanted=state.wanted,
+        online=len(online),
+        last_error=state.last_error,
+        decisions=[
+            DecisionItem(at=at(d.at_ms), action=d.action, instance_id=d.instance_id, server_id=d.server_id,
+                         reason=d.reason)
+            for d in decisions
+        ],
+    )  # fmt: skip
+
+
+_DEPLOY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not deployed, or no such instance connected"},
+    409: {"description": "Refused: at a bound, or this server runs no bundles"},
+}
+
+
+@router.get("/{bundle_id}/deployment", summary="A deployed bundle", responses=_DEPLOY_ERRORS)
+async def deployment(
+    bundle_id: BundleId, context: Annotated[ApiContext, Depends(api_context)], principal: Viewer
+) -> DeploymentView:
+    """The bundle's deployment: bounds, instances wanted and online, last error, latest decisions."""
+    supervisor = _supervisor(context)
+    state = await supervisor.store.get(bundle_id)
+    if state is None:
+        raise BundleNotFoundError(f"bundle {bundle_id!r} is not deployed")
+    return await _view(supervisor, state)
+
+
+@router.put("/{bundle_id}", summary="Deploy or change a bundle", responses=_DEPLOY_ERRORS)
+async def update_deployment(
+    bundle_id: BundleId,
+    update: DeploymentUpdate,
+    context: Annotated[ApiContext, Depends(api_context)],
+    principal: Admin,
+) -> DeploymentView:
+    """Change a deployed bundle's instances' bounds, autorun, environment (the supervisor acts at its next
+    round); with ``entryPoint``, deploy a bundle that is not deployed yet."""
+    supervisor = _supervisor(context)
+    current = await supervisor.store.get(bundle_id)
+    if current is None and update.entry_point is None:
+        raise BundleNotFoundError(f"bundle {bundle_id!r} is not deployed: give its entryPoint to deploy it")
+    base = current.spec if current is not None else None
+    changes = update.model_dump(by_alias=False, exclude_none=True)
+    try:
+        spec = (
+            msgspec.structs.replace(base, **changes) if base is not None else BundleSpec(bundle_id=bundle_id, **changes)
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return await _view(supervisor, await supervisor.deploy(spec))
+
+
+@router.post("/{bundle_id}/spawn", summary="Start one more instance", status_code=202, responses=_DEPLOY_ERRORS)
+async def spawn(
+    bundle_id: BundleId, context: Annotated[ApiContext, Depends(api_context)], principal: Admin
+) -> DeploymentView:
+    """One more instance wanted (refused at the maximum); the spawning server starts it at its next round."""
+    supervisor = _supervisor(context)
+    return await _view(supervisor, await supervisor.spawn(bundle_id, f"asked by {principal.username}"))
+
+
+@router.post(
+    "/{bundle_id}/instance/{instance_id}/kill", summary="Stop an instance", status_code=202, responses=_DEPLOY_ERRORS
+)
+async def kill(
+    bundle_id: BundleId,
+    instance_id: Annotated[str, Path(min_length=1, max_length=256, pattern=ID_PATTERN)],
+    context: Annotated[ApiContext, Depends(api_context)],
+    principal: Admin,
+) -> DeploymentView:
+    """Ask the instance to leave gracefully (it finishes its work and releases its consumer locks; killed after
+    the grace period). One fewer instance wanted, down to the minimum: at the minimum a replacement starts."""
+    supervisor = _supervisor(context)
+    return await _view(supervisor, await supervisor.kill(bundle_id, instance_id, f"asked by {principal.username}"))

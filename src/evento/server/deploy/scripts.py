@@ -1,0 +1,176 @@
+"""Deploy scripts: how the server starts one instance of a bundle.
+
+The contract (``evento server --deploy-script PATH``): the server runs ``PATH BUNDLE_JSON TOKEN`` — the bundle's
+:class:`~evento.server.deploy.spec.BundleSpec` as JSON and a short-lived token for its artifact — with these
+variables added to its own environment:
+
+- ``EVENTO_SERVERS``: the bus addresses (``host:port``, comma-separated) the instance connects to;
+- ``EVENTO_AUTH_TOKEN``: the bus token it joins with;
+- ``EVENTO_INSTANCE_ID``: the instance id it must join as (``evento bundle run`` reads it), so the server knows
+  which connection is the instance it asked for;
+- ``EVENTO_ARTIFACT_URL``: where its wheel is downloaded with the token (empty when none was published).
+
+The script starts the instance and exits 0 (``docker run -d``, ``kubectl apply``); anything else is a failed start,
+its last line of output the reason. Without ``--deploy-script`` the server uses :class:`LocalSpawner`: a child
+process running ``evento bundle run`` in the server's own environment, its output in a log under the data
+directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from evento.server.deploy.spec import BundleSpec, spec_json
+
+__all__ = ["DeployContext", "DeployError", "DeployScript", "Launch", "LocalSpawner", "ScriptSpawner"]
+
+log = logging.getLogger(__name__)
+
+
+class DeployError(Exception):
+    """A deploy script could not start an instance; the message is the one line to show."""
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    """What every start needs besides the bundle: where the bus is, the token to join with, where logs go."""
+
+    servers: tuple[str, ...]
+    auth_token: str
+    log_dir: Path
+    artifact_url: str = ""
+
+
+@dataclass
+class Launch:
+    """An instance asked for: its id, and the child process when the spawner runs it itself (the local spawner),
+    which the supervisor can kill after a graceful stop's grace period."""
+
+    bundle_id: str
+    instance_id: str
+    process: asyncio.subprocess.Process | None = None
+    log_path: Path | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kill(self) -> bool:
+        """Kill the process now (SIGKILL); ``False`` when there is none to kill."""
+        if self.process is None or self.process.returncode is not None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGKILL)
+        return True
+
+    def last_line(self) -> str:
+        """The last line of the instance's log (why it stopped, when it did)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+class DeployScript(Protocol):
+    """Starts one instance of a bundle; raises :class:`DeployError` when it cannot."""
+
+    async def start(self, spec: BundleSpec, instance_id: str, token: str, context: DeployContext) -> Launch: ...
+
+
+def _environment(spec: BundleSpec, instance_id: str, context: DeployContext) -> dict[str, str]:
+    return {
+        **os.environ,
+        **spec.environment,
+        "EVENTO_SERVERS": ",".join(context.servers),
+        "EVENTO_AUTH_TOKEN": context.auth_token,
+        "EVENTO_INSTANCE_ID": instance_id,
+        "EVENTO_ARTIFACT_URL": context.artifact_url,
+    }
+
+
+class LocalSpawner:
+    """The built-in deploy script: ``python [interpreter options] -m evento.cli bundle run ENTRY_POINT`` as a child
+    of the server, in its environment (the entry point must be importable there), output in
+    ``LOG_DIR/BUNDLE/INSTANCE.log``."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+
+    async def start(self, spec: BundleSpec, instance_id: str, token: str, context: DeployContext) -> Launch:
+        log_path = context.log_dir / spec.bundle_id / f"{instance_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [self.python, *spec.interpreter_options, "-m", "evento.cli", "bundle", "run", spec.entry_point]
+        out = _append(log_path)
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=_environment(spec, instance_id, context),
+                    start_new_session=True,  # a signal to the server's process group does not reach it
+                )
+            except OSError as exc:
+                raise DeployError(f"cannot start {self.python}: {exc}") from exc
+        finally:
+            os.close(out)  # the child holds its own copy
+        launch = Launch(spec.bundle_id, instance_id, process, log_path)
+        asyncio.get_running_loop().create_task(_watch(launch, process))
+        return launch
+
+
+def _append(path: Path) -> int:
+    """A descriptor appending to ``path`` (a local log file: opening it does not wait on anything)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+
+async def _watch(launch: Launch, process: asyncio.subprocess.Process) -> None:
+    await process.wait()
+    launch.exited.set()
+
+
+class ScriptSpawner:
+    """An operator's deploy script (``--deploy-script PATH``), run as ``PATH BUNDLE_JSON TOKEN``; it must exit 0
+    within ``timeout`` seconds."""
+
+    def __init__(self, path: Path, timeout: float = 120.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    async def start(self, spec: BundleSpec, instance_id: str, token: str, context: DeployContext) -> Launch:
+        log_path = context.log_dir / spec.bundle_id / f"{instance_id}.deploy.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = _append(log_path)
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    str(self.path),
+                    spec_json(spec),
+                    token,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=_environment(spec, instance_id, context),
+                )
+            except OSError as exc:
+                raise DeployError(f"deploy script {self.path}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(out)
+        launch = Launch(spec.bundle_id, instance_id, None, log_path)
+        try:
+            code = await asyncio.wait_for(process.wait(), self.timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise DeployError(f"deploy script {self.path} did not finish within {self.timeout:g}s") from None
+        if code != 0:
+            said = launch.last_line() or "no output"
+            raise DeployError(f"deploy script {self.path} exited with status {code}: {said}")
+        return launch
