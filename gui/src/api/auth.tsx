@@ -10,10 +10,12 @@ import type { LoginResponse, Me } from "./types";
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [session, setSession] = useState<Session | null>(loadSession);
+  const [loggedOut, setLoggedOut] = useState(false);
   const queryClient = useQueryClient();
 
   const logout = useCallback(() => {
     clearSession();
+    setLoggedOut(true);
     setSession(null);
     queryClient.clear();
   }, [queryClient]);
@@ -49,12 +51,13 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     const next: Session = { username, token: answer.token, expiresAt: answer.expiresAt, roles: answer.roles };
     saveSession(next);
     queryClient.clear();
+    setLoggedOut(false);
     setSession(next);
   }, [queryClient]);
 
   const value = useMemo(
-    () => ({ session, isAdmin: isAdmin(session), login, logout }),
-    [session, login, logout],
+    () => ({ session, isAdmin: isAdmin(session), loggedOut, login, logout }),
+    [session, loggedOut, login, logout],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -6,6 +6,8 @@ import type { Session } from "./session";
 export interface Auth {
   session: Session | null;
   isAdmin: boolean;
+  /** The user logged out (rather than the session ending by itself): the login page asks for no page back. */
+  loggedOut: boolean;
   login: (username: string, password: string) => Promise<void>;
   logout: () => void;
 }

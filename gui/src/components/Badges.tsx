@@ -1,4 +1,5 @@
-// Kinds of components, handlers and payloads shown as coloured badges, the same colour for a kind everywhere.
+// Kinds of components, handlers and payloads shown as tinted badges, the same tint for a kind everywhere; the
+// text keeps the page's text colour, since a tint's own dark shade is below 4.5:1 contrast on it for several hues.
 import { Badge } from "@mantine/core";
 
 const COLORS: Record<string, string> = {
@@ -19,7 +20,8 @@ const COLORS: Record<string, string> = {
 
 export function KindBadge({ kind }: { kind: string }) {
   return (
-    <Badge variant="light" color={COLORS[kind] ?? "gray"} style={{ textTransform: "none", flexShrink: 0 }} miw="max-content">
+    <Badge variant="light" color={COLORS[kind] ?? "gray"} c="var(--mantine-color-text)"
+      style={{ textTransform: "none", flexShrink: 0 }} miw="max-content">
       {kind}
     </Badge>
   );

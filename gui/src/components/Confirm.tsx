@@ -31,7 +31,7 @@ export function ConfirmButton({ label, title, message, confirmLabel, onConfirm, 
   return (
     <>
       <Button color={color} variant="light" onClick={() => { setError(null); open(); }} {...button}>{label}</Button>
-      <Modal opened={opened} onClose={close} title={title} centered>
+      <Modal opened={opened} onClose={close} title={title} centered closeButtonProps={{ "aria-label": "Close" }}>
         <Stack>
           <Text size="sm">{message}</Text>
           {error && <Alert color="red" variant="light" role="alert">{error}</Alert>}

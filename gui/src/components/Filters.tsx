@@ -5,9 +5,9 @@ import { IconSearch } from "@tabler/icons-react";
 import { useState, type ReactNode } from "react";
 import type { UrlState } from "./urlState";
 
-export function FilterBar({ children }: { children: ReactNode }) {
+export function FilterBar({ children, label = "Filters" }: { children: ReactNode; label?: string }) {
   return (
-    <Group gap="sm" mb="sm" align="flex-end" wrap="wrap" role="search">
+    <Group gap="sm" mb="sm" align="flex-end" wrap="wrap" role="search" aria-label={label}>
       {children}
     </Group>
   );

@@ -4,9 +4,10 @@ import { Navigate, useLocation } from "react-router";
 import { useAuth } from "../api/useAuth";
 
 export function RequireSession({ children }: { children: ReactNode }) {
-  const { session } = useAuth();
+  const { session, loggedOut } = useAuth();
   const location = useLocation();
   if (!session) {
+    if (loggedOut) return <Navigate to="/login" replace />;
     const next = `${location.pathname}${location.search}${location.hash}`;
     return <Navigate to={`/login${next === "/" ? "" : `?next=${encodeURIComponent(next)}`}`} replace />;
   }

@@ -25,7 +25,7 @@ function Sends({ invocations }: { invocations: Invocation[] }) {
           <AppLink to={paths.payload(i.payload)}>{i.payload}</AppLink>
           {i.learned ? (
             <Tooltip label="Seen sent at run time (telemetry), not found in the code">
-              <Badge size="xs" variant="outline" color="orange">learned</Badge>
+              <Badge size="xs" variant="outline" color="grape">learned</Badge>
             </Tooltip>
           ) : i.line ? <Text size="xs" c="dimmed">line {i.line}</Text> : null}
         </Group>

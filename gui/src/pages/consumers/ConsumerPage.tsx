@@ -115,7 +115,7 @@ export default function ConsumerPage() {
       cell: (e) => (
         <Button variant="subtle" size="compact-sm" color="red" onClick={() => { setViewing({ event: e, what: "error" }); }}
           styles={{ label: { maxWidth: 260, overflow: "hidden", textOverflow: "ellipsis" } }}
-          aria-label={`Error of event ${e.sequenceNumber}`}>
+          aria-label={`Error of event ${e.sequenceNumber}: ${e.error}`}>
           {e.error}
         </Button>
       ),
@@ -125,7 +125,7 @@ export default function ConsumerPage() {
       header: "Payload",
       cell: (e) => (
         <Button variant="default" size="compact-sm" onClick={() => { setViewing({ event: e, what: "payload" }); }}
-          aria-label={`Payload of event ${e.sequenceNumber}`}>
+          aria-label={`View payload of event ${e.sequenceNumber}`}>
           View
         </Button>
       ),
@@ -150,7 +150,7 @@ export default function ConsumerPage() {
     },
     ...(isAdmin ? [{
       key: "delete",
-      header: "",
+      header: <span className="sr-only">Actions</span>,
       cell: (e: DeadEvent) => (
         <ConfirmButton
           label="Delete"
@@ -184,7 +184,8 @@ export default function ConsumerPage() {
         )}
       </PageTitle>
       {notice && (
-        <Alert color={notice.ok ? "green" : "red"} variant="light" withCloseButton onClose={() => { setNotice(null); }}
+        <Alert color={notice.ok ? "green" : "red"} variant="light" withCloseButton closeButtonLabel="Dismiss"
+          onClose={() => { setNotice(null); }}
           role={notice.ok ? "status" : "alert"} data-testid="action-notice">
           {notice.text}
         </Alert>
@@ -205,7 +206,8 @@ export default function ConsumerPage() {
               <NumberInput label="From sequence number" min={0} value={from} onChange={setFrom} w={220} allowDecimal={false} />
               <ConfirmButton
                 label="Replay"
-                color="orange"
+                variant="default"
+                color="indigo"
                 leftSection={<IconRefresh size={16} aria-hidden />}
                 title="Replay the events?"
                 message={`${consumerId} will handle again every event after sequence number ${String(from)}.`}
@@ -249,6 +251,7 @@ export default function ConsumerPage() {
         onClose={() => { setViewing(null); }}
         title={viewing ? `${viewing.what === "payload" ? "Payload" : "Error"} of event ${viewing.event.sequenceNumber}` : ""}
         size="lg"
+        closeButtonProps={{ "aria-label": "Close" }}
       >
         {viewing && (viewing.what === "payload" ? (
           <Stack>

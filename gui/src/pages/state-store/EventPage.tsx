@@ -18,8 +18,10 @@ export default function EventPage() {
   return (
     <Stack>
       <PageTitle title={query.data ? query.data.eventName : `Event ${seq}`} kicker={`Event #${seq}`}>
-        <Button component={Link} to={paths.event(seq - 1)} variant="default" disabled={seq <= 1}
-          leftSection={<IconChevronLeft size={16} aria-hidden />}>Previous</Button>
+        {seq > 1 && (
+          <Button component={Link} to={paths.event(seq - 1)} variant="default"
+            leftSection={<IconChevronLeft size={16} aria-hidden />}>Previous</Button>
+        )}
         <Button component={Link} to={paths.event(seq + 1)} variant="default"
           rightSection={<IconChevronRight size={16} aria-hidden />}>Next</Button>
       </PageTitle>

@@ -78,7 +78,7 @@ export default function EventsPage() {
         <SearchFilter state={state} param="context" label="Context" placeholder="default" width={140} />
         <SearchFilter state={state} param="q" label="Text in payload" placeholder="Any case" width={200} />
       </FilterBar>
-      <FilterBar>
+      <FilterBar label="Ranges and order">
         <SearchFilter state={state} param="fromSeq" label="From seq" placeholder="0" width={120} />
         <SearchFilter state={state} param="toSeq" label="To seq" placeholder="head" width={120} />
         <TimeFilter state={state} param="from" label="From time" />

@@ -1,0 +1,106 @@
+"""Every page of the GUI loads in Chromium against the live TodoList system and shows its real data (names,
+counts and identifiers the API reports), with no serious or critical accessibility violation, in the light theme
+and, for the busiest pages, in the dark one; a deep link survives a reload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.gui.browser import assert_accessible
+from tests.gui.support import PROJECTOR, REVIEW, LiveSystem
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A page to open and what it must show: the texts ``shows`` gives for the live system."""
+
+    path: Callable[[LiveSystem], str]
+    shows: Callable[[LiveSystem], list[str]]
+
+
+def fixed(path: str) -> Callable[[LiveSystem], str]:
+    return lambda _live: path
+
+
+PAGES: dict[str, Visit] = {
+    "dashboard": Visit(fixed("/"), lambda live: ["Components by kind", f"{live.api_get('/api/dashboard')['events']}"]),
+    "payloads": Visit(fixed("/payloads"), lambda _: ["TodoListCreatedEvent", "ErpUserActivityRegisterCommand"]),
+    "payload": Visit(
+        fixed("/payloads/TodoListView"), lambda _: ["A todo list with its todos.", "TodoView[]", "completed"]
+    ),
+    "components": Visit(fixed("/components"), lambda _: ["TodoListAggregate", "ListReview", "TodoListProjector"]),
+    "component": Visit(
+        fixed("/components/TodoListAggregate"), lambda _: ["TodoListCreateCommand", "TodoListTodoCheckedEvent"]
+    ),
+    "bundles": Visit(fixed("/bundles"), lambda _: ["todolist-command", "todolist-saga", "audit"]),
+    "bundle": Visit(
+        fixed("/bundles/todolist-query"), lambda _: ["TodoListProjector", "TodoListProjection", "replica-1"]
+    ),
+    "cluster": Visit(fixed("/cluster"), lambda _: ["todolist-web", "api-test-server", "audit"]),
+    "consumers": Visit(fixed("/consumers"), lambda _: [PROJECTOR, REVIEW, "lag 0"]),
+    "consumer": Visit(
+        fixed(f"/consumers/{quote(PROJECTOR)}"),
+        lambda live: ["holds the lock", f"{live.api_get('/api/dashboard')['head']}"],
+    ),
+    "events": Visit(fixed("/state-store/events"), lambda live: ["TodoListDeletedEvent", live.traffic.lists["trip"]]),
+    "event": Visit(
+        fixed("/state-store/events/1"),
+        lambda live: ["TodoListCreatedEvent", "groceries", live.traffic.lists["groceries"]],
+    ),
+    "aggregate": Visit(
+        lambda live: f"/state-store/aggregates/{live.traffic.lists['books']}",
+        lambda _: ["TodoListCreatedEvent", "TodoListTodoCheckedEvent", "has no snapshot"],
+    ),
+    "snapshots": Visit(fixed("/state-store/snapshots"), lambda live: [live.traffic.lists["groceries"]]),
+    "flows": Visit(fixed("/flows"), lambda _: ["Flows"]),
+    "graph": Visit(fixed("/graph"), lambda _: ["Application graph"]),
+}
+
+DARK = ("dashboard", "consumer", "events")
+
+
+def visit(page: Page, live: LiveSystem, name: str) -> None:
+    target = PAGES[name]
+    path = target.path(live)
+    page.goto(f"{live.url}{path}")
+    expect(page.get_by_test_id("current-user")).to_have_text("admin")
+    expect(page).to_have_url(f"{live.url}{path}")
+    for text in target.shows(live):
+        expect(page.get_by_text(text, exact=False).first).to_be_visible()
+    # No page is left loading or failing: the data arrived.
+    expect(page.get_by_role("status").filter(has_text="Loading")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(0)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_shows_real_data_and_is_accessible(name: str, live: LiveSystem, open_page: Callable[..., Page]) -> None:
+    page = open_page()
+    visit(page, live, name)
+    assert_accessible(page)
+
+
+@pytest.mark.parametrize("name", DARK)
+def test_page_in_the_dark_theme_is_accessible(name: str, live: LiveSystem, open_page: Callable[..., Page]) -> None:
+    page = open_page(color_scheme="dark")
+    visit(page, live, name)
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)", "the dark theme was not applied"
+    assert_accessible(page)
+
+
+def test_a_deep_link_survives_a_reload(live: LiveSystem, open_page: Callable[..., Page]) -> None:
+    page = open_page()
+    path = "/payloads?kind=DomainEvent&q=todo"
+    page.goto(f"{live.url}{path}")
+    expect(page.get_by_text("TodoListTodoAddedEvent")).to_be_visible()
+    expect(page.get_by_text("TodoListCreateCommand")).to_have_count(0)
+    page.reload()
+    expect(page).to_have_url(f"{live.url}{path}")
+    expect(page.get_by_text("TodoListTodoAddedEvent")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Search payloads")).to_have_value("todo")
+    expect(page.get_by_text("TodoListCreateCommand")).to_have_count(0)
