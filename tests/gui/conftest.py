@@ -16,7 +16,6 @@ from tests.gui.support import ADMIN_PASSWORD, ARTIFACTS, VIEWER_PASSWORD, VIEWER
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-pytestmark = pytest.mark.slow
 
 #: Playwright's waits (for an element, a URL) give up after this many ms.
 TIMEOUT_MS = 10_000

@@ -15,6 +15,8 @@ from playwright.sync_api import Page, expect
 from tests.gui.browser import assert_accessible
 from tests.gui.support import ADMIN_PASSWORD, PROJECTOR, REPOSITORY, REVIEW, VIEWER_USER, LiveSystem
 
+pytestmark = pytest.mark.slow
+
 
 def test_login_fails_with_a_wrong_password_and_then_opens_the_asked_page(
     live: LiveSystem, open_page: Callable[..., Page]

@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 from tests.gui.browser import assert_accessible
 from tests.gui.support import PROJECTOR, REVIEW, LiveSystem
 
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Visit:
