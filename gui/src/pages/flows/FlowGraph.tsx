@@ -228,17 +228,21 @@ export default function FlowGraph({ model, evaluation, selected, onSelect, viewK
     });
   }, [model, evaluation]);
 
-  // A long flow fitted whole would be too small to read: then the view opens on its start (the sources and the
-  // first stations), readable, and the rest is a pan or a zoom away.
+  // Flows fitted whole would be too small to read when long or many: then the view opens on the start of the
+  // first ones (their sources and first stations), readable, and the rest is a pan or a zoom away.
   const fitNodes = useMemo(() => {
     const xs = [...positions.values()].map((p) => p.x);
     const ys = [...positions.values()].map((p) => p.y);
     if (xs.length === 0) return undefined;
     const left = Math.min(...xs);
+    const top = Math.min(...ys);
     const width = Math.max(...xs) - left + NODE_WIDTH;
-    const height = Math.max(...ys) - Math.min(...ys) + NODE_HEIGHT.evaluation;
+    const height = Math.max(...ys) - top + NODE_HEIGHT.evaluation;
     if (width <= READABLE_WIDTH && height <= READABLE_HEIGHT) return undefined;
-    return [...positions].filter(([, p]) => p.x < left + READABLE_WIDTH - NODE_WIDTH).map(([id]) => ({ id: String(id) }));
+    // The top-left corner: where the first flows start.
+    return [...positions]
+      .filter(([, p]) => p.x < left + READABLE_WIDTH - NODE_WIDTH && p.y < top + READABLE_HEIGHT - NODE_HEIGHT.evaluation)
+      .map(([id]) => ({ id: String(id) }));
   }, [positions]);
 
   return (
