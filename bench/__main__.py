@@ -2,8 +2,8 @@
 
 Every figure is measured next to its baseline in the same run, with all files under one temporary directory
 (same machine, same disk). ``--only`` takes a figure name or a benchmark name (``commands``, ``latency``,
-``append``, ``tcp``, ``postgres``, ``examples``, ``model``, ``telemetry``) and may be repeated; ``--quick`` shrinks
-the counts for a smoke run.
+``append``, ``tcp``, ``postgres``, ``examples``, ``model``, ``telemetry``, ``gui``, ``gui_graph``) and may be
+repeated; ``--quick`` shrinks the counts for a smoke run.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from bench import (
     command_throughput,
     examples,
+    gui,
     gui_graph,
     model_prediction,
     postgres,
@@ -52,6 +53,7 @@ BENCHMARKS = (
     Benchmark("examples", examples.FIGURES, examples.run),
     Benchmark("model", model_prediction.FIGURES, model_prediction.run),
     Benchmark("telemetry", telemetry.FIGURES, telemetry.run),
+    Benchmark("gui", gui.FIGURES, gui.run),
     Benchmark("gui_graph", gui_graph.FIGURES, gui_graph.run),
 )
 ALL_FIGURES = tuple(name for benchmark in BENCHMARKS for name in benchmark.figures)
