@@ -116,6 +116,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
 
 def _print_banner(options: DemoOptions, demo: DemoSystem, bus_port: int, server_http: ServerHttp) -> None:
     print(f"Evento server   {server_http.url()}/api/health", flush=True)
+    print(f"GUI             {server_http.url()}/", flush=True)
     print_login(server_http.url(), server_http.context.admin_login)
     print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
     admits = "bundles presenting --auth-token" if options.auth_token else "open to whoever reaches it: no --auth-token"
