@@ -11,7 +11,7 @@ import { ApiError } from "./api/client";
 import { AuthProvider } from "./api/auth";
 import { Loading } from "./components/states";
 import { router } from "./routes";
-import { theme } from "./theme";
+import { cssVariablesResolver, theme } from "./theme";
 
 const queryClient = new QueryClient({
   defaultOptions: {
@@ -29,7 +29,7 @@ if (!root) throw new Error("no #root element");
 
 createRoot(root).render(
   <StrictMode>
-    <MantineProvider theme={theme} defaultColorScheme="auto">
+    <MantineProvider theme={theme} defaultColorScheme="auto" cssVariablesResolver={cssVariablesResolver}>
       <QueryClientProvider client={queryClient}>
         <AuthProvider>
           <Suspense fallback={<Loading />}>
