@@ -194,6 +194,7 @@ def _figure(
         "on_trials_cmd_per_s": [round(x) for x in on.rates],
         "off_trials_cmd_per_s": [round(x) for x in off.rates],
         "pair_ratios": [round(x, 3) for x in pairs],
+        "median_pair_ratio": round(statistics.median(pairs), 3),
         "cpu": cost,
         "hot_path_us_per_command": hot_path,
         "commands_counted_by_telemetry": counted,
