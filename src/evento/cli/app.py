@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evento._version import __version__
-from evento.cli import consumers, project, users
+from evento.cli import consumers, project, publish, users
 from evento.cli.client import CommandError
 from evento.errors import ConsumerStoreError, DataInUseError, EventoError, EventStoreError
 from evento.startup import EXTRA_SCHEMES, StartupError, driver_error, missing_extra
@@ -254,6 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     consumers.add_parser(commands)
     users.add_parser(commands)
     project.add_parser(commands)
+    publish.add_parser(commands)
     return parser
 
 
@@ -419,6 +420,8 @@ def _run(args: argparse.Namespace) -> int:
         return users.run(args)
     if args.command == "update-version":
         return project.run_update_version(args)
+    if args.command == "publish":
+        return publish.run_publish(args)
     if args.command == "bundle":
         from evento.bundle.runner import load_bundle, run_bundle
 

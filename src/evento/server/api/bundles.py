@@ -9,18 +9,22 @@ min, max, autorun, environment), ``POST /api/bundle/{bundleId}/spawn`` and
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import Field
 
+from evento.discovery import BundleRegistration
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Admin, Viewer
 from evento.server.api.catalog import ID_PATTERN, ComponentItem, HandlerItem, component_item, handler_item
 from evento.server.catalog import BundleNotFoundError, BundleRecord, InstanceRecord
+from evento.server.deploy.artifacts import MAX_WHEEL_BYTES, valid_wheel_name
 from evento.server.deploy.spec import BundleSpec
 from evento.server.deploy.store import DeployState
 from evento.server.deploy.supervisor import DeployRefusedError, Supervisor
@@ -245,6 +249,8 @@ async def update_deployment(
         raise BundleNotFoundError(f"bundle {bundle_id!r} is not deployed: give its entryPoint to deploy it")
     base = current.spec if current is not None else None
     changes = update.model_dump(by_alias=False, exclude_none=True)
+    if base is not None and changes.get("version", base.version) != base.version:
+        changes["artifact"] = None  # the published wheel is of the previous version
     try:
         spec = (
             msgspec.structs.replace(base, **changes) if base is not None else BundleSpec(bundle_id=bundle_id, **changes)
@@ -276,3 +282,84 @@ async def kill(
     the grace period). One fewer instance wanted, down to the minimum: at the minimum a replacement starts."""
     supervisor = _supervisor(context)
     return await _view(supervisor, await supervisor.kill(bundle_id, instance_id, f"asked by {principal.username}"))
+
+
+# --- publishing: a version's wheel and description, served to deploy scripts ---------------------------------------
+
+
+class PublishRequest(ApiModel):
+    """What ``evento publish`` uploads: the bundle's deployable description (``[[tool.evento.bundle]]`` as the
+    deploy script receives it), its discovery description (what an instance sends when it joins), and the wheel,
+    base64-encoded."""
+
+    spec: dict[str, Any]
+    registration: dict[str, Any]
+    wheel_name: str = Field(min_length=5, max_length=255)
+    wheel: str = Field(min_length=4, max_length=(MAX_WHEEL_BYTES + 2) // 3 * 4)
+
+
+def _checked(request: PublishRequest) -> tuple[BundleSpec, BundleRegistration, bytes]:
+    """The request's parts decoded, or a 422 saying what is wrong with them."""
+    try:
+        spec = msgspec.convert(request.spec, BundleSpec)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise HTTPException(422, f"spec: {exc}") from exc
+    try:
+        registration = msgspec.convert(request.registration, BundleRegistration)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise HTTPException(422, f"registration: {exc}") from exc
+    if registration.bundle_id != spec.bundle_id:
+        raise HTTPException(
+            422, f"the description is of bundle {registration.bundle_id!r}, the spec of {spec.bundle_id!r}"
+        )
+    if spec.version.isdigit() and int(spec.version) != registration.bundle_version:
+        raise HTTPException(
+            422, f"the description is of version {registration.bundle_version}, the spec of {spec.version}"
+        )
+    if not valid_wheel_name(request.wheel_name):
+        raise HTTPException(422, f"{request.wheel_name!r} is not a wheel's file name")
+    try:
+        wheel = base64.b64decode(request.wheel, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(422, "wheel: not base64") from exc
+    if not wheel.startswith(b"PK\x03\x04"):
+        raise HTTPException(422, "wheel: not a zip archive")
+    return spec, registration, wheel
+
+
+@router.post("/", summary="Publish a bundle version", responses=_DEPLOY_ERRORS)
+async def publish(
+    request: PublishRequest, context: Annotated[ApiContext, Depends(api_context)], principal: Admin
+) -> DeploymentView:
+    """Keep a bundle version's wheel and description (the catalog shows it before an instance runs) and deploy
+    it: its instances are started from the wheel."""
+    supervisor = _supervisor(context)
+    spec, registration, wheel = _checked(request)
+    state = await supervisor.publish(spec, registration, request.wheel_name, wheel)
+    return await _view(supervisor, state)
+
+
+@router.get(
+    "/{bundle_id}/artifact",
+    summary="A published wheel, for a deploy script",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 401: {"description": "Token bad or spent"}},
+)
+async def artifact(
+    bundle_id: BundleId,
+    context: Annotated[ApiContext, Depends(api_context)],
+    token: Annotated[str, Query(min_length=1, max_length=128)],
+) -> Response:
+    """The wheel of the version a spawn's token names; the token is good once, for a short time."""
+    supervisor = _supervisor(context)
+    version = await supervisor.artifacts.redeem(token, bundle_id)
+    if version is None:
+        raise HTTPException(401, f"artifact token for bundle {bundle_id!r} unknown, expired or already used")
+    found = await supervisor.artifacts.get(bundle_id, version)
+    if found is None:
+        raise BundleNotFoundError(f"bundle {bundle_id!r} has no published version {version}")
+    return Response(
+        found.wheel,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{found.wheel_name}"'},
+    )

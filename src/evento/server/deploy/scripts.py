@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -93,18 +95,37 @@ def _environment(spec: BundleSpec, instance_id: str, context: DeployContext) -> 
     }
 
 
+def importable(entry_point: str) -> bool:
+    """Whether the module of ``entry_point`` (``module:object``) can be imported in this environment."""
+    module = entry_point.partition(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing
+        return False
+
+
 class LocalSpawner:
     """The built-in deploy script: ``python [interpreter options] -m evento.cli bundle run ENTRY_POINT`` as a child
-    of the server, in its environment (the entry point must be importable there), output in
-    ``LOG_DIR/BUNDLE/INSTANCE.log``."""
+    of the server, output in ``LOG_DIR/BUNDLE/INSTANCE.log``.
+
+    It runs in the server's own environment when the entry point is importable there; otherwise, for a published
+    version, in a virtual environment of that version (``LOG_DIR/venvs/BUNDLE-VERSION``, made once) where the
+    wheel, downloaded with the spawn's token, is installed without dependencies: they come from the server's
+    environment, which the venv sees through a ``.pth`` file (``--system-site-packages`` alone would show the base
+    interpreter's packages, not those of a server itself running in a venv).
+    """
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
+        self._preparing: dict[Path, asyncio.Lock] = {}
 
     async def start(self, spec: BundleSpec, instance_id: str, token: str, context: DeployContext) -> Launch:
         log_path = context.log_dir / spec.bundle_id / f"{instance_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [self.python, *spec.interpreter_options, "-m", "evento.cli", "bundle", "run", spec.entry_point]
+        python = self.python
+        if spec.artifact is not None and not importable(spec.entry_point):
+            python = await self._venv(spec, token, context)
+        command = [python, *spec.interpreter_options, "-m", "evento.cli", "bundle", "run", spec.entry_point]
         out = _append(log_path)
         try:
             try:
@@ -123,6 +144,64 @@ class LocalSpawner:
         launch = Launch(spec.bundle_id, instance_id, process, log_path)
         asyncio.get_running_loop().create_task(_watch(launch, process))
         return launch
+
+    async def _venv(self, spec: BundleSpec, token: str, context: DeployContext) -> str:
+        """The interpreter of the bundle version's venv, made (download, install) the first time."""
+        home = context.log_dir / "venvs" / f"{spec.bundle_id}-{spec.version}"
+        python = home / "bin" / "python"
+        async with self._preparing.setdefault(home, asyncio.Lock()):
+            if (home / ".evento-installed").exists():
+                return str(python)
+            if not context.artifact_url or not token:
+                raise DeployError(f"{spec.entry_point} is not importable here and no artifact URL was given")
+            shutil.rmtree(home, ignore_errors=True)  # a half-made one from a failed try
+            home.parent.mkdir(parents=True, exist_ok=True)
+            await _run([self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(home)], "venv")
+            wheel = home / (spec.artifact or "bundle.whl")
+            await _download(f"{context.artifact_url}?token={token}", wheel)
+            site = await _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], "venv")
+            await asyncio.to_thread(_see_server_environment, Path(site.strip()))
+            await _run(
+                [self.python, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                 "--disable-pip-version-check", "--quiet", str(wheel)],
+                "pip install",
+            )  # fmt: skip
+            (home / ".evento-installed").touch()
+            return str(python)
+
+
+async def _run(command: list[str], what: str) -> str:
+    """Run ``command`` to its end; its output, or :class:`DeployError` with its last line."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    text = out.decode(errors="replace")
+    if process.returncode != 0:
+        lines = text.strip().splitlines()
+        raise DeployError(f"{what} failed ({process.returncode}): {lines[-1] if lines else 'no output'}")
+    return text
+
+
+async def _download(url: str, path: Path) -> None:
+    """Fetch the artifact at ``url`` (its token in the query) into ``path``."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            answer = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise DeployError(f"cannot download the artifact: {exc or type(exc).__name__}") from exc
+    if answer.status_code != 200:
+        raise DeployError(f"artifact download refused ({answer.status_code}): {answer.text[:200]}")
+    await asyncio.to_thread(path.write_bytes, answer.content)
+
+
+def _see_server_environment(site_packages: Path) -> None:
+    """Let a venv import what the server can (evento and the bundle's dependencies): a ``.pth`` file listing the
+    server's import path, read after the venv's own packages."""
+    paths = [p for p in sys.path if p and Path(p).is_dir()]
+    (site_packages / "_evento_server_environment.pth").write_text("\n".join(paths) + "\n")
 
 
 def _append(path: Path) -> int:

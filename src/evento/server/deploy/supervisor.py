@@ -20,16 +20,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from evento.discovery import BundleRegistration, NodeInfo
 from evento.errors import EventoError
-from evento.messages import StopInstance
+from evento.messages import StopInstance, now_ms
+from evento.server.deploy.artifacts import Artifact, ArtifactStore
 from evento.server.deploy.scripts import DeployError, Launch
 from evento.server.deploy.store import Decision, DeployState, DeployStore
 
 if TYPE_CHECKING:
-    from evento.discovery import NodeInfo
     from evento.server.deploy.scripts import DeployContext, DeployScript
     from evento.server.deploy.spec import BundleSpec
     from evento.server.server import EventoServer
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["DeployRefusedError", "InstanceNotFoundError", "Supervisor", "SupervisorSettings"]
 
 log = logging.getLogger(__name__)
+
+replace_struct = msgspec.structs.replace
 
 _LEASE = "spawner"
 
@@ -65,6 +70,8 @@ class SupervisorSettings:
     cooldown: float = 10.0
     backoff: float = 2.0
     max_backoff: float = 60.0
+    #: How long a spawn's artifact token is good for (one download, by the deploy script).
+    artifact_token_seconds: float = 120.0
 
 
 @dataclass
@@ -88,6 +95,7 @@ class Supervisor:
         self.context = context
         self.settings = settings or SupervisorSettings()
         self.store = DeployStore(server.database, server.server_id)
+        self.artifacts = ArtifactStore(server.database)
         self.spawning = False  # whether this server holds the lease
         self._launches: dict[str, Launch] = {}  # by instance id: those started here, until they are gone
         self._pending: dict[str, float] = {}  # instance id -> when it was started, until it joins
@@ -99,6 +107,7 @@ class Supervisor:
 
     async def start(self) -> None:
         await self.store.start()
+        await self.artifacts.start()
         self.server.scaling_listeners.append(self._on_signal)
         self._task = asyncio.create_task(self._run(), name=f"evento-supervisor-{self.server.server_id}")
 
@@ -174,8 +183,12 @@ class Supervisor:
 
     async def _spawn(self, spec: BundleSpec, reason: str) -> bool:
         instance_id = f"{spec.bundle_id}-{uuid.uuid4().hex[:12]}"
+        token, context = "", self.context
+        if spec.artifact is not None:  # a published version: the script downloads its wheel with a token of its own
+            token = await self.artifacts.mint(spec.bundle_id, spec.version, self.settings.artifact_token_seconds)
+            context = replace(context, artifact_url=await self._artifact_url(spec.bundle_id))
         try:
-            launch = await self.script.start(spec, instance_id, "", self.context)
+            launch = await self.script.start(spec, instance_id, token, context)
         except DeployError as exc:
             await self._failed(spec.bundle_id, str(exc), instance_id)
             return False
@@ -183,6 +196,13 @@ class Supervisor:
         self._pending[instance_id] = asyncio.get_running_loop().time()
         await self._decide(spec.bundle_id, "spawn", reason, instance_id)
         return True
+
+    async def _artifact_url(self, bundle_id: str) -> str:
+        """Where this server serves ``bundle_id``'s wheel (its advertised API address)."""
+        for record in await self.server.catalog.servers():
+            if record.server_id == self.server.server_id and record.http_url:
+                return f"{record.http_url.rstrip('/')}/api/bundle/{bundle_id}/artifact"
+        return ""
 
     async def _failed(self, bundle_id: str, error: str, instance_id: str | None) -> None:
         failures = self._failures.setdefault(bundle_id, _Failures())
@@ -204,6 +224,18 @@ class Supervisor:
         state = await self.store.put(spec)
         await self._decide(spec.bundle_id, "deploy", f"version {spec.version}, {state.wanted} wanted")
         return state
+
+    async def publish(
+        self, spec: BundleSpec, registration: BundleRegistration, wheel_name: str, wheel: bytes
+    ) -> DeployState:
+        """Keep a published version (its wheel and description), show its description in the catalog before any
+        instance runs, and deploy it: the spawning server starts its instances from the wheel."""
+        encoded = msgspec.json.encode(registration).decode()
+        await self.artifacts.put(Artifact(spec.bundle_id, spec.version, wheel_name, wheel, encoded, now_ms()))
+        info = NodeInfo(spec.bundle_id, registration.bundle_version, "published")
+        await self.server.catalog.record_registration(info, registration)
+        await self._decide(spec.bundle_id, "publish", f"version {spec.version}: {wheel_name} ({len(wheel)} bytes)")
+        return await self.deploy(replace_struct(spec, artifact=wheel_name))
 
     async def spawn(self, bundle_id: str, reason: str = "asked by an admin") -> DeployState:
         """One more instance wanted; refused at the maximum."""

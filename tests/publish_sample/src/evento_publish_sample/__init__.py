@@ -1,0 +1,1 @@
+"""A bundle published by the tests: greetings as an aggregate."""
