@@ -107,7 +107,7 @@ export default function ConsumerPage() {
   const columns: Column<DeadEvent>[] = [
     { key: "seq", header: "Seq", cell: (e) => <AppLink to={paths.event(e.sequenceNumber)}>{e.sequenceNumber}</AppLink> },
     { key: "name", header: "Event", cell: (e) => <AppLink to={paths.payload(e.eventName)}>{e.eventName}</AppLink> },
-    { key: "aggregate", header: "Aggregate", cell: (e) => e.aggregateId ? <AppLink to={paths.aggregate(e.aggregateId)}>{e.aggregateId}</AppLink> : "—" },
+    { key: "aggregate", header: "Aggregate", cell: (e) => e.aggregateId ? <AppLink to={paths.aggregate(e.aggregateId)} maxWidth={200}>{e.aggregateId}</AppLink> : "—" },
     { key: "dead", header: "Dead since", cell: (e) => <Time value={e.deadAt} /> },
     {
       key: "error",
