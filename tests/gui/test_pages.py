@@ -106,3 +106,42 @@ def test_a_deep_link_survives_a_reload(live: LiveSystem, open_page: Callable[...
     expect(page.get_by_text("TodoListTodoAddedEvent")).to_be_visible()
     expect(page.get_by_role("textbox", name="Search payloads")).to_have_value("todo")
     expect(page.get_by_text("TodoListCreateCommand")).to_have_count(0)
+
+
+def test_errors_and_empty_lists_say_so_in_the_apis_words(live: LiveSystem, open_page: Callable[..., Page]) -> None:
+    page = open_page()
+    page.goto(f"{live.url}/payloads/NoSuchPayload")
+    expect(page.get_by_test_id("error-detail")).to_have_text("no payload 'NoSuchPayload' in the catalog")
+    page.goto(f"{live.url}/consumers/{quote('nobody_Nothing_1_*')}")
+    detail = live.call(lambda: _detail(live, "/api/consumer/nobody_Nothing_1_*"))
+    expect(page.get_by_test_id("error-detail").first).to_have_text(detail)
+    page.goto(f"{live.url}/state-store/events?fromSeq=-1")
+    expect(page.get_by_test_id("error-detail")).to_contain_text("fromSeq")
+    page.goto(f"{live.url}/payloads?q=nothing-is-called-this")
+    expect(page.get_by_text("No payload matches these filters")).to_be_visible()
+    assert_accessible(page)
+
+
+def test_keyboard_focus_is_visible(live: LiveSystem, open_page: Callable[..., Page]) -> None:
+    page = open_page()
+    page.goto(f"{live.url}/payloads")
+    expect(page.get_by_text("TodoListCreatedEvent")).to_be_visible()
+    for _ in range(30):  # through the header and the navigation, to the first link of the list
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "ErpUserActivityRegisterCommand":
+            break
+    else:
+        raise AssertionError("Tab never reached the payloads' first link")
+    outline = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; })()"
+    )
+    assert outline[0] != "none", outline
+    assert outline[1] not in ("0px", ""), outline
+
+
+async def _detail(live: LiveSystem, path: str) -> str:
+    assert live.api is not None
+    response = await live.api.admin.get(path)
+    assert response.status_code >= 400, response.text
+    detail: str = response.json()["detail"]
+    return detail
