@@ -222,6 +222,11 @@ class ScriptSpawner:
     def __init__(self, path: Path, timeout: float = 120.0) -> None:
         self.path = path
         self.timeout = timeout
+        #: The shipped scripts by name (``--deploy-script docker`` or ``kubernetes``, when no such file exists
+        #: here): :mod:`evento.server.deploy.containers` with this interpreter.
+        self.command = [str(path)]
+        if str(path) in ("docker", "kubernetes") and not path.exists():
+            self.command = [sys.executable, "-m", "evento.server.deploy.containers", str(path)]
 
     async def start(self, spec: BundleSpec, instance_id: str, token: str, context: DeployContext) -> Launch:
         log_path = context.log_dir / spec.bundle_id / f"{instance_id}.deploy.log"
@@ -230,7 +235,7 @@ class ScriptSpawner:
         try:
             try:
                 process = await asyncio.create_subprocess_exec(
-                    str(self.path),
+                    *self.command,
                     spec_json(spec),
                     token,
                     stdin=asyncio.subprocess.DEVNULL,
