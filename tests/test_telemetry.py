@@ -17,13 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from evento import Bundle
 from evento.bundle.telemetry import TelemetryCollector, TelemetryOptions
+from evento.consumer_stores.base import ConsumerStateStore
+from evento.consumer_stores.memory import MemoryConsumerStateStore
+from evento.consumer_stores.sqlite import SQLiteConsumerStateStore
 from evento.demo.todolist.system import TodoListSystem
 from evento.discovery import NodeInfo
 from evento.event_stores import SQLiteEventStore, open_event_store
 from evento.messages import ConsumerTelemetry, HandlerTelemetry, ReportTelemetry, now_ms
 from evento.server import EventoServer
 from evento.server.bus import BusServer
-from evento.server.telemetry import Aggregation, HandlerStats, TelemetrySettings, TelemetryStore
+from evento.server.telemetry import OVERHEAD_POOL, Aggregation, HandlerStats, TelemetrySettings, TelemetryStore
 from evento.storage.database import Database
 from evento.testing.databases import postgres_database
 from evento.transport.connector import TcpConnector
@@ -271,6 +274,65 @@ async def test_a_replay_counts_every_event_at_any_rate(tmp_path: Path) -> None:
                 assert 98 <= stats["Bumped"].count <= 202, stats["Bumped"].count
     finally:
         for bundle in [*readers, *reversed(writers)]:
+            await bundle.stop()
+        await server.stop()
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory-grouped", "sqlite-one-by-one"])
+async def test_a_consumers_report_carries_the_events_it_consumed_and_its_busy_time(
+    tmp_path: Path, durable: bool
+) -> None:
+    """A projector's engine counts every event it consumed and the time from taking each (or each group) to its
+    checkpoint committed: more than its handlers' time (hops, commits), less than the wall time it had. One by
+    one on a durable store, in groups on the in-memory one."""
+    server = EventoServer(SQLiteEventStore(tmp_path / "events.db"))
+    await server.start()
+    board = Board()
+    store: ConsumerStateStore = (
+        SQLiteConsumerStateStore(tmp_path / "consumers.db") if durable else MemoryConsumerStateStore()
+    )
+    reader = Bundle(
+        "tally-read",
+        components=[TallyProjector],
+        consumer_store=store,
+        injector=lambda annotation: board if annotation is Board else None,
+        telemetry=TelemetryOptions(interval=3600.0),  # no periodic report takes the counts from under the test
+    )
+    bundles = [Bundle("tally-write", components=[Tally]), Bundle("tally-front", components=[Clerk]), reader]
+    try:
+        for bundle in bundles:
+            await bundle.start(server)
+        (engine,) = reader.consumers.values()
+        reader.telemetry.take()
+        reader.telemetry.take_loads()
+        started = time.perf_counter()
+        clerk = bundles[1].invoker(Clerk)
+        tallies, bumps = 6, 4
+        for n in range(tallies):
+            await clerk.open(f"b{n}")
+            for _ in range(bumps):
+                await clerk.bump(f"b{n}")
+        head = await engine.head()
+
+        async def committed() -> bool:
+            return (await engine.describe()).checkpoint == head
+
+        await wait_until(committed, DEADLINE, what="every event's checkpoint committed")
+        _, _, handlers = reader.telemetry.take()
+        loads = reader.telemetry.take_loads()
+        wall_ms = (time.perf_counter() - started) * 1000
+        (position,) = await reader.telemetry.consumer_positions(loads)
+        consumed = tallies * (1 + bumps)
+        assert (position.consumer_id, position.component) == (engine.consumer_id, "TallyProjector")
+        assert position.events == consumed
+        handled = [h for h in handlers if h.component == "TallyProjector"]
+        assert sum(h.arrivals for h in handled) == consumed
+        handler_ms = sum(h.total_ms for h in handled)
+        assert handler_ms < position.busy_ms < wall_ms
+        # Taken: the next report starts from nothing.
+        assert reader.telemetry.take_loads() == {engine.consumer_id: (0, 0.0)}
+    finally:
+        for bundle in reversed(bundles):
             await bundle.stop()
         await server.stop()
 
@@ -613,3 +675,66 @@ async def test_the_purge_removes_buckets_older_than_the_ttl(telemetry: Telemetry
     assert await hits(old - 1) == 2  # the old bucket is gone, the fresh one stays
     assert (await only(telemetry)).count == 3  # the statistics are not time buckets: they stay
     assert await telemetry.purge() == 0
+
+
+async def test_a_consumers_overhead_per_event_is_pooled_then_aged(telemetry: TelemetryStore) -> None:
+    """Overhead = (busy − handler time) ÷ events, from pools of at least ``OVERHEAD_POOL`` events, aged as the mean;
+    never below 0; a report without consumer load changes nothing."""
+    t = now_ms() - 10_000
+    read = NodeInfo("tally-read", 1, "instance-r")
+
+    def projector(count: int, total_ms: float, arrivals: int) -> HandlerTelemetry:
+        return HandlerTelemetry(
+            component="TallyProjector",
+            component_kind="Projector",
+            handler_kind="EventHandler",
+            payload="Bumped",
+            count=count,
+            total_ms=total_ms,
+            min_ms=1.0,
+            max_ms=1.0,
+            last_ms=1.0,
+            arrivals=arrivals,
+            sends={},
+        )
+
+    def load(events: int, busy_ms: float, context: str = "default") -> ConsumerTelemetry:
+        return ConsumerTelemetry(
+            consumer_id=f"tally-read_TallyProjector_1_{context}",
+            checkpoint=events,
+            dead_events=0,
+            enabled=True,
+            holds_lock=True,
+            component="TallyProjector",
+            events=events,
+            busy_ms=busy_ms,
+        )
+
+    half = OVERHEAD_POOL // 2
+    # Too few events for a value: pooled.
+    await telemetry.record(read, report(t, [projector(half, half * 4.0, half)], load(half, half * 7.0)))
+    assert await telemetry.consumer_overheads() == {}
+    # The pool is full: its ratio (3 ms over half, 1 ms over the other half, in two contexts) is the first value.
+    await telemetry.record(
+        read,
+        report(
+            t + 1000,
+            [projector(half, half * 4.0, half)],
+            load(half // 2, half // 2 * 5.0, "a"),
+            load(half - half // 2, (half - half // 2) * 5.0, "b"),
+        ),
+    )
+    first = (await telemetry.consumer_overheads())[("tally-read", "TallyProjector")]
+    assert first == pytest.approx(2.0)
+    # Sampled at half the rate: the sampled mean stands for every arrival (4 ms × 2·OVERHEAD_POOL), 2 ms over.
+    n = 2 * OVERHEAD_POOL
+    await telemetry.record(read, report(t + 2000, [projector(n // 2, n // 2 * 4.0, n)], load(n, n * 6.0)))
+    second = (await telemetry.consumer_overheads())[("tally-read", "TallyProjector")]
+    assert second == pytest.approx(0.67 * 2.0 + 0.33 * first)
+    # Handlers timed longer than the consumer was busy (a handling reported before its commit): 0, not negative.
+    await telemetry.record(read, report(t + 3000, [projector(n, n * 4.0, n)], load(n, n * 3.0)))
+    third = (await telemetry.consumer_overheads())[("tally-read", "TallyProjector")]
+    assert third == pytest.approx(0.33 * second)
+    await telemetry.record(read, report(t + 4000, []))
+    assert (await telemetry.consumer_overheads())[("tally-read", "TallyProjector")] == pytest.approx(third)
+    assert await telemetry.consumer_overheads("tally-write") == {}

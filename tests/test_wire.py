@@ -223,6 +223,23 @@ REQUEST_BODIES: list[Any] = [
         ],
         consumers=[ConsumerTelemetry(consumer_id="c", checkpoint=None, dead_events=0, enabled=True, holds_lock=False)],
     ),
+    ReportTelemetry(
+        started=0,
+        ended=1000,
+        handlers=[],
+        consumers=[
+            ConsumerTelemetry(
+                consumer_id="q_Ledger_1_default",
+                checkpoint=40,
+                dead_events=0,
+                enabled=True,
+                holds_lock=True,
+                component="Ledger",
+                events=12,
+                busy_ms=61.5,
+            )
+        ],
+    ),
     ReportTelemetry(started=0, ended=0, handlers=[]),
     GetConsumerStatus("bank_Ledger_1_default"),
     ListDeadEvents("bank_Ledger_1_default"),

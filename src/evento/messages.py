@@ -291,7 +291,12 @@ class HandlerTelemetry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConsumerTelemetry(msgspec.Struct, frozen=True, kw_only=True):
-    """A consumer's position as its engine saw it at the end of the interval (for lag and dead-event gauges)."""
+    """A consumer's position as its engine saw it at the end of the interval (for lag and dead-event gauges), and
+    its load over the interval: ``events`` consumed (checkpoint committed past them) and ``busy_ms``, the time its
+    consumption took from taking an event (or group) to its checkpoint committed, handlers included and waits
+    (for new events, retry delays, observer slots) left out. The server derives a consumer's overhead per event
+    from it (busy less its handlers' time); ``component`` names whose handlers those are. Defaults keep reports
+    of older bundles readable."""
 
     consumer_id: str
     checkpoint: int | None
@@ -299,6 +304,9 @@ class ConsumerTelemetry(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool
     holds_lock: bool
     error_count: int = 0
+    component: str = ""
+    events: int = 0
+    busy_ms: float = 0.0
 
 
 class ReportTelemetry(msgspec.Struct, frozen=True, tag=True):

@@ -28,6 +28,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from evento.bundle.calls import CallContext, HandlerRunner, ProjectionTransaction
@@ -137,10 +138,12 @@ class ConsumerStatus:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """How handling one event ended: ``handled`` false when it went to the dead event queue; ``committed`` the
-    checkpoint committed together with the handler's writes (exactly-once projections), if any."""
+    checkpoint committed together with the handler's writes (exactly-once projections), if any; ``waited_ns`` the
+    time spent waiting between attempts (not work: left out of the consumer's busy time)."""
 
     handled: bool
     committed: Checkpoint | None = None
+    waited_ns: int = 0
 
 
 class ConsumerEngine:
@@ -193,6 +196,20 @@ class ConsumerEngine:
         self._in_hand = 0
         # Told of each event (or group of events) handled: one handler execution each.
         self._autoscaling = autoscaling
+        # The consumer's load since telemetry last took it (take_load): events consumed, and the time spent
+        # consuming them (from taking an event or group to its checkpoint committed; waits for new events, between
+        # retries and for an observer slot left out). Busy time less the handlers' own is the consumer's overhead
+        # per event (thread hops, checkpoint commits), which the performance model adds to its handlers' stations.
+        self._events = 0
+        self._busy_ns = 0
+
+    def take_load(self) -> tuple[int, float]:
+        """Events consumed and busy milliseconds since the last call, and start counting anew (one telemetry
+        report's share)."""
+        events, busy = self._events, self._busy_ns
+        self._events = 0
+        self._busy_ns = 0
+        return events, max(busy, 0) / 1e6
 
     @property
     def info(self) -> ConsumerInfo:
@@ -381,6 +398,7 @@ class ConsumerEngine:
         Returns the checkpoint (after the last event, or after the one before a failure) and, when a handler
         raised, the index of its event in the group with the error.
         """
+        started = perf_counter_ns()  # two clock reads per group, not per event: the busy time of all of it
         calls: list[Callable[[], Any]] = []
         index_of: list[int] = []  # position in calls -> position in group (events without a handler skipped)
         call_context, sync_call, instance = self._call_context, self._runner.sync_call, self.instance
@@ -397,7 +415,10 @@ class ConsumerEngine:
         progress = await asyncio.to_thread(self._runner.run_group, calls)
         if progress.error is None and undecodable is None:
             last = group[-1][0].sequence_number
-            return await self.store.commit_checkpoint(self.consumer_id, last, checkpoint.version), None
+            committed = await self.store.commit_checkpoint(self.consumer_id, last, checkpoint.version)
+            self._events += len(group)
+            self._busy_ns += perf_counter_ns() - started
+            return committed, None
         if progress.error is not None:
             failed_at, error = index_of[progress.done], progress.error
         else:
@@ -406,6 +427,9 @@ class ConsumerEngine:
         if failed_at > 0:
             before = group[failed_at - 1][0].sequence_number
             checkpoint = await self.store.commit_checkpoint(self.consumer_id, before, checkpoint.version)
+        # The failed attempt was work too; its event is counted when it is consumed alone.
+        self._events += failed_at
+        self._busy_ns += perf_counter_ns() - started
         return checkpoint, (failed_at, error)
 
     async def _hold_lock(self) -> bool:
@@ -453,24 +477,35 @@ class ConsumerEngine:
         ``exactly_once`` projector on a store with transactions, else as a commit of its own. Returns the new
         checkpoint.
 
-        ``first_error`` is the failure of an attempt already made (in a group): it counts as the first attempt."""
+        ``first_error`` is the failure of an attempt already made (in a group): it counts as the first attempt.
+        Counts the event and its busy time (from here to the commit, waits between attempts left out) when it
+        ends with its checkpoint committed."""
+        started = perf_counter_ns()
         handler = self.spec.handler_for(self._handler_kind, event.event_name)
         if handler is not None and self._transactional(handler):
             outcome = await self._with_retries(handler, event, checkpoint, first_error=first_error)
-            if outcome.committed is not None:
-                return outcome.committed
+            waited = outcome.waited_ns
+            committed = outcome.committed
+            if committed is None:
+                committed = await self.store.commit_checkpoint(
+                    self.consumer_id, event.sequence_number, checkpoint.version
+                )
         else:
-            await self._process(event, first_error=first_error)
-        return await self.store.commit_checkpoint(self.consumer_id, event.sequence_number, checkpoint.version)
+            waited = await self._process(event, first_error=first_error)
+            committed = await self.store.commit_checkpoint(self.consumer_id, event.sequence_number, checkpoint.version)
+        self._events += 1
+        self._busy_ns += perf_counter_ns() - started - waited
+        return committed
 
-    async def _process(self, event: StoredEvent, *, first_error: Exception | None = None) -> None:
+    async def _process(self, event: StoredEvent, *, first_error: Exception | None = None) -> int:
+        """Hand ``event`` to its handler (an observer's to a task of its own); the nanoseconds spent waiting (between
+        retries, for an observer slot), which are not work."""
         handler = self.spec.handler_for(self._handler_kind, event.event_name)
         if handler is None:
-            return  # consumers see every event of their context; those without a handler just advance
+            return 0  # consumers see every event of their context; those without a handler just advance
         if self._kind is ComponentKind.OBSERVER:
-            await self._submit_observer(handler, event)
-            return
-        await self._with_retries(handler, event, first_error=first_error)
+            return await self._submit_observer(handler, event)
+        return (await self._with_retries(handler, event, first_error=first_error)).waited_ns
 
     def _transactional(self, handler: HandlerSpec) -> bool:
         """Whether the handler runs inside the checkpoint's transaction: a plain handler of a projector declared
@@ -498,6 +533,7 @@ class ConsumerEngine:
         nothing behind and a successful one is committed with its checkpoint (returned in the outcome).
         """
         attempt = 0
+        waited = 0  # ns between attempts
         # Observers run detached from the fetch loop, so "retry forever" would pin a slot for ever (as in Evento).
         retry = max(handler.options.retry, 0) if self._kind is ComponentKind.OBSERVER else handler.options.retry
         decode_retries = max(self.settings.decode_retries, 0)
@@ -508,8 +544,9 @@ class ConsumerEngine:
                     raise error
                 if checkpoint is None:
                     await self._handle(handler, event)
-                    return _Outcome(handled=True)
-                return _Outcome(handled=True, committed=await self._handle_committing(handler, event, checkpoint))
+                    return _Outcome(handled=True, waited_ns=waited)
+                committed = await self._handle_committing(handler, event, checkpoint)
+                return _Outcome(handled=True, committed=committed, waited_ns=waited)
             except asyncio.CancelledError:
                 raise
             except ConcurrentCheckpointError:
@@ -536,9 +573,9 @@ class ConsumerEngine:
                     if checkpoint is not None:
                         # Exactly-once: parked and past the checkpoint together, or neither.
                         parked = await self.store.dead_letter(self.consumer_id, event, reason, checkpoint.version)
-                        return _Outcome(handled=False, committed=parked)
+                        return _Outcome(handled=False, committed=parked, waited_ns=waited)
                     await self.store.add_dead_event(self.consumer_id, event, reason)
-                    return _Outcome(handled=False)
+                    return _Outcome(handled=False, waited_ns=waited)
                 attempt += 1
                 log.warning(
                     "consumer %s failed on event %d (attempt %d): %r",
@@ -551,10 +588,12 @@ class ConsumerEngine:
                     raise TransientConsumerError(f"stopping before event {event.sequence_number} succeeded") from exc
                 # Observers retry in tasks of their own, outside the fetch loop: only a stop interrupts them.
                 observer = self._kind is ComponentKind.OBSERVER
+                paused = perf_counter_ns()
                 with contextlib.suppress(TimeoutError):  # interrupted by stop() or an admin action, not by new events
                     await asyncio.wait_for(
                         (self._stop_requested if observer else self._interrupt).wait(), handler.options.retry_delay
                     )
+                waited += perf_counter_ns() - paused
                 if not observer and self._interrupt.is_set() and not self._stopping:
                     raise TransientConsumerError(
                         f"event {event.sequence_number} is left for later: an admin action needs the consumer"
@@ -620,21 +659,34 @@ class ConsumerEngine:
         instance_id = found.id if found is not None else uuid.uuid4().hex
         await self.store.save_saga(SagaInstance(instance_id, self.spec.name, encode_payload(state)), state.associations)
 
-    async def _submit_observer(self, handler: HandlerSpec, event: StoredEvent) -> None:
+    async def _submit_observer(self, handler: HandlerSpec, event: StoredEvent) -> int:
+        """Start an observer's handling in a task of its own; the nanoseconds spent waiting for a free slot."""
         # Checkpoint on submit, unordered, bounded concurrency; the claim makes each event run once.
         if not await self.store.try_claim(self.consumer_id, event.sequence_number):
-            return
-        await self._observer_slots.acquire()
+            return 0
+        slots, waited = self._observer_slots, 0
+        if slots.locked():  # every slot taken: the wait for one is queueing, not work
+            paused = perf_counter_ns()
+            await slots.acquire()
+            waited = perf_counter_ns() - paused
+        else:
+            await slots.acquire()
         task = asyncio.create_task(self._observe(handler, event))
         self._observer_tasks.add(task)
         task.add_done_callback(self._observer_tasks.discard)
+        return waited
 
     async def _observe(self, handler: HandlerSpec, event: StoredEvent) -> None:
         scaling = self._autoscaling
         if scaling is not None:
             scaling.arrival()
+        started = perf_counter_ns()
         try:
-            if not (await self._with_retries(handler, event)).handled:
+            outcome = await self._with_retries(handler, event)
+            # The handling runs beside the fetch loop, which counted the event and its claim and commit: its own
+            # time (waits between attempts left out) is added to the consumer's busy time here.
+            self._busy_ns += perf_counter_ns() - started - outcome.waited_ns
+            if not outcome.handled:
                 await self.store.release_claim(self.consumer_id, event.sequence_number)
         except Exception:
             log.exception("observer %s failed on event %d", self.consumer_id, event.sequence_number)

@@ -10,6 +10,11 @@ Every handler kind is timed where its whole handling is visible:
   (:class:`~evento.bundle.calls.HandlerRunner`): the handler call itself (on its worker thread for a plain ``def``);
 * invoker invocation handlers per call (``Bundle.invoker``).
 
+A consumer's handlers are not all of its work: each report also carries, per consumer engine, the events it
+consumed and its busy time (from taking an event, or a group of them, to its checkpoint committed: thread hops,
+the commit, a saga's state, an observer's claim; waits for new events, between retries and for an observer slot
+left out). The server subtracts the handlers' time from it for the consumer's overhead per event.
+
 The hot path holds a :class:`TelemetryKey` per handler and calls :meth:`TelemetryCollector.begin` and
 :meth:`~TelemetryCollector.end` around the handling. With a capture rate of 0 nothing calls them at all (the
 runner keeps its bare path). Below 1, each handling is timed with that probability; every handling counts as an
@@ -315,10 +320,18 @@ class TelemetryCollector:
         ]
         return since, until, handlers
 
-    async def consumer_positions(self) -> list[ConsumerTelemetry]:
-        """Where each consumer of this instance stands (read from its engine and consumer store)."""
+    def take_loads(self) -> dict[str, tuple[int, float]]:
+        """Each consumer's events consumed and busy milliseconds since the last report, taken from its engine
+        (and started anew). Taken right after the handlers' tallies, with no ``await`` between, so a report's busy
+        time and its handlers' time cover the same handlings."""
+        return {engine.consumer_id: engine.take_load() for engine in list(self._consumers.values())}
+
+    async def consumer_positions(self, loads: Mapping[str, tuple[int, float]] | None = None) -> list[ConsumerTelemetry]:
+        """Where each consumer of this instance stands (read from its engine and consumer store), with its load
+        over the interval from ``loads`` (:meth:`take_loads`)."""
         positions = []
         for engine in list(self._consumers.values()):
+            events, busy_ms = (loads or {}).get(engine.consumer_id, (0, 0.0))
             try:
                 status = await engine.describe()
             except Exception as exc:  # a store that is down: its consumers are left out of this report
@@ -332,6 +345,9 @@ class TelemetryCollector:
                     enabled=status.enabled,
                     holds_lock=engine.holds_lock,
                     error_count=status.error.error_count,
+                    component=engine.spec.name,
+                    events=events,
+                    busy_ms=busy_ms,
                 )
             )
         return positions
@@ -344,7 +360,7 @@ class TelemetryCollector:
         if send is None:
             return False
         since, until, handlers = self.take()
-        consumers = await self.consumer_positions()
+        consumers = await self.consumer_positions(self.take_loads())
         # Sent even when empty: an interval without handlings is what brings the arrival rates down.
         report = ReportTelemetry(since, until, handlers, consumers)
         timeout = self.options.report_timeout if timeout is None else timeout
@@ -375,6 +391,7 @@ class TelemetryCollector:
         self._consumers = consumers
         self._stopping = asyncio.Event()
         self.take()  # what was counted before the bundle connected belongs to no interval it reports
+        self.take_loads()
         self._task = asyncio.create_task(self._report_every_interval(), name="evento-telemetry")
 
     async def stop(self) -> None:

@@ -24,6 +24,12 @@ servers of a cluster sharing one PostgreSQL can record reports of the same handl
   :class:`~evento.server.phases.BrokerPhases` and written once per ``flush_interval`` per command type; purged
   after ``ttl_days``.
 * ``evento_telemetry_consumer``: each consumer's last reported position (the instance holding its lock wins).
+* ``evento_telemetry_overhead``: per (bundle, consumer component) the **overhead per event** of its consumption
+  beyond its handlers — thread hops, the checkpoint commit, a saga's state, an observer's claim: the component's
+  consumers' busy time less its handlers' time, over the events they consumed (never below 0). Reports are pooled
+  until they hold ``OVERHEAD_POOL`` events, and each pool's ratio is aged in by the same rule as the mean (a report
+  of a handful of events must not weigh as much as a full one). The performance model adds it to the service time
+  of the component's handler stations (:meth:`TelemetryStore.consumer_overheads`).
 
 The server's own stations for the performance model are kept as handlers of the pseudo-bundle ``""`` (no bundle
 may have a blank id): ``gateway`` — the broker's own work per command, its total less the lock wait, the bundle's
@@ -57,6 +63,8 @@ if TYPE_CHECKING:
     from evento.storage.database import Cursor, Database
 
 __all__ = [
+    "CONSUMER_KINDS",
+    "OVERHEAD_POOL",
     "SERVER_BUNDLE",
     "Aggregation",
     "HandlerSeries",
@@ -66,6 +74,7 @@ __all__ = [
     "SeriesPoint",
     "TelemetrySettings",
     "TelemetryStore",
+    "overheads_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,6 +189,16 @@ _SCHEMA = [
         interval_ms BIGINT NOT NULL,
         received_ms BIGINT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS evento_telemetry_overhead (
+        bundle_id TEXT NOT NULL,
+        component TEXT NOT NULL,
+        overhead_ms DOUBLE PRECISION NOT NULL,
+        events BIGINT NOT NULL,
+        pending_ms DOUBLE PRECISION NOT NULL,
+        pending_events BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (bundle_id, component)
+    )""",
 ]
 
 # The statements of record(); the arithmetic of the aged values is done by the database, on the row it locks.
@@ -262,6 +281,65 @@ ON CONFLICT (consumer_id) DO UPDATE SET
 WHERE excluded.holds_lock = 1 OR evento_telemetry_consumer.holds_lock = 0
     OR evento_telemetry_consumer.instance_id = excluded.instance_id OR evento_telemetry_consumer.received_ms < ?
 """
+
+# A report's overhead (busy less handler time, and its events) is pooled first; the pool is aged into the overhead
+# once it holds OVERHEAD_POOL events. One report with a handful of events (the last one of a bundle stopping, one
+# flushed right after another) would otherwise weigh as much as a full one, and one slow commit in it would swing
+# the aged value by milliseconds.
+_POOL_OVERHEAD = """
+INSERT INTO evento_telemetry_overhead (bundle_id, component, overhead_ms, events, pending_ms, pending_events,
+    updated_ms)
+VALUES (?, ?, 0.0, 0, ?, ?, ?)
+ON CONFLICT (bundle_id, component) DO UPDATE SET
+    pending_ms = evento_telemetry_overhead.pending_ms + excluded.pending_ms,
+    pending_events = evento_telemetry_overhead.pending_events + excluded.pending_events,
+    updated_ms = excluded.updated_ms
+"""
+
+# SET expressions all see the row as it was: the pool's ratio (never below 0) aged in, then the pool emptied.
+_AGE_OVERHEAD = """
+UPDATE evento_telemetry_overhead SET
+    overhead_ms = CASE WHEN events = 0 THEN {ratio} ELSE 0.67 * {ratio} + 0.33 * overhead_ms END,
+    events = events + pending_events,
+    pending_ms = 0.0,
+    pending_events = 0
+WHERE bundle_id = ? AND component = ? AND pending_events >= ?
+""".format(ratio="(CASE WHEN pending_ms > 0 THEN pending_ms / pending_events ELSE 0.0 END)")
+
+#: Events a consumer component's pooled reports must hold before their overhead per event is aged in.
+OVERHEAD_POOL = 32
+
+#: The component kinds whose handlers run in consumer engines (their reports carry busy time).
+CONSUMER_KINDS = frozenset({"Projector", "Saga", "Observer"})
+
+
+def overheads_of(report: ReportTelemetry) -> dict[str, tuple[float, int]]:
+    """Per consumer component of ``report``, its overhead in ms and the events consumed.
+
+    The overhead is the busy time of the component's consumers less its handlers' time (possibly below 0 in one
+    report: a handling timed in it may be committed in the next). A component whose handlings were all sampled out
+    is left out (there is no handler time to subtract), as is one that consumed nothing."""
+    # A component consumes in one engine per context; its handlers' telemetry covers all of them.
+    busy: dict[str, tuple[float, int]] = {}
+    for c in report.consumers:
+        if c.events > 0 and c.component:
+            busy_ms, events = busy.get(c.component, (0.0, 0))
+            busy[c.component] = (busy_ms + c.busy_ms, events + c.events)
+    handled: dict[str, float] = {}
+    unknown: set[str] = set()
+    for h in report.handlers:
+        if h.component not in busy or h.component_kind not in CONSUMER_KINDS or h.arrivals <= 0:
+            continue
+        if h.count <= 0:
+            unknown.add(h.component)
+            continue
+        # Sampled below a capture rate of 1: every arrival took the sampled mean.
+        handled[h.component] = handled.get(h.component, 0.0) + h.total_ms * max(h.arrivals, h.count) / h.count
+    return {
+        component: (busy_ms - handled.get(component, 0.0), events)
+        for component, (busy_ms, events) in busy.items()
+        if component not in unknown
+    }
 
 
 class Aggregation(enum.StrEnum):
@@ -472,6 +550,11 @@ class TelemetryStore:
         cursor.executemany(_UPSERT_SEND, send_rows)
         cursor.executemany(_DECAY_SENDS, decayed_sends)
         cursor.executemany(_INSERT_BUCKET, bucket_rows)
+        overheads = sorted(overheads_of(report).items())
+        cursor.executemany(
+            _POOL_OVERHEAD, [(bundle_id, component, excess, events, now) for component, (excess, events) in overheads]
+        )
+        cursor.executemany(_AGE_OVERHEAD, [(bundle_id, component, OVERHEAD_POOL) for component, _ in overheads])
         stale = now - STALE_INTERVALS * interval_ms - STALE_GRACE_MS
         cursor.executemany(
             _UPSERT_CONSUMER,
@@ -542,6 +625,7 @@ class TelemetryStore:
             deleted += cursor.execute("DELETE FROM evento_telemetry_phase WHERE ended_ms < ?", (cutoff,))
             deleted += cursor.execute("DELETE FROM evento_telemetry_rate WHERE updated_ms < ?", (cutoff,))
             deleted += cursor.execute("DELETE FROM evento_telemetry_consumer WHERE received_ms < ?", (cutoff,))
+            deleted += cursor.execute("DELETE FROM evento_telemetry_overhead WHERE updated_ms < ?", (cutoff,))
             return deleted
 
         deleted = await self.database.transaction(purge)
@@ -556,6 +640,18 @@ class TelemetryStore:
         stations left out."""
         stats = await self._stats(bundle_id)
         return [s for s in stats if s.bundle_id != SERVER_BUNDLE]
+
+    async def consumer_overheads(self, bundle_id: str | None = None) -> dict[tuple[str, str], float]:
+        """Per (bundle, consumer component), the aged overhead per event (ms) of its consumption beyond its
+        handlers: what a projector's, saga's or observer's handler station takes per event on top of the
+        handler's own service time (of one bundle when ``bundle_id`` is given)."""
+        where, params = ("WHERE bundle_id = ?", (bundle_id,)) if bundle_id is not None else ("", ())
+        rows = await self.database.fetchall(
+            "SELECT bundle_id, component, overhead_ms FROM evento_telemetry_overhead"
+            f" {where} {'AND' if where else 'WHERE'} events > 0",
+            params,
+        )
+        return {(row[0], row[1]): float(row[2]) for row in rows}
 
     async def server_stations(self) -> dict[str, HandlerStats]:
         """The server's own stations for the performance model: ``gateway`` (the broker's own time per command),

@@ -38,6 +38,7 @@ from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel
 from evento.server.api._security import ViewerRequired
 from evento.server.catalog import HandlerRecord
+from evento.server.telemetry import CONSUMER_KINDS
 
 if TYPE_CHECKING:
     from evento.server.server import EventoServer
@@ -339,9 +340,21 @@ async def _model(context: ApiContext, selection: Selection, what_if: WhatIf, *, 
 async def measured_inputs(server: EventoServer) -> PerformanceInputs:
     """What the running cluster reports for the model: every handler's aged mean service time and invocation
     probabilities, the server's own stations (the broker per command, the event store's append, the query router
-    when measured), and the online instances per bundle."""
+    when measured), and the online instances per bundle.
+
+    A projector's, saga's or observer's handler station serves an event for longer than its handler runs: the
+    consumer's overhead per event (thread hops, the checkpoint commit, a saga's state, an observer's claim; see
+    :meth:`~evento.server.telemetry.TelemetryStore.consumer_overheads`) is added to the handler's aged mean."""
+    overheads = await server.telemetry.consumer_overheads()
     statistics = [
-        HandlerStatistics(s.bundle_id, s.component, s.payload, s.aged_mean_ms, s.invocation_probability)
+        HandlerStatistics(
+            s.bundle_id,
+            s.component,
+            s.payload,
+            s.aged_mean_ms
+            + (overheads.get((s.bundle_id, s.component), 0.0) if s.component_kind in CONSUMER_KINDS else 0.0),
+            s.invocation_probability,
+        )
         for s in await server.telemetry.handler_stats()
     ]
     own = await server.telemetry.server_stations()
