@@ -85,7 +85,7 @@ export default function ConsumerPage() {
   const consumerId = useParams().consumerId ?? "";
   const { isAdmin } = useAuth();
   const url = useUrlState(25);
-  const [reset, setReset] = useState<ResetAccepted | null>(null);
+  const [reset, setReset] = useState<{ accepted: ResetAccepted; at: number } | null>(null);
   const replaying = reset !== null;
   const status = useConsumerStatus(consumerId, replaying ? 500 : 2000);
   const dead = useDeadEvents(consumerId, url.page, url.size);
@@ -212,10 +212,17 @@ export default function ConsumerPage() {
                 title="Replay the events?"
                 message={`${consumerId} will handle again every event after sequence number ${String(from)}.`}
                 confirmLabel="Replay"
-                onConfirm={async () => { setReset(await actions.reset.mutateAsync(Number(from) || 0)); }}
+                onConfirm={async () => {
+                  const accepted = await actions.reset.mutateAsync(Number(from) || 0);
+                  setReset({ accepted, at: Date.now() });
+                }}
               />
             </Group>
-            {reset && <ResetProgress reset={reset} status={s} />}
+            {reset && (
+              // Only a status read after the reset was accepted tells its progress (an older one shows the
+              // checkpoint from before the replay).
+              <ResetProgress reset={reset.accepted} status={status.dataUpdatedAt > reset.at ? s : undefined} />
+            )}
           </Stack>
         </Section>
       )}
