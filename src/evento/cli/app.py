@@ -166,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--distributed", action="store_true", help="run the server and every bundle as separate processes over TCP"
     )
+    demo.add_argument(
+        "--managed",
+        action="store_true",
+        help="with --distributed: the server starts the bundles through its deploy script and replaces any that dies",
+    )
     demo.add_argument("--replicas", type=int, default=_env("REPLICAS", "1"), help="instances of each bundle")
     demo.add_argument(
         "--servers",
@@ -365,7 +370,10 @@ def _run(args: argparse.Namespace) -> int:
             auth_token=args.auth_token,
             api=api,
             telemetry=telemetry,
+            managed=args.managed,
         )
+        if args.managed and not (args.distributed and args.system == "todolist"):
+            _parser().error("--managed is for the distributed TodoList: add --distributed")
         if args.replicas != 1 and args.system != "todolist":
             _parser().error(f"{args.system} runs one process per service: --replicas is for the TodoList")
         if args.distributed:

@@ -9,6 +9,12 @@ TodoList N replicas each of ``todolist-command``, ``todolist-query`` and ``todol
 SIGINT/SIGTERM stop the children in reverse order (the edge or web first, the server last). The bus listens on
 ``--bus-host`` (loopback by default) and admits only the launcher's children: they share ``--auth-token``, or a
 token made for the run.
+
+With ``--managed`` (the TodoList) the launcher starts only the servers: it deploys the four TodoList bundles in
+the servers' database (autorun, one instance each; the command bundle up to three, scaled by its
+:class:`~evento.ThreadCountAutoscalingProtocol`) and the spawning server starts them through its deploy script,
+replaces any that dies and scales the command bundle on its signals. Without it, those deployments are removed,
+so a later plain ``--distributed`` run does not get them started twice.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evento import Bundle, ThreadCountAutoscalingProtocol
 from evento.demo.runner import DemoOptions
 from evento.demo.systems import demo_system
 from evento.server.data_dir import hold_data_dir
+from evento.server.deploy.spec import BundleSpec
+from evento.server.deploy.store import DeployStore
 from evento.startup import StartupError
 
-__all__ = ["run_distributed"]
+__all__ = ["managed_command", "managed_specs", "run_distributed"]
 
 log = logging.getLogger("evento.demo")
 
@@ -128,10 +137,101 @@ def _children(options: DemoOptions, replicas: int) -> list[_Child]:
         command = [*evento, "server", "--data-dir", str(data_dir), "--host", options.host, "--port", str(port),
                    "--bus-host", options.bus_host, "--bus-port", str(bus_port), "--server-id", name]  # fmt: skip
         children.append(_Child(name, command, server_env, logs / f"{name}.log"))
+    if options.managed:
+        return children  # the servers start the bundles
     for process in demo_system(options.system).processes(replicas):
         command = [*evento, "bundle", "run", process.target, *buses]
         children.append(_Child(process.name, command, {**base_env, **process.env}, logs / f"{process.name}.log"))
     return children
+
+
+def managed_command() -> Bundle:
+    """``todolist-command`` as the managed demo runs it: the aggregate, with the thread-count protocol telling the
+    server when it suffers (more than 4 commands in flight, 5 times running) or is bored (20 s without work)."""
+    from evento.demo.todolist.aggregate import TodoListAggregate
+
+    return Bundle(
+        "todolist-command",
+        components=[TodoListAggregate],
+        description="TodoList write side",
+        autoscaling=ThreadCountAutoscalingProtocol(
+            max_thread_count=4, min_thread_count=1, max_overflow_count=5, max_underflow_count=200, bored_timeout=20.0
+        ),
+    )
+
+
+def managed_specs(options: DemoOptions) -> list[BundleSpec]:
+    """The TodoList bundles the server runs with ``--managed``: entry points importable in its environment, the
+    settings every bundle process of the demo gets in theirs."""
+    environment = {
+        "EVENTO_DATA_DIR": str(options.data_dir.resolve()),
+        "EVENTO_SERVICE_DELAY": str(options.service_delay),
+        "EVENTO_HOST": options.host,
+        "EVENTO_TODO_PORT": str(options.todo_port),
+    }
+    if options.bundle_consumer_store:
+        environment["EVENTO_CONSUMER_STORE"] = options.bundle_consumer_store
+    deploy = "evento.demo.todolist.deploy"
+    targets = [
+        ("todolist-command", "evento.demo.distributed:managed_command", 3),
+        ("todolist-query", f"{deploy}:query", 1),
+        ("todolist-saga", f"{deploy}:saga", 1),
+        ("todolist-web", f"{deploy}:web", 1),  # one HTTP port
+    ]
+    return [
+        BundleSpec(bundle_id=bundle_id, entry_point=target, min_instances=1, max_instances=most, autorun=True,
+                   environment=environment, description=f"the demo's {bundle_id}")
+        for bundle_id, target, most in targets
+    ]  # fmt: skip
+
+
+async def _deploy_managed(options: DemoOptions) -> None:
+    """Deploy (``--managed``) or withdraw the TodoList bundles in the servers' database, before they start: what
+    ``PUT /api/bundle/{id}`` with an entry point does, without needing the admin's password."""
+    from evento.event_stores.factory import open_event_store
+
+    specs = managed_specs(options)
+    store = open_event_store(options.store, data_dir=options.data_dir, mode=options.es_mode)
+    database = store.database()  # the server's tables only: the event store itself stays closed
+    await database.start()
+    try:
+        deployments = DeployStore(database, "demo-launcher")
+        await deployments.start()
+        for spec in specs:
+            if options.managed:
+                state = await deployments.put(spec)
+                await deployments.decide(spec.bundle_id, "deploy", f"evento demo --managed: {state.wanted} wanted")
+            elif await deployments.remove(spec.bundle_id):
+                await deployments.decide(spec.bundle_id, "undeploy", "evento demo without --managed")
+    finally:
+        await database.stop()
+
+
+async def _stop_managed(data_dir: Path) -> None:
+    """Stop the bundle processes the servers started (they outlive their server): SIGTERM to each pid the local
+    spawner left beside its log, then SIGKILL to those still there after :data:`STOP_TIMEOUT`."""
+    pids = []
+    for pid_file in (data_dir / "bundles").glob("*/*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text())
+            pid_file.unlink()  # its server, which removes it when the process ends, is gone
+            os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(pid)]
+        await asyncio.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _login_line(children: list[_Child]) -> str:
@@ -183,6 +283,8 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
     options.data_dir.mkdir(parents=True, exist_ok=True)
     hold_data_dir(options.data_dir)  # the children started below (our server) share it
     pids_path = options.data_dir / "pids.json"
+    if options.system == "todolist":
+        await _deploy_managed(options)
     children = _children(options, replicas)
     try:
         for child in children:  # the server first: bundles need its bus
@@ -199,6 +301,9 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
         print(_login_line(children), flush=True)
         print(f"{demo.api_name:<16}http://{options.host}:{options.api_port}{demo.api_path}", flush=True)
         print(f"Processes       {pids_path.resolve()}", flush=True)
+        if options.managed:
+            api = f"http://{options.host}:{_servers(options)[0][1]}/api/bundle/todolist-command/deployment"
+            print(f"Bundles         started by the server: {api}", flush=True)
         print("Ready. Ctrl-C stops.", flush=True)
         while not stop.is_set():
             for child in children:
@@ -215,4 +320,6 @@ async def run_distributed(options: DemoOptions, replicas: int = 1, stop: asyncio
         print("Stopping...", flush=True)
         for child in reversed(children):
             await child.stop()
+        if options.managed:
+            await _stop_managed(options.data_dir)
         print("Stopped.", flush=True)

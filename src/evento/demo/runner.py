@@ -53,6 +53,8 @@ class DemoOptions:
     #: The server's REST API (admin password, CORS, public ``/metrics``) and its telemetry settings.
     api: ApiSettings = field(default_factory=ApiSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    #: With ``--distributed``: the server starts and supervises the bundles itself (``--managed``).
+    managed: bool = False
 
     @property
     def api_port(self) -> int:

@@ -142,7 +142,11 @@ class LocalSpawner:
         finally:
             os.close(out)  # the child holds its own copy
         launch = Launch(spec.bundle_id, instance_id, process, log_path)
-        asyncio.get_running_loop().create_task(_watch(launch, process))
+        # The pid beside the log while it runs: the instances outlive the server (a restart does not restart them),
+        # so whoever stops the whole system (evento demo --managed) finds them there.
+        pid_path = log_path.with_suffix(".pid")
+        pid_path.write_text(str(process.pid))
+        asyncio.get_running_loop().create_task(_watch(launch, process, pid_path))
         return launch
 
     async def _venv(self, spec: BundleSpec, token: str, context: DeployContext) -> str:
@@ -210,8 +214,11 @@ def _append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
 
-async def _watch(launch: Launch, process: asyncio.subprocess.Process) -> None:
+async def _watch(launch: Launch, process: asyncio.subprocess.Process, pid_path: Path | None = None) -> None:
     await process.wait()
+    if pid_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_path)  # a local file: nothing to wait on
     launch.exited.set()
 
 

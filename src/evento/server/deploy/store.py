@@ -112,6 +112,10 @@ class DeployStore:
 
         return await self.database.transaction(put)
 
+    async def remove(self, bundle_id: str) -> bool:
+        """Stop running ``bundle_id`` (its instances are left alone: nothing replaces them); whether it was there."""
+        return await self.database.execute("DELETE FROM evento_deploy_bundle WHERE bundle_id = ?", (bundle_id,)) > 0
+
     async def get(self, bundle_id: str) -> DeployState | None:
         rows = await self.database.fetchall(_SELECT + " WHERE bundle_id = ?", (bundle_id,))
         return _state(rows[0]) if rows else None
