@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from evento.server.telemetry import OVERHEAD_POOL
 from tests.api_support import RunningApi, running_api
 from tests.helpers import wait_until
 
@@ -134,10 +135,56 @@ async def test_service_times_come_from_the_telemetry_the_bundles_reported(api: R
         assert measured["serviceTimeProvenance"] == "measured", measured
         assert measured["serviceTimeMs"] > 0
     stats = {s.handler_id: s for s in await server.telemetry.handler_stats()}
-    assert station(model, PROJECTOR)["serviceTimeMs"] == pytest.approx(stats[PROJECTOR].aged_mean_ms)
+    # A consumer's station adds its overhead per event (none yet: too few events pooled for a value).
+    overhead = (await server.telemetry.consumer_overheads()).get(("todolist-query", "TodoListProjector"), 0.0)
+    assert station(model, PROJECTOR)["serviceTimeMs"] == pytest.approx(stats[PROJECTOR].aged_mean_ms + overhead)
     # The invoker sent its command once: the telemetry's probability is on its edge.
     edge = next(e for e in model["edges"] if e["sender"] == CHECK)
     assert (edge["probability"], edge["probabilityProvenance"]) == (pytest.approx(1.0), "measured")
+
+
+async def test_a_projector_station_adds_its_consumers_overhead_per_event(api: RunningApi) -> None:
+    """The TodoList projector keeps its checkpoints in SQLite: each event's commit and thread hops are work its
+    handler's telemetry does not time. Its engine reports its busy time, the server derives the overhead per event,
+    and the projector's station serves an event in the handler's aged mean plus that overhead."""
+    server = api.server
+    assert server is not None
+    invoker = api.system.invoker()
+    # A list holds at most 5 todos: lists of one todo each, two events apiece, enough for a pooled value.
+    for n in range(OVERHEAD_POOL // 2 + 2):
+        identifier = await invoker.create_todo_list(f"overhead {n}", "ann")
+        todo = await invoker.add_todo(identifier, "measure me", "ann")
+    await invoker.check_todo(identifier, todo, "ann")
+    key = ("todolist-query", "TodoListProjector")
+
+    async def measured() -> bool:
+        for bundle in api.system.bundles:
+            await bundle.telemetry.flush()
+        handlers = {s.handler_id for s in await server.telemetry.handler_stats()}
+        return PROJECTOR in handlers and key in await server.telemetry.consumer_overheads()
+
+    await wait_until(measured, interval=0.05, what="the projector's overhead per event")
+
+    async def inputs() -> tuple[float, float]:
+        stats = {s.handler_id: s for s in await server.telemetry.handler_stats()}
+        return stats[PROJECTOR].aged_mean_ms, (await server.telemetry.consumer_overheads())[key]
+
+    # A periodic report may land while the model is read: read again until the inputs held still around it.
+    for _ in range(5):
+        before = await inputs()
+        model = await flows(api, f"handler/{quote(CHECK)}")
+        if await inputs() == before:
+            break
+    else:
+        raise AssertionError("the telemetry kept changing while the model was read")
+    handler_ms, overhead_ms = before
+    assert overhead_ms > 0
+    projector = station(model, PROJECTOR)
+    assert projector["serviceTimeProvenance"] == "measured"
+    assert projector["serviceTimeMs"] == pytest.approx(handler_ms + overhead_ms)
+    # Only the consumer's stations carry it: the aggregate's is its handler's aged mean.
+    stats = {s.handler_id: s for s in await server.telemetry.handler_stats()}
+    assert station(model, AGGREGATE)["serviceTimeMs"] == pytest.approx(stats[AGGREGATE].aged_mean_ms)
 
 
 async def test_a_what_if_makes_the_projector_the_bottleneck(api: RunningApi) -> None:

@@ -5,9 +5,10 @@ starting there), each evaluated with the telemetry's measurements and a source i
 selection with what-if values instead of measured ones (it changes nothing, so a viewer may).
 
 The model is built from the catalog's handlers (what each sends, as analysis and telemetry found it), the
-telemetry's per-handler aged mean service times and invocation probabilities, the server's own stations (the
-broker per command, the event store's append) and the online instances per bundle; see
-:mod:`evento.performance` for what is computed. Rates are in requests per second, times in milliseconds.
+telemetry's per-handler aged mean service times (a consumer's handlers with its overhead per event added) and
+invocation probabilities, the server's own stations (the broker per command, the event store's append) and the
+online instances per bundle; see :mod:`evento.performance` for what is computed. Rates are in requests per
+second, times in milliseconds.
 """
 
 from __future__ import annotations
