@@ -105,8 +105,43 @@ async def test_published_bundle_runs_from_its_wheel_and_serves(tmp_path: Path, p
             assert answer.text == "hello ada"
         finally:
             await caller.stop()
+        # One more through the API: the venv of version 1 is made already, the new instance runs from it too.
+        spawned = await admin.post("/api/bundle/greeter/spawn")
+        assert spawned.status_code == 202, spawned.text
+
+        async def two(admin: httpx.AsyncClient = admin) -> bool:
+            view = (await admin.get("/api/cluster-status/view")).json()
+            return sum(i["bundleId"] == "greeter" for i in view["instances"]) == 2
+
+        await wait_until(two, 30, interval=0.2, what="the spawned second instance online")
         actions = [d["action"] for d in (await admin.get("/api/bundle/greeter/deployment")).json()["decisions"]]
-        assert {"publish", "deploy", "spawn", "joined"} <= set(actions)
+        assert {"publish", "deploy", "spawn", "joined", "scale-up"} <= set(actions)
+        assert actions.count("spawn") == 2
+
+
+def test_publish_fails_in_one_line(tmp_path: Path, project: Path) -> None:
+    """What the user must fix ends ``evento publish`` with one line: no bundle table, a build that fails."""
+    environment = {**os.environ, "EVENTO_URL": "http://127.0.0.1:9", "EVENTO_PASSWORD": "x"}
+
+    def publish(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "evento.cli", "publish", str(path)],
+            capture_output=True, text=True, env=environment, timeout=120, check=False,
+        )  # fmt: skip
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "pyproject.toml").write_text('[project]\nname = "bare"\nversion = "1"\n')
+    done = publish(bare)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"evento: {bare / 'pyproject.toml'} has no [[tool.evento.bundle]] table: nothing" \
+        " describes a bundle there"  # fmt: skip
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        'where = ["src"]', 'where = ["src"]\nbogus-option = 1'))  # fmt: skip
+    broken = publish(project)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"evento: building the wheel of {project} failed:")
+    assert len(broken.stderr.strip().splitlines()) == 1
 
 
 async def test_artifact_token_is_single_use_and_expires(tmp_path: Path, project: Path) -> None:
@@ -149,3 +184,44 @@ async def test_artifact_token_is_single_use_and_expires(tmp_path: Path, project:
         assert bad_name.status_code == 422
         anonymous_publish = await httpx.AsyncClient(base_url=server.http).post("/api/bundle/", json=body)
         assert anonymous_publish.status_code == 401
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_artifacts_and_tokens_in_either_database(tmp_path: Path, dialect: str) -> None:
+    """What a cluster shares: a wheel put by one server is read by another, a token minted by one is redeemed once
+    at any (two stores on one database stand for two servers)."""
+    from contextlib import ExitStack
+
+    from evento.server.deploy.artifacts import Artifact
+    from evento.storage.database import Database, PostgresDatabase
+    from evento.testing.databases import postgres_database
+
+    with ExitStack() as stack:
+        first: Database
+        second: Database
+        if dialect == "postgres":
+            url = stack.enter_context(postgres_database())
+            first, second = PostgresDatabase(url), PostgresDatabase(url)
+        else:
+            first, second = SQLiteDatabase(tmp_path / "a.db"), SQLiteDatabase(tmp_path / "a.db")
+        await first.start()
+        await second.start()
+        try:
+            one, other = ArtifactStore(first), ArtifactStore(second)
+            await one.start()
+            await other.start()
+            wheel = b"PK\x03\x04" + bytes(range(256)) * 64  # every byte value survives
+            await one.put(Artifact("greeter", "1", "g-1-py3-none-any.whl", wheel, '{"bundle_id":"greeter"}', 5))
+            found = await other.get("greeter", "1")
+            assert found is not None
+            assert (found.wheel, found.wheel_name, found.published_ms) == (wheel, "g-1-py3-none-any.whl", 5)
+            assert await other.get("greeter", "2") is None
+            token = await one.mint("greeter", "1", 60)
+            assert await other.redeem(token, "other") is None  # another bundle's: not spent by the attempt
+            assert await other.redeem(token, "greeter") == "1"
+            assert await one.redeem(token, "greeter") is None
+            stale = await one.mint("greeter", "1", -1)
+            assert await other.redeem(stale, "greeter") is None
+        finally:
+            await first.stop()
+            await second.stop()
