@@ -90,7 +90,7 @@ async def test_published_bundle_runs_from_its_wheel_and_serves(tmp_path: Path, p
             return any(i["bundleId"] == "greeter" for i in view["instances"])
 
         await wait_until(online, 40, interval=0.2, what="the published bundle's instance online")
-        venv = tmp_path / "server" / "bundles" / "venvs" / "greeter-1"
+        (venv,) = (tmp_path / "server" / "bundles" / "venvs").glob("greeter-1-*")
         assert (venv / ".evento-installed").exists()  # run from the wheel, not the server's environment
         sys.path.insert(0, str(SAMPLE / "src"))  # the test's caller needs the payload classes
         try:
@@ -117,6 +117,8 @@ async def test_published_bundle_runs_from_its_wheel_and_serves(tmp_path: Path, p
         actions = [d["action"] for d in (await admin.get("/api/bundle/greeter/deployment")).json()["decisions"]]
         assert {"publish", "deploy", "spawn", "joined", "scale-up"} <= set(actions)
         assert actions.count("spawn") == 2
+        assert [p.name for p in venv.parent.glob("greeter-1-*")] == [venv.name]  # the same wheel: the same venv
+        assert list((venv.parent / ".downloads").iterdir()) == []
 
 
 def test_publish_fails_in_one_line(tmp_path: Path, project: Path) -> None:

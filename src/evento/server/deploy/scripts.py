@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
 import shutil
 import signal
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -150,28 +152,41 @@ class LocalSpawner:
         return launch
 
     async def _venv(self, spec: BundleSpec, token: str, context: DeployContext) -> str:
-        """The interpreter of the bundle version's venv, made (download, install) the first time."""
-        home = context.log_dir / "venvs" / f"{spec.bundle_id}-{spec.version}"
-        python = home / "bin" / "python"
-        async with self._preparing.setdefault(home, asyncio.Lock()):
-            if (home / ".evento-installed").exists():
+        """The interpreter of a venv holding the published wheel, made the first time that wheel is seen.
+
+        Every start downloads the wheel (its token is good for nothing else) and the venv is named by the wheel's
+        digest: a version published again with other content gets a venv of its own, while instances of the
+        previous content keep theirs untouched."""
+        if not context.artifact_url or not token:
+            raise DeployError(f"{spec.entry_point} is not importable here and no artifact URL was given")
+        venvs = context.log_dir / "venvs"
+        downloads = venvs / ".downloads"
+        await asyncio.to_thread(downloads.mkdir, parents=True, exist_ok=True)
+        fetched = downloads / f"{uuid.uuid4().hex}.whl"
+        try:
+            digest = await _download(f"{context.artifact_url}?token={token}", fetched)
+            home = venvs / f"{spec.bundle_id}-{spec.version}-{digest[:12]}"
+            python = home / "bin" / "python"
+            async with self._preparing.setdefault(home, asyncio.Lock()):
+                if await asyncio.to_thread((home / ".evento-installed").exists):
+                    return str(python)
+                await asyncio.to_thread(shutil.rmtree, home, True)  # a half-made one from a failed try
+                await _run([self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(home)], "venv")
+                wheel = home / (spec.artifact or "bundle.whl")
+                await asyncio.to_thread(fetched.replace, wheel)
+                where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+                site = await _run([str(python), "-c", where], "venv")
+                await asyncio.to_thread(_see_server_environment, Path(site.strip()))
+                await _run(
+                    [self.python, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                     "--disable-pip-version-check", "--quiet", str(wheel)],
+                    "pip install",
+                )  # fmt: skip
+                await asyncio.to_thread((home / ".evento-installed").touch)
                 return str(python)
-            if not context.artifact_url or not token:
-                raise DeployError(f"{spec.entry_point} is not importable here and no artifact URL was given")
-            shutil.rmtree(home, ignore_errors=True)  # a half-made one from a failed try
-            home.parent.mkdir(parents=True, exist_ok=True)
-            await _run([self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(home)], "venv")
-            wheel = home / (spec.artifact or "bundle.whl")
-            await _download(f"{context.artifact_url}?token={token}", wheel)
-            site = await _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], "venv")
-            await asyncio.to_thread(_see_server_environment, Path(site.strip()))
-            await _run(
-                [self.python, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                 "--disable-pip-version-check", "--quiet", str(wheel)],
-                "pip install",
-            )  # fmt: skip
-            (home / ".evento-installed").touch()
-            return str(python)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fetched)  # kept only when it went into a new venv
 
 
 async def _run(command: list[str], what: str) -> str:
@@ -187,8 +202,8 @@ async def _run(command: list[str], what: str) -> str:
     return text
 
 
-async def _download(url: str, path: Path) -> None:
-    """Fetch the artifact at ``url`` (its token in the query) into ``path``."""
+async def _download(url: str, path: Path) -> str:
+    """Fetch the artifact at ``url`` (its token in the query) into ``path``; its SHA-256, in hex."""
     import httpx
 
     try:
@@ -199,6 +214,7 @@ async def _download(url: str, path: Path) -> None:
     if answer.status_code != 200:
         raise DeployError(f"artifact download refused ({answer.status_code}): {answer.text[:200]}")
     await asyncio.to_thread(path.write_bytes, answer.content)
+    return hashlib.sha256(answer.content).hexdigest()
 
 
 def _see_server_environment(site_packages: Path) -> None:
