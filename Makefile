@@ -36,7 +36,7 @@ demo: $(STAMP) gui
 test: $(STAMP) gui
 	$(BIN)/python -m pytest -q $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) gui
 	$(BIN)/python -m bench $(ARGS)
 
 lint: $(STAMP) $(GUI_MODULES)
