@@ -349,6 +349,21 @@ class EventStore(ABC):
         rows = await self._rows("SELECT timestamp FROM es_events ORDER BY sequence_number DESC LIMIT ?", (limit,))
         return [int(row[0]) for row in rows]
 
+    async def count_by_time(self, from_ms: int, to_ms: int, interval_ms: int) -> dict[int, int]:
+        """How many events have a timestamp in each ``interval_ms`` wide bucket of ``[from_ms, to_ms)``: the
+        bucket's start (epoch ms) to its count, buckets without events left out. The dashboard's publication rate
+        over time; counted by the database so only one row per bucket leaves it."""
+        if interval_ms <= 0 or to_ms <= from_ms:
+            return {}
+        # Integer division on both backends (SQLite INTEGER, PostgreSQL BIGINT); from_ms is subtracted first so
+        # the quotient is never negative and truncation is the floor.
+        rows = await self._rows(
+            "SELECT (timestamp - ?) / ? AS bucket, COUNT(*) FROM es_events WHERE timestamp >= ? AND timestamp < ?"
+            " GROUP BY bucket ORDER BY bucket",
+            (from_ms, interval_ms, from_ms, to_ms),
+        )
+        return {from_ms + int(row[0]) * interval_ms: int(row[1]) for row in rows}
+
     # --- backend primitives ------------------------------------------------------------------------------------
 
     @abstractmethod

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import msgspec
 import pytest
 
 from evento.event_stores.base import AppendRequest, EventFilter, EventStore, VersionConflictError
@@ -337,6 +338,22 @@ class EventStoreCases:
         assert await store.snapshot("order-2") is None
         assert await store.count_aggregates() == 2
         assert await store.recent_timestamps(2) == [e.timestamp for e in await fetch_until(store, 4)][::-1][:2]
+
+    async def test_events_counted_per_time_bucket(self, open_store: StoreOpener) -> None:
+        store = await open_store()
+        base = 1_800_000_000_000
+        assert await store.count_by_time(base, base + 60_000, 10_000) == {}
+        # Offsets (ms after base) of the events: two in the first bucket (its start included), none in the
+        # second, three in the third, one exactly at the range's end (excluded) and one before its start.
+        offsets = [0, 9_999, 20_000, 25_000, 29_999, 60_000, -1]
+        for offset in offsets:
+            message = event()
+            await store.append(AppendRequest(msgspec.structs.replace(message, timestamp=base + offset), None))
+        await fetch_until(store, len(offsets))
+        assert await store.count_by_time(base, base + 60_000, 10_000) == {base: 2, base + 20_000: 3}
+        # Buckets start at from_ms, not at a multiple of the interval.
+        assert await store.count_by_time(base + 5_000, base + 65_000, 30_000) == {base + 5_000: 4, base + 35_000: 1}
+        assert await store.count_by_time(base + 60_000, base, 10_000) == {}
 
     # --- durability and sharing ---------------------------------------------------------------------------------------
 

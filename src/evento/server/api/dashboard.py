@@ -1,20 +1,28 @@
 """``GET /api/dashboard``: the cluster at a glance — its servers, bundles and instances, what the catalog holds by
-kind, how many events and aggregates the event store has, and how fast events are being published."""
+kind, how many events and aggregates the event store has, and how fast events are being published;
+``GET /api/dashboard/publication-rate``: the publication rate over time, per bucket of the event store's
+timestamps."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from pydantic import Field
 
 from evento._version import __version__
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel
 from evento.server.api._security import ViewerRequired
 
-__all__ = ["publication_rate", "router"]
+# The performance API's range parameters, read and checked the same way (RFC 3339, at most MAX_BUCKETS buckets).
+from evento.server.api.performance import _BAD_RANGE, From, Interval, To
+from evento.server.api.performance import _range as time_range
+
+__all__ = ["PublicationRate", "PublicationRateBucket", "publication_rate", "router"]
 
 router = APIRouter(tags=["dashboard"], dependencies=[ViewerRequired])
 
@@ -107,4 +115,51 @@ async def dashboard(context: Annotated[ApiContext, Depends(api_context)]) -> Das
         head=await store.head(),
         publication_rate=publication_rate(await store.recent_timestamps(RATE_SAMPLE), now),
         publication_window_seconds=RATE_WINDOW_SECONDS,
+    )
+
+
+class PublicationRateBucket(ApiModel):
+    """One time bucket: the ``events`` whose timestamp falls in it, and their rate per second over the bucket's
+    width (the last bucket of a range may be narrower than ``interval``)."""
+
+    timestamp: datetime
+    events: int
+    rate_per_s: float
+
+
+class PublicationRate(ApiModel):
+    """The publication rate over ``[from, to)`` in buckets of ``interval`` seconds, every bucket listed (those
+    without events at 0) so a chart draws the quiet spans too."""
+
+    interval: int
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    events: int
+    buckets: list[PublicationRateBucket]
+
+
+@router.get("/dashboard/publication-rate", summary="The publication rate over time", responses=_BAD_RANGE)
+async def publication_rate_over_time(
+    context: Annotated[ApiContext, Depends(api_context)],
+    interval: Interval = 60,
+    start: From = None,
+    end: To = None,
+) -> PublicationRate:
+    """Events per second in buckets of ``interval`` seconds over ``[from, to)`` (default: the hour up to now), by
+    the events' own timestamps."""
+    from_ms, to_ms = time_range(interval, start, end)
+    width = interval * 1000
+    counts = await context.server.store.count_by_time(from_ms, to_ms, width)
+    buckets = []
+    for begin in range(from_ms, to_ms, width):
+        events = counts.get(begin, 0)
+        seconds = (min(begin + width, to_ms) - begin) / 1000
+        at = datetime.fromtimestamp(begin / 1000, UTC)
+        buckets.append(PublicationRateBucket(timestamp=at, events=events, rate_per_s=round(events / seconds, 3)))
+    return PublicationRate(
+        interval=interval,
+        from_=datetime.fromtimestamp(from_ms / 1000, UTC),
+        to=datetime.fromtimestamp(to_ms / 1000, UTC),
+        events=sum(b.events for b in buckets),
+        buckets=buckets,
     )
