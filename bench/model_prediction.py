@@ -229,10 +229,10 @@ async def _measure(directory: Path, consumer_store: ConsumerStateStore, seconds:
         # than one flushed now: a flush right after a periodic report covers a few milliseconds, yet weighs as much
         # as a full interval in the aged means.
         sent = [bundle.telemetry.reports_sent for bundle in bundles]
-        deadline = time.monotonic() + 10 * TELEMETRY_INTERVAL
+        deadline = time.monotonic() + 20 * TELEMETRY_INTERVAL
         while any(b.telemetry.reports_sent <= n for b, n in zip(bundles, sent, strict=True)):
             if time.monotonic() > deadline:
-                raise RuntimeError("the bundles sent no telemetry report within ten intervals")
+                raise RuntimeError("the bundles sent no telemetry report within twenty intervals")
             await asyncio.sleep(TELEMETRY_INTERVAL / 10)
         await server.telemetry.flush()
         await server.catalog_settled()
