@@ -176,6 +176,10 @@ async def test_artifact_token_is_single_use_and_expires(tmp_path: Path, project:
             assert expired.status_code == 401
             wrong_bundle = await anonymous.get(f"{server.http}/api/bundle/other/artifact", params={"token": token})
             assert wrong_bundle.status_code == 401
+            assert (await anonymous.get(url)).status_code == 401  # neither a token nor credentials
+        by_user = await admin.get("/api/bundle/greeter/artifact")  # an API user gets the deployed version's
+        assert by_user.status_code == 200
+        assert by_user.content == first.content
         # Publishing is checked: a description of another bundle is refused with one line.
         body = {"spec": {"bundleId": "greeter", "entryPoint": "a:b"}, "registration": {"bundle_id": "x",
                 "bundle_version": 1}, "wheelName": "a-1-py3-none-any.whl", "wheel": "UEsDBA=="}  # fmt: skip

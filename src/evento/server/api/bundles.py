@@ -15,13 +15,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasicCredentials
 from pydantic import Field
 
 from evento.discovery import BundleRegistration
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
-from evento.server.api._security import Admin, Viewer
+from evento.server.api._security import (
+    Admin,
+    Viewer,
+    authenticate,
+    basic_credentials,
+    bearer_credentials,
+    unauthorized,
+)
 from evento.server.api.catalog import ID_PATTERN, ComponentItem, HandlerItem, component_item, handler_item
 from evento.server.catalog import BundleNotFoundError, BundleRecord, InstanceRecord
 from evento.server.deploy.artifacts import MAX_WHEEL_BYTES, valid_wheel_name
@@ -343,18 +351,34 @@ async def publish(
     "/{bundle_id}/artifact",
     summary="A published wheel, for a deploy script",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 401: {"description": "Token bad or spent"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        401: {"description": "Token bad or spent, or no credentials"},
+        404: {"description": "Nothing published"},
+    },
 )
 async def artifact(
     bundle_id: BundleId,
     context: Annotated[ApiContext, Depends(api_context)],
-    token: Annotated[str, Query(min_length=1, max_length=128)],
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
+    basic: Annotated[HTTPBasicCredentials | None, Depends(basic_credentials)],
+    token: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> Response:
-    """The wheel of the version a spawn's token names; the token is good once, for a short time."""
+    """The wheel of the version a spawn's ``token`` names (good once, for a short time: what deploy scripts use);
+    without a token, a user of the API gets the deployed version's wheel."""
+    if token is None:
+        await authenticate(request, bearer, basic)  # 401 without credentials, like every read of the API
     supervisor = _supervisor(context)
-    version = await supervisor.artifacts.redeem(token, bundle_id)
-    if version is None:
-        raise HTTPException(401, f"artifact token for bundle {bundle_id!r} unknown, expired or already used")
+    if token is not None:
+        version = await supervisor.artifacts.redeem(token, bundle_id)
+        if version is None:
+            raise unauthorized(f"artifact token for bundle {bundle_id!r} unknown, expired or already used")
+    else:
+        state = await supervisor.store.get(bundle_id)
+        if state is None or state.spec.artifact is None:
+            raise BundleNotFoundError(f"bundle {bundle_id!r} has no published version deployed")
+        version = state.spec.version
     found = await supervisor.artifacts.get(bundle_id, version)
     if found is None:
         raise BundleNotFoundError(f"bundle {bundle_id!r} has no published version {version}")
