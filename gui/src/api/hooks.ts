@@ -3,11 +3,14 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type QueryValue } from "./client";
 import type {
+  AggregatePerformance,
+  Aggregation,
   BundleDetail,
   BundleItem,
   ClusterView,
   ComponentDetail,
   ComponentItem,
+  ComponentPerformance,
   ConsumerItem,
   ConsumerStatus,
   Dashboard,
@@ -17,6 +20,7 @@ import type {
   Page,
   PayloadDetail,
   PayloadItem,
+  PublicationRate,
   ResetAccepted,
   Snapshot,
   StoredEvent,
@@ -188,5 +192,66 @@ export function useSnapshot(aggregateId: string) {
     queryFn: ({ signal }) => api<Snapshot>("/system-state-store/snapshot", { query: { aggregateId }, signal }),
     enabled: aggregateId !== "",
     retry: false,
+  });
+}
+
+/** A time range of charts in buckets of `intervalS` seconds: `periodMs` up to now, or from `fromMs` to `toMs`. */
+export type TimeRange = { intervalS: number } & ({ periodMs: number } | { fromMs: number; toMs: number });
+
+/** `from`/`to` (RFC 3339) of a range. One up to now ends at the next bucket boundary after now: buckets fall on
+ * whole minutes, quarters, hours, so a refresh shifts the chart by whole buckets instead of redrawing every bar a
+ * little aside. */
+export function rangeParams(range: TimeRange): { from: string; to: string } {
+  if ("fromMs" in range) return { from: new Date(range.fromMs).toISOString(), to: new Date(range.toMs).toISOString() };
+  const step = range.intervalS * 1000;
+  const to = Math.ceil(Date.now() / step) * step;
+  return { from: new Date(to - range.periodMs).toISOString(), to: new Date(to).toISOString() };
+}
+
+/** Telemetry moves on every report (seconds apart): charts refresh twice a minute. */
+const CHART_REFRESH_MS = 30_000;
+
+export function usePublicationRate(range: TimeRange) {
+  return useQuery({
+    queryKey: ["dashboard", "publication-rate", range],
+    queryFn: ({ signal }) =>
+      api<PublicationRate>("/dashboard/publication-rate", {
+        query: { interval: range.intervalS, ...rangeParams(range) },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: CHART_REFRESH_MS,
+  });
+}
+
+export interface PerformanceParams {
+  bundleId: string;
+  componentId: string;
+  aggregation: Aggregation;
+  range: TimeRange;
+}
+
+function performanceQuery({ bundleId, componentId, aggregation, range }: PerformanceParams) {
+  return { bundleId, componentId, aggregation, interval: range.intervalS, ...rangeParams(range) };
+}
+
+export function useComponentPerformance(params: PerformanceParams) {
+  return useQuery({
+    queryKey: ["performance", "component", params],
+    queryFn: ({ signal }) =>
+      api<ComponentPerformance>("/performance/component", { query: performanceQuery(params), signal }),
+    placeholderData: keepPreviousData,
+    refetchInterval: CHART_REFRESH_MS,
+  });
+}
+
+export function useAggregatePerformance(params: PerformanceParams, options: { enabled?: boolean } = {}) {
+  return useQuery({
+    queryKey: ["performance", "aggregate", params],
+    queryFn: ({ signal }) =>
+      api<AggregatePerformance>("/performance/aggregate", { query: performanceQuery(params), signal }),
+    placeholderData: keepPreviousData,
+    refetchInterval: CHART_REFRESH_MS,
+    enabled: options.enabled,
   });
 }

@@ -57,7 +57,12 @@ export interface paths {
          */
         get: operations["bundles_api_bundle__get"];
         put?: never;
-        post?: never;
+        /**
+         * Publish a bundle version
+         * @description Keep a bundle version's wheel and description (the catalog shows it before an instance runs) and deploy
+         *     it: its instances are started from the wheel.
+         */
+        post: operations["publish_api_bundle__post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -76,7 +81,12 @@ export interface paths {
          * @description The bundle with its components and handlers.
          */
         get: operations["bundle_api_bundle__bundle_id__get"];
-        put?: never;
+        /**
+         * Deploy or change a bundle
+         * @description Change a deployed bundle's instances' bounds, autorun, environment (the supervisor acts at its next
+         *     round); with ``entryPoint``, deploy a bundle that is not deployed yet.
+         */
+        put: operations["update_deployment_api_bundle__bundle_id__put"];
         post?: never;
         /**
          * Forget a bundle
@@ -84,6 +94,88 @@ export interface paths {
          *     refused while instances of it are online.
          */
         delete: operations["delete_bundle_api_bundle__bundle_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bundle/{bundle_id}/artifact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A published wheel, for a deploy script
+         * @description The wheel of the version a spawn's ``token`` names (good once, for a short time: what deploy scripts use);
+         *     without a token, a user of the API gets the deployed version's wheel.
+         */
+        get: operations["artifact_api_bundle__bundle_id__artifact_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bundle/{bundle_id}/deployment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A deployed bundle
+         * @description The bundle's deployment: bounds, instances wanted and online, last error, latest decisions.
+         */
+        get: operations["deployment_api_bundle__bundle_id__deployment_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bundle/{bundle_id}/instance/{instance_id}/kill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop an instance
+         * @description Ask the instance to leave gracefully (it finishes its work and releases its consumer locks; killed after
+         *     the grace period). One fewer instance wanted, down to the minimum: at the minimum a replacement starts.
+         */
+        post: operations["kill_api_bundle__bundle_id__instance__instance_id__kill_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bundle/{bundle_id}/spawn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start one more instance
+         * @description One more instance wanted (refused at the maximum); the spawning server starts it at its next round.
+         */
+        post: operations["spawn_api_bundle__bundle_id__spawn_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -389,6 +481,27 @@ export interface paths {
          * @description Servers, bundles, instances, the catalog by kind, events, aggregates and the recent publication rate.
          */
         get: operations["dashboard_api_dashboard_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboard/publication-rate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The publication rate over time
+         * @description Events per second in buckets of ``interval`` seconds over ``[from, to)`` (default: the hour up to now), by
+         *     the events' own timestamps.
+         */
+        get: operations["publication_rate_over_time_api_dashboard_publication_rate_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1080,6 +1193,85 @@ export interface components {
             processed: number;
         };
         /**
+         * DecisionItem
+         * @description One decision of the supervisor about a bundle (spawn, joined, spawn-failed, lost, kill, killed, scale-up,
+         *     deploy), by the server that took it.
+         */
+        DecisionItem: {
+            /** Action */
+            action: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Instanceid */
+            instanceId: string | null;
+            /** Reason */
+            reason: string;
+            /** Serverid */
+            serverId: string;
+        };
+        /**
+         * DeploymentUpdate
+         * @description What ``PUT /api/bundle/{bundleId}`` changes: the instances' bounds, autorun and environment of a deployed
+         *     bundle; with ``entryPoint`` (and ``version``) it deploys a bundle importable where the instances run, without
+         *     a published artifact.
+         */
+        DeploymentUpdate: {
+            /** Autorun */
+            autorun?: boolean | null;
+            /** Description */
+            description?: string | null;
+            /** Entrypoint */
+            entryPoint?: string | null;
+            /** Environment */
+            environment?: {
+                [key: string]: string;
+            } | null;
+            /** Interpreteroptions */
+            interpreterOptions?: string[] | null;
+            /** Maxinstances */
+            maxInstances?: number | null;
+            /** Mininstances */
+            minInstances?: number | null;
+            /** Version */
+            version?: string | null;
+        };
+        /**
+         * DeploymentView
+         * @description A deployed bundle: its description, the instances wanted and online, its last failure to start and the
+         *     latest decisions, newest first.
+         */
+        DeploymentView: {
+            /** Autorun */
+            autorun: boolean;
+            /** Bundleid */
+            bundleId: string;
+            /** Decisions */
+            decisions: components["schemas"]["DecisionItem"][];
+            /** Entrypoint */
+            entryPoint: string;
+            /** Environment */
+            environment: {
+                [key: string]: string;
+            };
+            /** Interpreteroptions */
+            interpreterOptions: string[];
+            /** Lasterror */
+            lastError: string | null;
+            /** Maxinstances */
+            maxInstances: number;
+            /** Mininstances */
+            minInstances: number;
+            /** Online */
+            online: number;
+            /** Version */
+            version: string;
+            /** Wanted */
+            wanted: number;
+        };
+        /**
          * EdgeItem
          * @description A path from ``origin`` (a source or station id) to ``target``: ``probability`` requests per origin
          *     handling (an invocation when ``sender`` sends ``sent``, else 1), ``ratePerS`` what it carries.
@@ -1588,6 +1780,65 @@ export interface components {
          */
         Provenance: "measured" | "override" | "estimate" | "default";
         /**
+         * PublicationRate
+         * @description The publication rate over ``[from, to)`` in buckets of ``interval`` seconds, every bucket listed (those
+         *     without events at 0) so a chart draws the quiet spans too.
+         */
+        PublicationRate: {
+            /** Buckets */
+            buckets: components["schemas"]["PublicationRateBucket"][];
+            /** Events */
+            events: number;
+            /**
+             * From
+             * Format: date-time
+             */
+            from: string;
+            /** Interval */
+            interval: number;
+            /**
+             * To
+             * Format: date-time
+             */
+            to: string;
+        };
+        /**
+         * PublicationRateBucket
+         * @description One time bucket: the ``events`` whose timestamp falls in it, and their rate per second over the bucket's
+         *     width (the last bucket of a range may be narrower than ``interval``).
+         */
+        PublicationRateBucket: {
+            /** Events */
+            events: number;
+            /** Ratepers */
+            ratePerS: number;
+            /**
+             * Timestamp
+             * Format: date-time
+             */
+            timestamp: string;
+        };
+        /**
+         * PublishRequest
+         * @description What ``evento publish`` uploads: the bundle's deployable description (``[[tool.evento.bundle]]`` as the
+         *     deploy script receives it), its discovery description (what an instance sends when it joins), and the wheel,
+         *     base64-encoded.
+         */
+        PublishRequest: {
+            /** Registration */
+            registration: {
+                [key: string]: unknown;
+            };
+            /** Spec */
+            spec: {
+                [key: string]: unknown;
+            };
+            /** Wheel */
+            wheel: string;
+            /** Wheelname */
+            wheelName: string;
+        };
+        /**
          * ResetAccepted
          * @description A reset under way: the consumer replays from ``fromSequenceNumber`` towards ``head`` (its status shows the
          *     progress).
@@ -1606,7 +1857,10 @@ export interface components {
          *     the start).
          */
         ResetRequest: {
-            /** Fromsequencenumber */
+            /**
+             * Fromsequencenumber
+             * Format: int64
+             */
             fromSequenceNumber: number;
         };
         /**
@@ -1972,6 +2226,66 @@ export interface operations {
             };
         };
     };
+    publish_api_bundle__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Not deployed, or no such instance connected */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused: at a bound, or this server runs no bundles */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     bundle_api_bundle__bundle_id__get: {
         parameters: {
             query?: never;
@@ -1995,6 +2309,69 @@ export interface operations {
             };
             /** @description No such bundle */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_deployment_api_bundle__bundle_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                bundle_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeploymentUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Not deployed, or no such instance connected */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused: at a bound, or this server runs no bundles */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2051,6 +2428,245 @@ export interface operations {
                 };
             };
             /** @description Instances of it are online */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    artifact_api_bundle__bundle_id__artifact_get: {
+        parameters: {
+            query?: {
+                token?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                bundle_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Token bad or spent, or no credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nothing published */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deployment_api_bundle__bundle_id__deployment_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                bundle_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Not deployed, or no such instance connected */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused: at a bound, or this server runs no bundles */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    kill_api_bundle__bundle_id__instance__instance_id__kill_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                bundle_id: string;
+                instance_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Not deployed, or no such instance connected */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused: at a bound, or this server runs no bundles */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    spawn_api_bundle__bundle_id__spawn_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                bundle_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Not deployed, or no such instance connected */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused: at a bound, or this server runs no bundles */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2889,6 +3505,60 @@ export interface operations {
             };
         };
     };
+    publication_rate_over_time_api_dashboard_publication_rate_get: {
+        parameters: {
+            query?: {
+                /** @description Bucket width in seconds */
+                interval?: number;
+                /** @description Start of the range, RFC 3339 (default: an hour before `to`) */
+                from?: string | null;
+                /** @description End of the range, excluded, RFC 3339 (default: now) */
+                to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicationRate"];
+                };
+            };
+            /** @description The range is empty, outside 1970-9999, or holds too many buckets */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An error, as a problem document */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     all_flows_api_flows__get: {
         parameters: {
             query?: {
@@ -3317,10 +3987,10 @@ export interface operations {
                 aggregation?: components["schemas"]["Aggregation"];
                 /** @description Bucket width in seconds */
                 interval?: number;
-                /** @description Start of the range (default: an hour before `to`) */
+                /** @description Start of the range, RFC 3339 (default: an hour before `to`) */
                 from?: string | null;
-                /** @description End of the range, excluded (default: now) */
-                end?: string | null;
+                /** @description End of the range, excluded, RFC 3339 (default: now) */
+                to?: string | null;
             };
             header?: never;
             path?: never;
@@ -3335,6 +4005,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AggregatePerformance"];
+                };
+            };
+            /** @description The range is empty, outside 1970-9999, or holds too many buckets */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -3368,10 +4047,10 @@ export interface operations {
                 aggregation?: components["schemas"]["Aggregation"];
                 /** @description Bucket width in seconds */
                 interval?: number;
-                /** @description Start of the range (default: an hour before `to`) */
+                /** @description Start of the range, RFC 3339 (default: an hour before `to`) */
                 from?: string | null;
-                /** @description End of the range, excluded (default: now) */
-                end?: string | null;
+                /** @description End of the range, excluded, RFC 3339 (default: now) */
+                to?: string | null;
             };
             header?: never;
             path?: never;
@@ -3386,6 +4065,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ComponentPerformance"];
+                };
+            };
+            /** @description The range is empty, outside 1970-9999, or holds too many buckets */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */

@@ -27,6 +27,13 @@ export type DeadQueueConsumed = Schemas["DeadQueueConsumed"];
 export type ResetAccepted = Schemas["ResetAccepted"];
 export type StoredEvent = Schemas["StoredEventView"];
 export type Snapshot = Schemas["SnapshotView"];
+export type Aggregation = Schemas["Aggregation"];
+export type ComponentPerformance = Schemas["ComponentPerformance"];
+export type HandlerPerformance = Schemas["HandlerPerformance"];
+export type AggregatePerformance = Schemas["AggregatePerformance"];
+export type CommandPhases = Schemas["CommandPhases"];
+export type PhaseTimes = Schemas["PhaseTimes"];
+export type PublicationRate = Schemas["PublicationRate"];
 
 /** One page of a list: `items` from position `page * size` of `total` (page is 0-based, as in the API). */
 export interface Page<T> {

@@ -1,12 +1,19 @@
-// The bundle's component graph (GUI-B's slot on the bundle page: its components and handlers and the messages
-// between them). Until the drawing lands, it counts what it will draw.
-import { Text } from "@mantine/core";
+// The bundle's component graph: the application graph (nested circles component ⊃ handler, message paths as
+// edges, hover highlights, search) drawn over this bundle's handlers only. The graph page's module is loaded
+// lazily, with its d3 and graphology, only when a bundle page shows it.
+import { lazy, Suspense } from "react";
 import type { BundleDetail } from "../../api/types";
+import { Empty, Loading } from "../../components/states";
+
+const ApplicationGraph = lazy(() => import("../graph/ApplicationGraph"));
 
 export default function BundleGraph({ bundle }: { bundle: BundleDetail }) {
+  if (bundle.handlers.length === 0) return <Empty>This bundle has no handler to draw</Empty>;
   return (
-    <Text size="sm" c="dimmed" data-testid="bundle-graph-slot">
-      {bundle.components.length} components and {bundle.handlers.length} handlers.
-    </Text>
+    <div data-testid="bundle-graph">
+      <Suspense fallback={<Loading label="Drawing the graph…" />}>
+        <ApplicationGraph handlers={bundle.handlers} height="420px" />
+      </Suspense>
+    </div>
   );
 }
