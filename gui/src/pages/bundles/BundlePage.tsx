@@ -1,9 +1,13 @@
 // One bundle: what it declared (description, version, repository), when it was seen, its online instances and
-// its components; an admin may forget it once it is offline.
+// its components; an admin may forget it once it is offline. When the server runs the bundle, its deployment and
+// the supervisor's decisions show too (even before any instance ever joined), and an admin may spawn, kill and
+// change its bounds.
 import { Anchor, Button, Group, SimpleGrid, Stack, Text } from "@mantine/core";
 import { IconGitBranch, IconTrash } from "@tabler/icons-react";
-import { lazy, Suspense } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { lazy, Suspense, useEffect } from "react";
 import { Link, useNavigate, useParams } from "react-router";
+import { useDeployment } from "../../api/deployment";
 import { useBundle, useDeleteBundle } from "../../api/hooks";
 import type { ComponentItem, InstanceItem } from "../../api/types";
 import { useAuth } from "../../api/useAuth";
@@ -16,6 +20,8 @@ import { paths } from "../../components/paths";
 import { Facts, Section } from "../../components/Section";
 import { Loading, QueryView } from "../../components/states";
 import { Time } from "../../components/Time";
+import { DeploymentSection } from "../cluster/DeploymentSection";
+import { KillInstanceButton } from "../cluster/KillInstanceButton";
 
 const BundleGraph = lazy(() => import("./BundleGraph"));
 
@@ -38,6 +44,20 @@ export default function BundlePage() {
   const bundleId = useParams().bundleId ?? "";
   const query = useBundle(bundleId);
   const { isAdmin } = useAuth();
+  const deployment = useDeployment(bundleId);
+  const deployed = deployment.isSuccess;
+  // The deployment is re-read every few seconds: when its count of online instances moves (an instance joined or
+  // left), the bundle's own list of instances is read again.
+  const client = useQueryClient();
+  const online = deployment.data?.online;
+  useEffect(() => {
+    if (online !== undefined) void client.invalidateQueries({ queryKey: ["bundles", bundleId] });
+  }, [online, bundleId, client]);
+  const instanceActions: Column<InstanceItem>[] = isAdmin && deployed ? [{
+    key: "kill",
+    header: <span className="sr-only">Actions</span>,
+    cell: (i) => <KillInstanceButton bundleId={bundleId} instanceId={i.instanceId} />,
+  }] : [];
   const remove = useDeleteBundle();
   const navigate = useNavigate();
   return (
@@ -57,6 +77,7 @@ export default function BundlePage() {
           />
         )}
       </PageTitle>
+      <DeploymentSection bundleId={bundleId} />
       <QueryView query={query} loading="Loading the bundle…">
         {(b) => (
           <Stack>
@@ -80,7 +101,7 @@ export default function BundlePage() {
               </Section>
             </SimpleGrid>
             <Section title={`Online instances (${b.instances.length})`} testId="instances">
-              <DataTable caption="Online instances" columns={instanceColumns} rows={b.instances}
+              <DataTable caption="Online instances" columns={[...instanceColumns, ...instanceActions]} rows={b.instances}
                 rowKey={(i) => `${i.serverId}/${i.instanceId}`} empty="No instance is online" />
             </Section>
             <Section title={`Components (${b.components.length})`} testId="components">

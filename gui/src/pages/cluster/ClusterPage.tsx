@@ -1,6 +1,9 @@
 // The cluster, live: its servers and the bundle instances connected to them, from the server-sent events of
 // /api/cluster-status/stream (a badge says whether the stream is live), with the latest changes as they come.
+// An admin may kill an instance of a bundle the server runs (its bundle's page spawns and sets the bounds).
 import { Badge, Group, SimpleGrid, Stack, Text, Timeline } from "@mantine/core";
+import { useDeployedBundles } from "../../api/deployment";
+import { useAuth } from "../../api/useAuth";
 import { useClusterStream } from "../../api/useClusterStream";
 import type { InstanceView, ServerView } from "../../api/types";
 import { OnlineBadge } from "../../components/Badges";
@@ -13,6 +16,7 @@ import { Section } from "../../components/Section";
 import { ErrorState, Empty, Loading } from "../../components/states";
 import { Time } from "../../components/Time";
 import { useUrlState } from "../../components/urlState";
+import { KillInstanceButton } from "./KillInstanceButton";
 
 const serverColumns: Column<ServerView>[] = [
   { key: "id", header: "Server", cell: (s) => <Text size="sm" fw={500}>{s.serverId}</Text> },
@@ -40,6 +44,13 @@ export default function ClusterPage() {
   const instances = (view?.instances ?? []).filter((i) =>
     !q || i.bundleId.toLowerCase().includes(q) || i.instanceId.toLowerCase().includes(q) || i.serverId.toLowerCase().includes(q));
   const bundles = new Set(instances.map((i) => i.bundleId));
+  const { isAdmin } = useAuth();
+  const deployed = useDeployedBundles([...new Set((view?.instances ?? []).map((i) => i.bundleId))].sort(), isAdmin);
+  const columns: Column<InstanceView>[] = isAdmin ? [...instanceColumns, {
+    key: "kill",
+    header: <span className="sr-only">Actions</span>,
+    cell: (i) => deployed.has(i.bundleId) ? <KillInstanceButton bundleId={i.bundleId} instanceId={i.instanceId} /> : null,
+  }] : instanceColumns;
   return (
     <Stack>
       <PageTitle title="Cluster" kicker="Overview" description="Servers and bundle instances, as they join and leave">
@@ -55,7 +66,7 @@ export default function ClusterPage() {
             <FilterBar>
               <SearchFilter state={url} label="Search instances" placeholder="Bundle, instance or server" />
             </FilterBar>
-            <DataTable caption="Bundle instances" columns={instanceColumns} rows={instances}
+            <DataTable caption="Bundle instances" columns={columns} rows={instances}
               rowKey={(i) => `${i.bundleId}/${i.instanceId}/${i.serverId}`} empty="No instance online" />
           </Section>
           <SimpleGrid cols={{ base: 1, md: 2 }}>
