@@ -211,7 +211,7 @@ export function rangeParams(range: TimeRange): { from: string; to: string } {
 /** Telemetry moves on every report (seconds apart): charts refresh twice a minute. */
 const CHART_REFRESH_MS = 30_000;
 
-export function usePublicationRate(range: TimeRange) {
+export function usePublicationRate(range: TimeRange, options: { enabled?: boolean } = {}) {
   return useQuery({
     queryKey: ["dashboard", "publication-rate", range],
     queryFn: ({ signal }) =>
@@ -221,6 +221,7 @@ export function usePublicationRate(range: TimeRange) {
       }),
     placeholderData: keepPreviousData,
     refetchInterval: CHART_REFRESH_MS,
+    enabled: options.enabled,
   });
 }
 
@@ -235,13 +236,14 @@ function performanceQuery({ bundleId, componentId, aggregation, range }: Perform
   return { bundleId, componentId, aggregation, interval: range.intervalS, ...rangeParams(range) };
 }
 
-export function useComponentPerformance(params: PerformanceParams) {
+export function useComponentPerformance(params: PerformanceParams, options: { enabled?: boolean } = {}) {
   return useQuery({
     queryKey: ["performance", "component", params],
     queryFn: ({ signal }) =>
       api<ComponentPerformance>("/performance/component", { query: performanceQuery(params), signal }),
     placeholderData: keepPreviousData,
     refetchInterval: CHART_REFRESH_MS,
+    enabled: options.enabled,
   });
 }
 

@@ -159,8 +159,8 @@ export default function ComponentTelemetry({ bundleId, component, componentKind 
   const isAggregate = componentKind === "Aggregate";
   // A custom range still being typed asks for nothing (the last answer stays on screen).
   const params = { bundleId, componentId: component, aggregation, range: range ?? { intervalS: 900, periodMs: 6 * 3_600_000 } };
-  const handlers = useComponentPerformance(params);
-  const phases = useAggregatePerformance(params, { enabled: isAggregate });
+  const handlers = useComponentPerformance(params, { enabled: range !== null });
+  const phases = useAggregatePerformance(params, { enabled: isAggregate && range !== null });
   return (
     <Stack data-testid="telemetry">
       <Group justify="space-between" align="flex-end" wrap="wrap">
@@ -171,7 +171,8 @@ export default function ComponentTelemetry({ bundleId, component, componentKind 
             onChange={(value) => { url.set({ aggregation: value === "AVG" ? null : value }); }} />
         </Stack>
       </Group>
-      {handlers.isPending ? <Loading label="Loading the telemetry…" />
+      {range === null && <Text size="sm" c="dimmed">Pick a start and an end (after it) for the period.</Text>}
+      {handlers.isPending ? (range === null ? null : <Loading label="Loading the telemetry…" />)
         : handlers.isError ? <ErrorState error={handlers.error} onRetry={() => void handlers.refetch()} />
         : handlers.data.handlers.length === 0
           ? <Empty>No telemetry from this component in this period yet: its handlers report once they handle messages</Empty>
@@ -179,7 +180,7 @@ export default function ComponentTelemetry({ bundleId, component, componentKind 
       {isAggregate && (
         <Stack gap="xs" data-testid="phases-section">
           <Title order={3} size="h5">Command phases (lock, retrieve, compute, publish)</Title>
-          {phases.isPending ? <Loading label="Loading the phases…" />
+          {phases.isPending ? (range === null ? null : <Loading label="Loading the phases…" />)
             : phases.isError ? <ErrorState error={phases.error} onRetry={() => void phases.refetch()} />
             : <PhaseCharts data={phases.data} aggregation={aggregation} />}
         </Stack>

@@ -15,7 +15,8 @@ const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 export default function PublicationRateChart({ rate: now, windowSeconds }: { rate: number; windowSeconds: number }) {
   const [choice, setChoice] = useState<RangeChoice>({ period: "1h", interval: "60", from: "", to: "" });
   const range = timeRange(choice.period, Number(choice.interval), localInputMs(choice.from), localInputMs(choice.to));
-  const query = usePublicationRate(range ?? { intervalS: 60, periodMs: 3_600_000 });
+  // A custom range still being typed asks for nothing (the last answer stays on screen).
+  const query = usePublicationRate(range ?? { intervalS: 60, periodMs: 3_600_000 }, { enabled: range !== null });
   const chart = useMemo(() => {
     if (!query.data) return null;
     const buckets = query.data.buckets;
@@ -33,7 +34,8 @@ export default function PublicationRateChart({ rate: now, windowSeconds }: { rat
         <RangeControls idPrefix="rate" value={choice} onChange={(change) => { setChoice((c) => ({ ...c, ...change })); }} />
         <Text size="sm" c="dimmed">now {rate.format(now)} events/s (last {windowSeconds} s)</Text>
       </Group>
-      {query.isPending ? <Loading label="Loading the publication rate…" />
+      {range === null && <Text size="sm" c="dimmed">Pick a start and an end (after it) for the period.</Text>}
+      {query.isPending ? (range === null ? null : <Loading label="Loading the publication rate…" />)
         : query.isError ? <ErrorState error={query.error} onRetry={() => void query.refetch()} />
         : chart && (
           <>
