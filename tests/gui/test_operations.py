@@ -176,6 +176,12 @@ def test_an_admin_raises_the_maximum_spawns_and_kills_an_instance(
     expect(_deployment(page).get_by_test_id("deployment-instances")).to_have_text("1 online of 1 wanted")
     expect(_deployment(page).get_by_test_id("decisions").get_by_text(spawned).first).to_be_visible()
 
+    dark = open_page(color_scheme="dark")
+    dark.goto(f"{live.url}/bundles/{BUNDLE}")
+    expect(dark.get_by_test_id("instances").get_by_role("button", name=f"Kill instance {kept}")).to_be_visible()
+    expect(_deployment(dark).get_by_role("button", name="Spawn")).to_be_visible()
+    assert_accessible(dark)
+
 
 def test_a_viewer_sees_the_deployment_but_no_operation(live: OpsServer, open_page: Callable[..., Page]) -> None:
     page = open_page(user=VIEWER_USER)
