@@ -5,7 +5,7 @@ import { useDisclosure } from "@mantine/hooks";
 import { useState, type ReactNode } from "react";
 import { errorDetail } from "../api/client";
 
-export function ConfirmButton({ label, title, message, confirmLabel, onConfirm, color = "red", ...button }: {
+export function ConfirmButton({ label, title, message, confirmLabel, onConfirm, color = "red.9", ...button }: {
   label: ReactNode;
   title: string;
   message: ReactNode;
