@@ -19,8 +19,7 @@ from evento.server.api._models import ApiModel
 from evento.server.api._security import ViewerRequired
 
 # The performance API's range parameters, read and checked the same way (RFC 3339, at most MAX_BUCKETS buckets).
-from evento.server.api.performance import _BAD_RANGE, From, Interval, To
-from evento.server.api.performance import _range as time_range
+from evento.server.api._time_range import BAD_RANGE, From, Interval, To, time_range
 
 __all__ = ["PublicationRate", "PublicationRateBucket", "publication_rate", "router"]
 
@@ -138,7 +137,7 @@ class PublicationRate(ApiModel):
     buckets: list[PublicationRateBucket]
 
 
-@router.get("/dashboard/publication-rate", summary="The publication rate over time", responses=_BAD_RANGE)
+@router.get("/dashboard/publication-rate", summary="The publication rate over time", responses=BAD_RANGE)
 async def publication_rate_over_time(
     context: Annotated[ApiContext, Depends(api_context)],
     interval: Interval = 60,

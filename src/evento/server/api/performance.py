@@ -11,17 +11,17 @@ service times only the sampled ones (a bucket without samples has ``null``).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
 from evento.server.api._context import ApiContext, api_context
 from evento.server.api._models import ApiModel, Page, PageQuery
 from evento.server.api._security import Viewer
-from evento.server.telemetry import MAX_BUCKETS, Aggregation, HandlerStats
+from evento.server.api._time_range import BAD_RANGE, From, Interval, To, time_range
+from evento.server.telemetry import Aggregation, HandlerStats
 
 __all__ = [
     "AggregatePerformance",
@@ -35,15 +35,6 @@ __all__ = [
 
 router = APIRouter(prefix="/performance", tags=["performance"])
 
-#: The widest bucket: a year.
-MAX_INTERVAL_S = 366 * 86_400
-_HOUR_MS = 3_600_000
-#: The last millisecond a datetime can hold (9999-12-31T23:59:59.999Z).
-_LAST_MS = 253_402_300_799_999
-_BAD_RANGE: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The range is empty, outside 1970-9999, or holds too many buckets"}
-}
-
 BundleId = Annotated[str, Query(alias="bundleId", min_length=1, max_length=256, description="The bundle's id")]
 ComponentId = Annotated[
     str, Query(alias="componentId", min_length=1, max_length=256, description="The component's name")
@@ -51,27 +42,6 @@ ComponentId = Annotated[
 AggregationQuery = Annotated[
     Aggregation, Query(description="How service times inside a bucket combine: AVG, MAX or MIN")
 ]
-Interval = Annotated[int, Query(ge=1, le=MAX_INTERVAL_S, description="Bucket width in seconds")]
-# Times are RFC 3339 date-times (``2024-05-01T12:00:00Z``, ``…+02:00``), read here rather than by pydantic, which
-# would also take numbers and bare dates the document does not allow.
-_DATE_TIME = {"format": "date-time"}
-From = Annotated[
-    str | None,
-    Query(
-        alias="from",
-        max_length=64,
-        description="Start of the range, RFC 3339 (default: an hour before `to`)",
-        json_schema_extra=_DATE_TIME,
-    ),
-]
-To = Annotated[
-    str | None,
-    Query(
-        alias="to", max_length=64, description="End of the range, excluded, RFC 3339 (default: now)",
-        json_schema_extra=_DATE_TIME,
-    ),
-]  # fmt: skip
-_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class ServiceTimes(ApiModel):
@@ -160,43 +130,11 @@ class HandlerStatistics(ApiModel):
     updated_at: datetime
 
 
-def _ms(text: str, name: str) -> int:
-    """Epoch milliseconds of an RFC 3339 date-time; a 422 naming the parameter when it is not one."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise HTTPException(422, f"`{name}` must be an RFC 3339 date-time such as 2024-05-01T12:00:00Z, not {text!r}")
-    date, clock, fraction, zone = match.groups()
-    micros = f".{fraction[:6].ljust(6, '0')}" if fraction else ""  # datetime holds microseconds
-    try:
-        moment = datetime.fromisoformat(f"{date}T{clock}{micros}{'+00:00' if zone in 'Zz' else zone}")
-        return round(moment.timestamp() * 1000)
-    except (ValueError, OverflowError) as exc:
-        raise HTTPException(422, f"`{name}` is not a valid date-time: {exc}") from None
-
-
 def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def _range(interval: int, start: str | None, end: str | None) -> tuple[int, int]:
-    """The range in epoch ms, refused with a 400 when it is empty, outside 1970-9999 or cut in too many buckets."""
-    to_ms = _ms(end, "to") if end is not None else round(datetime.now(UTC).timestamp() * 1000)
-    from_ms = _ms(start, "from") if start is not None else to_ms - _HOUR_MS
-    if from_ms < 0:
-        raise HTTPException(400, "`from` must not be before 1970-01-01T00:00:00Z")
-    if to_ms > _LAST_MS:
-        raise HTTPException(400, "`to` must not be after 9999-12-31T23:59:59.999Z")
-    if to_ms <= from_ms:
-        raise HTTPException(400, "`to` must be after `from`")
-    buckets = -(-(to_ms - from_ms) // (interval * 1000))
-    if buckets > MAX_BUCKETS:
-        raise HTTPException(
-            400, f"the range holds {buckets} buckets of {interval}s; at most {MAX_BUCKETS} (widen `interval`)"
-        )
-    return from_ms, to_ms
-
-
-@router.get("/component", summary="Hits and service times of a component's handlers over time", responses=_BAD_RANGE)
+@router.get("/component", summary="Hits and service times of a component's handlers over time", responses=BAD_RANGE)
 async def component_performance(
     context: Annotated[ApiContext, Depends(api_context)],
     principal: Viewer,
@@ -209,7 +147,7 @@ async def component_performance(
 ) -> ComponentPerformance:
     """Per handler of the component, the buckets of ``interval`` seconds over ``[from, to)``: hits and service
     time combined by ``aggregation``. Handlers without a report in the range are left out."""
-    from_ms, to_ms = _range(interval, start, end)
+    from_ms, to_ms = time_range(interval, start, end)
     series = await context.server.telemetry.series(bundle_id, component_id, aggregation, interval, from_ms, to_ms)
     return ComponentPerformance(
         bundle_id=bundle_id,
@@ -234,7 +172,7 @@ async def component_performance(
     )
 
 
-@router.get("/aggregate", summary="The server's phases of an aggregate's commands over time", responses=_BAD_RANGE)
+@router.get("/aggregate", summary="The server's phases of an aggregate's commands over time", responses=BAD_RANGE)
 async def aggregate_performance(
     context: Annotated[ApiContext, Depends(api_context)],
     principal: Viewer,
@@ -248,7 +186,7 @@ async def aggregate_performance(
     """Per command type of the aggregate, the buckets of ``interval`` seconds over ``[from, to)``: commands
     timed, and their lock wait, story retrieval, bundle round trip (compute) and append (publish) combined by
     ``aggregation``."""
-    from_ms, to_ms = _range(interval, start, end)
+    from_ms, to_ms = time_range(interval, start, end)
     telemetry = context.server.telemetry
     series = await telemetry.aggregate_phases(bundle_id, component_id, aggregation, interval, from_ms, to_ms)
     return AggregatePerformance(
