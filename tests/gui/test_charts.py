@@ -67,7 +67,7 @@ def settled_performance(live: LiveSystem, bundle_id: str) -> tuple[dict[str, int
         assert live.api is not None
         for bundle in live.api.system.bundles:
             await bundle.telemetry.flush()
-        params = {"bundleId": bundle_id, "componentId": AGGREGATE, "interval": 900, **_range()}
+        params: dict[str, str | int] = {"bundleId": bundle_id, "componentId": AGGREGATE, "interval": 900, **_range()}
         for route, key in (("component", "handlers"), ("aggregate", "commands")):
             response = await live.api.viewer.get(f"/api/performance/{route}", params=params)
             assert response.status_code == 200, response.text
