@@ -82,7 +82,7 @@ async def test_published_bundle_runs_from_its_wheel_and_serves(tmp_path: Path, p
         # The catalog knows it from its description: components, handlers, payload schemas, source link.
         detail = (await admin.get("/api/bundle/greeter")).json()
         assert detail["repositoryUrl"] == "https://example.org/greeter/blob/main/"
-        assert [h["payload"] for h in detail["handlers"]] == ["Greet"]
+        assert [h["payload"] for h in detail["handlers"]] == ["SampleGreet"]
         assert "greeter" in [b["bundleId"] for b in (await admin.get("/api/bundle/")).json()["items"]]
 
         async def online(admin: httpx.AsyncClient = admin) -> bool:
@@ -94,14 +94,14 @@ async def test_published_bundle_runs_from_its_wheel_and_serves(tmp_path: Path, p
         assert (venv / ".evento-installed").exists()  # run from the wheel, not the server's environment
         sys.path.insert(0, str(SAMPLE / "src"))  # the test's caller needs the payload classes
         try:
-            from evento_publish_sample.bundle import Greet
+            from evento_publish_sample.bundle import SampleGreet
         finally:
             sys.path.remove(str(SAMPLE / "src"))
         caller = Bundle("publish-caller", components=[Ticker])
         await caller.start(TcpConnector(server.bus, auth_token=TOKEN))
         try:
             commands, _ = caller.gateways(None)
-            answer = await commands.send(Greet(name="ada"))
+            answer = await commands.send(SampleGreet(name="ada"))
             assert answer.text == "hello ada"
         finally:
             await caller.stop()

@@ -54,6 +54,12 @@ ADMIN_USER = "admin"
 #: Seconds a password that verified stays known to this process (by a keyed digest, never the password): HTTP
 #: Basic sends it on every request, and argon2 is slow on purpose.
 VERIFIED_TTL_SECONDS = 60.0
+#: argon2id as OWASP recommends it (19 MiB, 2 passes, 1 lane) rather than argon2-cffi's default of 64 MiB: every
+#: login and every uncached Basic request hashes, so the memory of a hash is memory an anonymous caller can make the
+#: server spend. ``HASHING_AT_ONCE`` hashes at most run together; the others wait their turn.
+HASH_MEMORY_KIB = 19_456
+HASH_TIME_COST = 2
+HASHING_AT_ONCE = 2
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS evento_api_user (
@@ -120,7 +126,8 @@ class UserStore:
 
     def __init__(self, database: Database, hasher: PasswordHasher | None = None) -> None:
         self.database = database
-        self._hasher = hasher or PasswordHasher()
+        self._hasher = hasher or PasswordHasher(time_cost=HASH_TIME_COST, memory_cost=HASH_MEMORY_KIB, parallelism=1)
+        self._hashing = asyncio.Semaphore(HASHING_AT_ONCE)
         # For a user name whose password is wrong: verifying against this takes as long as a real check.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         # (name, stored hash) -> (keyed digest of the password that verified, until when).
@@ -137,11 +144,15 @@ class UserStore:
         except EventStoreError:  # two servers of a cluster creating the tables at once: one of them won
             await self.database.transaction(create)
 
+    async def _hash(self, password: str) -> str:
+        async with self._hashing:
+            return await asyncio.to_thread(self._hasher.hash, password)
+
     async def add(self, name: str, password: str, role: Role) -> User:
         """Create a user; raises :class:`UserExistsError` when the name is taken."""
         validate_user_name(name)
         _check_password(password)
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        password_hash = await self._hash(password)
         user = User(name, role, int(time.time() * 1000))
         inserted = await self.database.execute(
             "INSERT INTO evento_api_user (name, password_hash, role, created_ms) VALUES (?, ?, ?, ?)"
@@ -155,7 +166,7 @@ class UserStore:
     async def set_password(self, name: str, password: str) -> None:
         """Replace a user's password; raises :class:`UserNotFoundError`."""
         _check_password(password)
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        password_hash = await self._hash(password)
         changed = await self.database.execute(
             "UPDATE evento_api_user SET password_hash = ? WHERE name = ?", (password_hash, name)
         )
@@ -194,7 +205,8 @@ class UserStore:
         now = time.monotonic()
         if row is not None and known is not None and known[1] > now and hmac.compare_digest(known[0], digest):
             return User(row[0], Role(row[1]), int(row[2]))
-        matches = await asyncio.to_thread(self._matches, stored, password)
+        async with self._hashing:
+            matches = await asyncio.to_thread(self._matches, stored, password)
         if row is None or not matches:
             return None
         if len(self._verified) > 10_000:  # bounded: names are few, a flood of them is an attack

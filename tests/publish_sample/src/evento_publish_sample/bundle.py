@@ -1,11 +1,14 @@
-"""The greeter bundle: one aggregate answering ``Greet`` with ``Greeted``."""
+"""The greeter bundle: one aggregate answering ``SampleGreet`` with ``SampleGreeted``.
+
+Payload names are routing keys, global to a process: the suite runs other examples with a ``Greeted`` of their
+own, so the sample's names are its own."""
 
 from __future__ import annotations
 
 from evento import Bundle, DomainCommand, DomainEvent, aggregate, aggregate_command_handler
 
 
-class Greet(DomainCommand):
+class SampleGreet(DomainCommand):
     name: str
 
     @property
@@ -13,7 +16,7 @@ class Greet(DomainCommand):
         return f"greeting-{self.name}"
 
 
-class Greeted(DomainEvent):
+class SampleGreeted(DomainEvent):
     name: str
     text: str
 
@@ -21,8 +24,8 @@ class Greeted(DomainEvent):
 @aggregate()
 class Greeting:
     @aggregate_command_handler(init=True)
-    def greet(self, command: Greet) -> Greeted:
-        return Greeted(name=command.name, text=f"hello {command.name}")
+    def greet(self, command: SampleGreet) -> SampleGreeted:
+        return SampleGreeted(name=command.name, text=f"hello {command.name}")
 
 
 def build() -> Bundle:
