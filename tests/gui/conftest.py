@@ -89,6 +89,8 @@ def open_page(
         context = browser.new_context(
             viewport={"width": 1280, "height": 800},
             color_scheme=color_scheme,
+            # No transitions (the GUI respects the preference): axe must not read a dialog while it fades in.
+            reduced_motion="reduce",
             storage_state=sessions(user) if user else None,
         )
         context.set_default_timeout(TIMEOUT_MS)
