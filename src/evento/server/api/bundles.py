@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -21,7 +21,7 @@ from pydantic import Field
 
 from evento.discovery import BundleRegistration
 from evento.server.api._context import ApiContext, api_context
-from evento.server.api._models import ApiModel, Page, PageQuery
+from evento.server.api._models import ApiModel, Page, PageQuery, instant
 from evento.server.api._security import (
     Admin,
     Viewer,
@@ -79,18 +79,13 @@ class BundleDetail(BundleItem):
     handlers: list[HandlerItem]
 
 
-def at(ms: int) -> datetime:
-    """Epoch milliseconds as an aware UTC datetime (how the API writes times)."""
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def instance_item(record: InstanceRecord) -> InstanceItem:
     return InstanceItem(
         instance_id=record.instance_id,
         server_id=record.server_id,
         bundle_version=record.bundle_version,
         enabled=record.enabled,
-        joined_at=at(record.joined_ms),
+        joined_at=instant(record.joined_ms),
     )
 
 
@@ -102,8 +97,8 @@ def bundle_item(record: BundleRecord) -> BundleItem:
         detail=record.detail,
         repository_url=record.repository_url,
         line_prefix=record.line_prefix,
-        first_seen_at=at(record.first_seen_ms),
-        last_seen_at=at(record.last_seen_ms),
+        first_seen_at=instant(record.first_seen_ms),
+        last_seen_at=instant(record.last_seen_ms),
         online=record.online,
         instances=[instance_item(instance) for instance in record.instances],
     )
@@ -217,7 +212,7 @@ async def _view(supervisor: Supervisor, state: DeployState) -> DeploymentView:
         online=len(online),
         last_error=state.last_error,
         decisions=[
-            DecisionItem(at=at(d.at_ms), action=d.action, instance_id=d.instance_id, server_id=d.server_id,
+            DecisionItem(at=instant(d.at_ms), action=d.action, instance_id=d.instance_id, server_id=d.server_id,
                          reason=d.reason)
             for d in decisions
         ],

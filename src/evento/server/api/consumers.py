@@ -21,9 +21,8 @@ from pydantic import BeforeValidator, Field
 from evento.messages import AdminRequest, DeadEventView, GetConsumerStatus, ListDeadEvents
 from evento.server.admin import ConsumerRecord, InstanceStatus
 from evento.server.api._context import ApiContext, api_context
-from evento.server.api._models import ApiModel, Page, PageQuery
+from evento.server.api._models import ApiModel, Page, PageQuery, instant
 from evento.server.api._security import Admin, Viewer
-from evento.server.api.bundles import at
 from evento.server.api.catalog import ID_PATTERN
 
 __all__ = ["ConsumerItem", "ConsumerStatus", "DeadEvent", "ResetAccepted", "ResetRequest", "router"]
@@ -170,8 +169,8 @@ def consumer_status(found: InstanceStatus) -> ConsumerStatus:
         holds_lock=status.holds_lock,
         error_count=status.error_count,
         error_message=status.error_message,
-        error_since=at(status.error_since) if status.error_since is not None else None,
-        last_error_at=at(status.last_error_at) if status.last_error_at is not None else None,
+        error_since=instant(status.error_since) if status.error_since is not None else None,
+        last_error_at=instant(status.last_error_at) if status.last_error_at is not None else None,
         dead_events=status.dead_events,
         in_flight=status.in_flight,
     )
@@ -190,8 +189,8 @@ def dead_event(view: DeadEventView) -> DeadEvent:
         aggregate_id=event.aggregate_id,
         aggregate_version=event.aggregate_version,
         context=event.context,
-        timestamp=at(event.timestamp),
-        dead_at=at(view.dead_at),
+        timestamp=instant(event.timestamp),
+        dead_at=instant(view.dead_at),
         error=view.error,
         retry=view.retry,
         payload=payload,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -15,7 +15,7 @@ from pydantic import Field
 
 from evento._version import __version__
 from evento.server.api._context import ApiContext, api_context
-from evento.server.api._models import ApiModel
+from evento.server.api._models import ApiModel, instant
 from evento.server.api._security import ViewerRequired
 
 # The performance API's range parameters, read and checked the same way (RFC 3339, at most MAX_BUCKETS buckets).
@@ -153,12 +153,12 @@ async def publication_rate_over_time(
     for begin in range(from_ms, to_ms, width):
         events = counts.get(begin, 0)
         seconds = (min(begin + width, to_ms) - begin) / 1000
-        at = datetime.fromtimestamp(begin / 1000, UTC)
+        at = instant(begin)
         buckets.append(PublicationRateBucket(timestamp=at, events=events, rate_per_s=round(events / seconds, 3)))
     return PublicationRate(
         interval=interval,
-        from_=datetime.fromtimestamp(from_ms / 1000, UTC),
-        to=datetime.fromtimestamp(to_ms / 1000, UTC),
+        from_=instant(from_ms),
+        to=instant(to_ms),
         events=sum(b.events for b in buckets),
         buckets=buckets,
     )

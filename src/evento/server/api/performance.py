@@ -11,14 +11,14 @@ service times only the sampled ones (a bucket without samples has ``null``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
 from evento.server.api._context import ApiContext, api_context
-from evento.server.api._models import ApiModel, Page, PageQuery
+from evento.server.api._models import ApiModel, Page, PageQuery, instant
 from evento.server.api._security import Viewer
 from evento.server.api._time_range import BAD_RANGE, From, Interval, To, time_range
 from evento.server.telemetry import Aggregation, HandlerStats
@@ -130,10 +130,6 @@ class HandlerStatistics(ApiModel):
     updated_at: datetime
 
 
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 @router.get("/component", summary="Hits and service times of a component's handlers over time", responses=BAD_RANGE)
 async def component_performance(
     context: Annotated[ApiContext, Depends(api_context)],
@@ -154,8 +150,8 @@ async def component_performance(
         component_id=component_id,
         aggregation=aggregation,
         interval=interval,
-        from_=_at(from_ms),
-        to=_at(to_ms),
+        from_=instant(from_ms),
+        to=instant(to_ms),
         handlers=[
             HandlerPerformance(
                 handler_id=f"{bundle_id}:{component_id}:{s.payload}",
@@ -163,7 +159,7 @@ async def component_performance(
                 handler_kind=s.handler_kind,
                 payload=s.payload,
                 points=[
-                    ServiceTimes(timestamp=_at(p.start_ms), hits=p.hits, service_time_ms=p.service_time_ms)
+                    ServiceTimes(timestamp=instant(p.start_ms), hits=p.hits, service_time_ms=p.service_time_ms)
                     for p in s.points
                 ],
             )
@@ -194,14 +190,14 @@ async def aggregate_performance(
         component_id=component_id,
         aggregation=aggregation,
         interval=interval,
-        from_=_at(from_ms),
-        to=_at(to_ms),
+        from_=instant(from_ms),
+        to=instant(to_ms),
         commands=[
             CommandPhases(
                 payload=s.payload,
                 points=[
                     PhaseTimes(
-                        timestamp=_at(p.start_ms),
+                        timestamp=instant(p.start_ms),
                         hits=p.hits,
                         total_ms=p.total_ms,
                         lock_ms=p.lock_ms,
@@ -235,7 +231,7 @@ def statistics(stats: HandlerStats) -> HandlerStatistics:
         last_ms=stats.last_ms,
         arrival_rate_per_s=stats.arrival_rate_per_s,
         invocation_probability=stats.invocation_probability,
-        updated_at=_at(stats.updated_ms),
+        updated_at=instant(stats.updated_ms),
     )
 
 
